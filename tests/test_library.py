@@ -31,7 +31,7 @@ def test_library_tokens_are_physical(library):
     a_k, _ = tokens.column("a_k")
     assert np.nanmin(a_k) >= -0.2 and np.nanmax(a_k) <= 3.0
     # XP flux tokens are normalised by the median RP flux: order unity in the red
-    rp = tokens.values[:, tokens.index(["xp_805"])[0]]
+    rp = tokens.values[:, tokens.index(["xp_810"])[0]]
     assert 0.5 < np.median(rp) < 2.0
     errors = tokens.errors[tokens.present]
     assert np.all(errors > 0)

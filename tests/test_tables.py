@@ -35,7 +35,7 @@ def test_table_with_column_map(tmp_path, name):
     assert teff[:2].tolist() == [4800.0, 5200.0] and np.isnan(teff[2])
     j_k, _ = tokens.column("j_k")
     np.testing.assert_allclose(j_k, [0.7, 0.4, 0.5], atol=1e-6)
-    assert not tokens.present[:, tokens.index(["xp_505"])[0]].any()
+    assert not tokens.present[:, tokens.index(["xp_510"])[0]].any()
 
 
 def test_bad_mappings_are_errors(tmp_path):

@@ -16,13 +16,13 @@ def test_binning_normalises_and_averages(rng):
     flux = np.stack([3e-16 * slope, 7e-17 * slope])
     error = 0.02 * flux
     values, errors = bin_spectra(flux, error, binning)
-    assert values.shape == (2, binning.n_bins) == (2, 61)
+    assert values.shape == (2, binning.n_bins) == (2, 30)
     # same shape, different scale: identical normalised tokens
     np.testing.assert_allclose(values[0], values[1], rtol=1e-12)
     norm = np.median(slope[binning.norm_pixels()])
-    centre_slope = 1.0 + 0.001 * (binning.centres_nm - 1.0 - 336)  # mean of 5 pixels
+    centre_slope = 1.0 + 0.001 * (binning.centres_nm - 1.0 - 336)  # mean of 10 pixels
     np.testing.assert_allclose(values[0], centre_slope / norm, rtol=1e-12)
-    # correlated pixels: bin error is the mean pixel error, not sqrt(5) smaller
+    # correlated pixels: bin error is the mean pixel error, not sqrt(10) smaller
     np.testing.assert_allclose(errors[0], 0.02 * values[0], rtol=1e-12)
 
 
@@ -47,3 +47,5 @@ def test_binning_rejects_bad_configuration():
         XPBinning(width_nm=3.0)
     with pytest.raises(ValueError, match="outside"):
         XPBinning(start_nm=300.0)
+    with pytest.raises(ValueError, match="whole number"):
+        XPBinning(start_nm=390.0)

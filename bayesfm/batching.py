@@ -1,0 +1,130 @@
+"""Any-to-any training batches: random context/target subsets of each star's tokens.
+
+Each star in a batch gets one of three tasks, so that the model learns the queries
+bayesfm asks of it as well as arbitrary ones:
+- ``labels -> rest``: context is a random non-empty subset of the star's labels and
+  extinction; targets are all its other tokens (the emulator query inside NUTS);
+- ``observables -> labels``: context is a random subset (at least half) of its XP and
+  colour tokens, sometimes with extinction; targets are its labels (amortized inference);
+- ``random``: a random split of its tokens into context and targets.
+Context and targets never overlap; targets are capped per star. Arrays are padded to a few fixed lengths so that a
+jitted step compiles only a handful of shapes.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Batch", "TaskMix", "sample_batch", "pack"]
+
+_PAD_MULTIPLE = 24
+
+
+class Batch(NamedTuple):
+    """A padded training batch (normalised units); all arrays [B, C] or [B, K]."""
+
+    context_index: np.ndarray
+    context_value: np.ndarray
+    context_error: np.ndarray
+    context_mask: np.ndarray
+    target_index: np.ndarray
+    target_value: np.ndarray
+    target_error: np.ndarray
+    target_mask: np.ndarray
+
+
+class TaskMix(NamedTuple):
+    """Probabilities of the three tasks (they must add up to one)."""
+
+    labels_to_rest: float = 0.3
+    observables_to_labels: float = 0.3
+    random: float = 0.4
+
+
+def sample_batch(
+    rng, values, errors, present, label_tokens, observable_tokens, mix=TaskMix(), max_targets=24
+):
+    """Draw context/target masks for B stars and pack them.
+
+    Args:
+        rng: numpy Generator.
+        values, errors: Normalised token values and errors [B, T] (anything where absent).
+        present: Which tokens each star has [B, T] (bool).
+        label_tokens: Boolean [T], True for labels and extinction.
+        observable_tokens: Boolean [T], True for XP flux and colour tokens.
+        mix: Task probabilities.
+        max_targets: At most this many targets per star (a random subset), which bounds
+            the decoder's cost per step.
+
+    Returns:
+        A Batch.
+    """
+    b, t = present.shape
+    task = rng.choice(3, size=b, p=np.asarray(mix))
+    u = rng.random((b, t))
+    # random: context is a random fraction of the present tokens
+    fraction = rng.uniform(0.05, 0.95, size=(b, 1))
+    context = present & (u < fraction)
+    target = present & ~context
+    # labels -> rest
+    keep = rng.uniform(0.3, 1.0, size=(b, 1))
+    lab_ctx = present & label_tokens & (u < keep)
+    lab = task == 0
+    context[lab], target[lab] = lab_ctx[lab], (present & ~lab_ctx)[lab]
+    # observables -> labels
+    obs_ctx = present & observable_tokens & (u < rng.uniform(0.5, 1.0, size=(b, 1)))
+    with_extinction = rng.random((b, 1)) < 0.3
+    obs_ctx |= present & label_tokens & with_extinction & _is_last(label_tokens)
+    obs = task == 1
+    context[obs] = obs_ctx[obs]
+    target[obs] = (present & label_tokens & ~obs_ctx)[obs]
+    # every star needs at least one context and one target token
+    _ensure_one(context, target, present, u)
+    if t > max_targets:
+        rank_key = np.where(target, rng.random((b, t)), 2.0)
+        target &= rank_key <= np.sort(rank_key, axis=1)[:, max_targets - 1 : max_targets]
+    return pack(values, errors, context, target)
+
+
+def _is_last(label_tokens):
+    """Boolean [T]: the last label token (extinction comes last in the vocabulary)."""
+    last = np.zeros_like(label_tokens)
+    last[np.nonzero(label_tokens)[0][-1]] = True
+    return last
+
+
+def _ensure_one(context, target, present, u):
+    for row in np.nonzero(~context.any(axis=1) | ~target.any(axis=1))[0]:
+        have = np.nonzero(present[row])[0]
+        order = have[np.argsort(u[row, have])]
+        context[row], target[row] = False, False
+        if len(order) >= 2:
+            context[row, order[:1]] = True
+            target[row, order[1:]] = True
+
+
+def pack(values, errors, context, target) -> Batch:
+    """Gather the True entries of ``context``/``target`` [B, T] into padded index arrays."""
+    ci, cm = _gather(context)
+    ti, tm = _gather(target)
+    rows = np.arange(len(values))[:, None]
+    return Batch(
+        context_index=ci,
+        context_value=np.where(cm, values[rows, ci], 0.0).astype(np.float32),
+        context_error=np.where(cm, errors[rows, ci], 1.0).astype(np.float32),
+        context_mask=cm,
+        target_index=ti,
+        target_value=np.where(tm, values[rows, ti], 0.0).astype(np.float32),
+        target_error=np.where(tm, errors[rows, ti], 1.0).astype(np.float32),
+        target_mask=tm,
+    )
+
+
+def _gather(mask):
+    count = mask.sum(axis=1)
+    width = max(_PAD_MULTIPLE, int(np.ceil(count.max() / _PAD_MULTIPLE) * _PAD_MULTIPLE))
+    order = np.argsort(~mask, axis=1, kind="stable")[:, :width]
+    if order.shape[1] < width:
+        order = np.pad(order, ((0, 0), (0, width - order.shape[1])))
+    valid = np.arange(width)[None, :] < count[:, None]
+    return np.where(valid, order, 0).astype(np.int32), valid

@@ -1,0 +1,275 @@
+"""Self-supervised training of the foundation model: pure step, resumable loop.
+
+``train_step(params, opt_state, batch)`` is a pure jitted function; ``train`` wires it to
+the data, checkpoints (every few minutes, atomic, exact resume: the batch of step s is
+drawn from a generator seeded with (seed, s)), validation-split early stopping, a JSONL
+metrics log and a progress bar.
+"""
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from .batching import Batch, TaskMix, sample_batch
+from .foundation_model import FoundationModel, build_model
+from .pytree_io import load_leaves, save_leaves
+from .split import split_mask
+from .star_tokens import StarTokens
+from .tokens import default_token_specs
+from .transformer import TransformerConfig
+from .vocabulary import Vocabulary, fit_vocabulary
+from .xp_grid import XPBinning
+
+__all__ = [
+    "TrainConfig",
+    "RunConfig",
+    "NormalisedStars",
+    "normalise_stars",
+    "gaussian_nll",
+    "make_train_step",
+    "train",
+]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (see configs/default.json)."""
+
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    warmup_steps: int = 500
+    max_steps: int = 20000
+    weight_decay: float = 1e-4
+    clip_norm: float = 1.0
+    eval_every: int = 250
+    patience: int = 8
+    val_stars: int = 2000
+    checkpoint_every_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A complete, reproducible training run."""
+
+    seed: int = 0
+    model: dict = field(default_factory=dict)  # TransformerConfig fields except n_tokens
+    training: TrainConfig = TrainConfig()
+    binning: XPBinning = XPBinning()
+    task_mix: TaskMix = TaskMix()
+
+    @classmethod
+    def from_file(cls, path) -> "RunConfig":
+        data = json.loads(Path(path).read_text())
+        return cls(
+            seed=data.get("seed", 0),
+            model=data.get("model", {}),
+            training=TrainConfig(**data.get("training", {})),
+            binning=XPBinning(**data.get("binning", {})),
+            task_mix=TaskMix(**data.get("task_mix", {})),
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "seed": self.seed,
+            "model": self.model,
+            "training": asdict(self.training),
+            "binning": asdict(self.binning),
+            "task_mix": self.task_mix._asdict(),
+        }
+
+
+@dataclass(frozen=True)
+class NormalisedStars:
+    """Normalised token arrays of one split; absent tokens hold 0 value / 1 error."""
+
+    values: np.ndarray  # [N, T] float32
+    errors: np.ndarray  # [N, T] float32
+    present: np.ndarray  # [N, T] bool
+
+
+def normalise_stars(tokens: StarTokens, vocabulary: Vocabulary) -> NormalisedStars:
+    index = vocabulary.index(tokens.names)
+    z, ze = vocabulary.normalise(tokens.values, tokens.errors, index)
+    present = tokens.present
+    return NormalisedStars(
+        values=np.where(present, z, 0.0).astype(np.float32),
+        errors=np.where(present, ze, 1.0).astype(np.float32),
+        present=present,
+    )
+
+
+def gaussian_nll(mean, log_variance, value, error, mask):
+    """Mean Gaussian NLL over masked entries, variance = exp(log_variance) + error^2."""
+    variance = jnp.exp(log_variance) + error**2
+    nll = 0.5 * (jnp.log(2 * jnp.pi * variance) + (value - mean) ** 2 / variance)
+    return jnp.sum(jnp.where(mask, nll, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
+
+
+def _batch_loss(graphdef, params, batch: Batch):
+    from flax import nnx
+
+    model = nnx.merge(graphdef, params)
+    mean, log_variance = model(
+        batch.context_index,
+        batch.context_value,
+        batch.context_error,
+        batch.context_mask,
+        batch.target_index,
+    )
+    return gaussian_nll(
+        mean, log_variance, batch.target_value, batch.target_error, batch.target_mask
+    )
+
+
+def make_optimizer(config: TrainConfig):
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=config.learning_rate,
+        warmup_steps=config.warmup_steps,
+        decay_steps=config.max_steps,
+        end_value=config.learning_rate * 0.02,
+    )
+    optimizer = optax.chain(
+        optax.clip_by_global_norm(config.clip_norm),
+        optax.adamw(schedule, weight_decay=config.weight_decay),
+    )
+    return optimizer, schedule
+
+
+def make_train_step(graphdef, optimizer):
+    """A pure jitted ``(params, opt_state, batch) -> (params, opt_state, loss)``."""
+
+    @jax.jit
+    def train_step(params, opt_state, batch):
+        loss, grads = jax.value_and_grad(lambda p: _batch_loss(graphdef, p, batch))(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    return train_step
+
+
+def make_eval_loss(graphdef):
+    return jax.jit(lambda params, batch: _batch_loss(graphdef, params, batch))
+
+
+def _token_groups(vocabulary: Vocabulary):
+    groups = np.array([s.group for s in vocabulary.specs])
+    labels = np.isin(groups, ["label", "extinction"])
+    observables = np.isin(groups, ["xp_bp", "xp_rp", "colour"])
+    return labels, observables
+
+
+def _draw(stars: NormalisedStars, rows, rng, vocabulary, mix):
+    labels, observables = _token_groups(vocabulary)
+    return sample_batch(
+        rng, stars.values[rows], stars.errors[rows], stars.present[rows], labels, observables, mix
+    )
+
+
+def data_hash(tokens: StarTokens) -> str:
+    digest = hashlib.sha256()
+    for array in (tokens.source_id, tokens.values, tokens.errors):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def train(run: RunConfig, tokens: StarTokens, out_dir, progress: bool = True) -> FoundationModel:
+    """Train (or resume) in ``out_dir``; returns the best model on the validation split.
+
+    Args:
+        run: The run configuration.
+        tokens: All stars (split by source id here; test stars are never used).
+        out_dir: Holds checkpoint.npz, best.safetensors/.json, metrics.jsonl, config.json.
+        progress: Show a progress bar.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(run.to_dict(), indent=1))
+    cfg = run.training
+    train_tokens = tokens.take(split_mask(tokens.source_id, "train"))
+    val_tokens = tokens.take(split_mask(tokens.source_id, "validation"))
+    vocabulary = fit_vocabulary(train_tokens, default_token_specs(run.binning), run.binning)
+    train_stars = normalise_stars(train_tokens, vocabulary)
+    val_stars = normalise_stars(val_tokens, vocabulary)
+    model_config = TransformerConfig(n_tokens=len(vocabulary), **run.model)
+    graphdef, params = build_model(model_config, seed=run.seed)
+    optimizer, schedule = make_optimizer(cfg)
+    opt_state = optimizer.init(params)
+    train_step = make_train_step(graphdef, optimizer)
+    eval_loss = make_eval_loss(graphdef)
+    val_rng = np.random.default_rng([run.seed, 2**31 - 1])
+    val_rows = val_rng.permutation(len(val_tokens))[: cfg.val_stars]
+    val_batches = [
+        _draw(val_stars, val_rows[i : i + cfg.batch_size], val_rng, vocabulary, run.task_mix)
+        for i in range(0, len(val_rows), cfg.batch_size)
+    ]
+    info = {"data_hash": data_hash(train_tokens), "run_config": run.to_dict()}
+
+    step, best_val, bad_evals = 0, np.inf, 0
+    checkpoint = out / "checkpoint.npz"
+    if checkpoint.exists():
+        (params, opt_state), extras = load_leaves(checkpoint, (params, opt_state))
+        step, best_val, bad_evals = (
+            int(extras["step"]),
+            float(extras["best_val"]),
+            int(extras["bad_evals"]),
+        )
+        print(f"resuming from step {step} (best validation NLL {best_val:.4f})")
+
+    def evaluate(p):
+        return float(np.mean([eval_loss(p, b) for b in val_batches]))
+
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=not progress, desc="training")
+    last_save, start, losses = time.time(), time.time(), []
+    with (out / "metrics.jsonl").open("a") as log:
+        while step < cfg.max_steps and bad_evals < cfg.patience:
+            rng = np.random.default_rng([run.seed, step])
+            rows = rng.integers(0, len(train_tokens), size=cfg.batch_size)
+            batch = _draw(train_stars, rows, rng, vocabulary, run.task_mix)
+            params, opt_state, loss = train_step(params, opt_state, batch)
+            step += 1
+            losses.append(float(loss))
+            bar.update(1)
+            if step % cfg.eval_every == 0 or step == cfg.max_steps:
+                val = evaluate(params)
+                if val < best_val:
+                    best_val, bad_evals = val, 0
+                    FoundationModel(model_config, vocabulary, graphdef, params, info).save(
+                        out / "best"
+                    )
+                else:
+                    bad_evals += 1
+                record = {
+                    "step": step,
+                    "train_nll": float(np.mean(losses)),
+                    "val_nll": val,
+                    "best_val_nll": best_val,
+                    "learning_rate": float(schedule(step)),
+                    "elapsed_s": time.time() - start,
+                }
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                bar.set_postfix(train=f"{record['train_nll']:.3f}", val=f"{val:.3f}")
+                losses = []
+            if time.time() - last_save > cfg.checkpoint_every_s or step == cfg.max_steps:
+                save_leaves(
+                    checkpoint,
+                    (params, opt_state),
+                    step=step,
+                    best_val=best_val,
+                    bad_evals=bad_evals,
+                )
+                last_save = time.time()
+    bar.close()
+    save_leaves(checkpoint, (params, opt_state), step=step, best_val=best_val, bad_evals=bad_evals)
+    if not (out / "best.safetensors").exists():
+        FoundationModel(model_config, vocabulary, graphdef, params, info).save(out / "best")
+    return FoundationModel.load(out / "best")

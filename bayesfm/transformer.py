@@ -1,0 +1,136 @@
+"""The foundation model: a Flax NNX encoder-decoder transformer over star tokens.
+
+In the spirit of Leung & Bovy (2024): each vocabulary token t has learned vectors
+w_t, b_t (and u_t for its measurement error); a known value x with normalised error s
+embeds as ``gelu(w_t x + b_t + u_t log s)``; a requested token embeds as w_t alone.
+An encoder of self-attention blocks reads the context (padding masked); a decoder
+whose queries are the requested tokens cross-attends to it and gives a mean and a
+log-variance per request. Queries do not attend to one another, so a prediction never
+depends on what else was requested: a labels -> spectrum query for K tokens costs K
+independent small cross-attentions, which is what keeps the emulator fast inside NUTS.
+"""
+
+from dataclasses import asdict, dataclass
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+__all__ = ["TransformerConfig", "StarTransformer"]
+
+_LOG_ERROR_FLOOR = -7.0  # log of the smallest normalised error the embedding sees
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Sizes of the transformer.
+
+    Attributes:
+        n_tokens: Vocabulary size T.
+        width: Embedding width d.
+        n_heads: Attention heads (width must divide by it).
+        n_encoder_layers: Self-attention blocks over the context.
+        n_decoder_layers: Cross-attention blocks of the requested tokens.
+        mlp_width: Hidden width of each block's MLP.
+        embed_errors: Whether the context embedding sees each value's measurement error.
+    """
+
+    n_tokens: int
+    width: int = 64
+    n_heads: int = 4
+    n_encoder_layers: int = 2
+    n_decoder_layers: int = 2
+    mlp_width: int = 128
+    embed_errors: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Attention(nnx.Module):
+    def __init__(self, width: int, n_heads: int, rngs: nnx.Rngs):
+        self.n_heads = n_heads
+        self.query = nnx.Linear(width, width, rngs=rngs)
+        self.key_value = nnx.Linear(width, 2 * width, rngs=rngs)
+        self.out = nnx.Linear(width, width, rngs=rngs)
+
+    def __call__(self, x, context, context_mask):
+        """x [B, Q, d] attends to context [B, C, d] where context_mask [B, C] is True."""
+        b, q, d = x.shape
+        h = self.n_heads
+        queries = self.query(x).reshape(b, q, h, d // h)
+        keys, values = jnp.split(self.key_value(context).reshape(b, -1, h, 2 * d // h), 2, axis=-1)
+        logits = jnp.einsum("bqhk,bchk->bhqc", queries, keys) / jnp.sqrt(d / h)
+        logits = jnp.where(context_mask[:, None, None, :], logits, -1e30)
+        weights = jax.nn.softmax(logits, axis=-1)
+        attended = jnp.einsum("bhqc,bchk->bqhk", weights, values).reshape(b, q, d)
+        return self.out(attended)
+
+
+class _Block(nnx.Module):
+    """Pre-norm attention + MLP block; self-attention when no separate context is given."""
+
+    def __init__(self, config: TransformerConfig, rngs: nnx.Rngs):
+        d = config.width
+        self.norm_x = nnx.LayerNorm(d, rngs=rngs)
+        self.norm_context = nnx.LayerNorm(d, rngs=rngs)
+        self.attention = _Attention(d, config.n_heads, rngs)
+        self.norm_mlp = nnx.LayerNorm(d, rngs=rngs)
+        self.hidden = nnx.Linear(d, config.mlp_width, rngs=rngs)
+        self.project = nnx.Linear(config.mlp_width, d, rngs=rngs)
+
+    def __call__(self, x, context, context_mask):
+        x = x + self.attention(self.norm_x(x), self.norm_context(context), context_mask)
+        return x + self.project(jax.nn.gelu(self.hidden(self.norm_mlp(x))))
+
+
+class StarTransformer(nnx.Module):
+    """Any-to-any predictor over star tokens (normalised units).
+
+    Call with a batch of B stars: ``model(context_index, context_value, context_error,
+    context_mask, request_index)`` -> (mean, log_variance), each [B, K].
+
+    Args (of ``__call__``):
+        context_index: Vocabulary indices of the known tokens [B, C] (int).
+        context_value: Their normalised values [B, C].
+        context_error: Their normalised 1-sigma errors [B, C].
+        context_mask: True for real context entries, False for padding [B, C].
+        request_index: Vocabulary indices of the requested tokens [B, K] (int).
+    """
+
+    def __init__(self, config: TransformerConfig, rngs: nnx.Rngs):
+        self.config = config
+        t, d = config.n_tokens, config.width
+        init = nnx.initializers.normal(stddev=1.0)
+        self.token_w = nnx.Param(init(rngs.params(), (t, d)))
+        self.token_b = nnx.Param(init(rngs.params(), (t, d)))
+        self.token_u = nnx.Param(0.1 * init(rngs.params(), (t, d)))
+        self.encoder = nnx.List([_Block(config, rngs) for _ in range(config.n_encoder_layers)])
+        self.decoder = nnx.List([_Block(config, rngs) for _ in range(config.n_decoder_layers)])
+        self.norm_out = nnx.LayerNorm(d, rngs=rngs)
+        self.head = nnx.Linear(d, 2, rngs=rngs)
+
+    def encode(self, context_index, context_value, context_error, context_mask):
+        """Encoded context [B, C, d]; padded entries never influence real ones."""
+        value = jnp.where(context_mask, context_value, 0.0)[..., None]
+        x = self.token_w[context_index] * value + self.token_b[context_index]
+        if self.config.embed_errors:
+            error = jnp.where(context_mask, context_error, 1.0)
+            log_error = jnp.maximum(jnp.log(jnp.maximum(error, 1e-30)), _LOG_ERROR_FLOOR)
+            x = x + self.token_u[context_index] * log_error[..., None]
+        x = jax.nn.gelu(x)
+        for block in self.encoder:
+            x = block(x, x, context_mask)
+        return x
+
+    def decode(self, encoded, context_mask, request_index):
+        """(mean, log_variance) [B, K] of the requested tokens given the encoded context."""
+        q = self.token_w[request_index]
+        for block in self.decoder:
+            q = block(q, encoded, context_mask)
+        out = self.head(self.norm_out(q))
+        return out[..., 0], out[..., 1]
+
+    def __call__(self, context_index, context_value, context_error, context_mask, request_index):
+        encoded = self.encode(context_index, context_value, context_error, context_mask)
+        return self.decode(encoded, context_mask, request_index)
