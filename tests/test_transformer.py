@@ -117,14 +117,12 @@ def test_outputs_ignore_context_order_padding_and_masked_values(setup, rng):
 def test_gradients_are_finite(setup):
     _, _, config, graphdef, params = setup
     ci = jnp.arange(5)[None]
-    f = lambda v: _apply(
-        graphdef,
-        params,
-        ci,
-        v,
-        jnp.full((1, 5), 0.05),
-        jnp.ones((1, 5), bool),
-        jnp.arange(10)[None],
-    )[0].sum()  # noqa: E731
-    g = jax.grad(f)(jnp.zeros((1, 5)))
+
+    def total(v):
+        ones = jnp.ones((1, 5), bool)
+        return _apply(graphdef, params, ci, v, jnp.full((1, 5), 0.05), ones, jnp.arange(10)[None])[
+            0
+        ].sum()
+
+    g = jax.grad(total)(jnp.zeros((1, 5)))
     assert np.isfinite(np.asarray(g)).all() and np.abs(np.asarray(g)).sum() > 0
