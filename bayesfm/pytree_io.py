@@ -34,6 +34,7 @@ def save_named_arrays(path, arrays: dict, metadata: dict | None = None) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp), metadata=metadata)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 

@@ -1,0 +1,234 @@
+"""Runners: NUTS and SVI for one star at a time, returning ArviZ InferenceData.
+
+``StarInference`` holds what a fit needs and never changes: the frozen emulator, the
+prior, the noise model and the amortized model used for initialisation. ``NutsRunner``
+keeps one compiled ``MCMC`` (``jit_model_args=True``), so the second star does not
+recompile.
+"""
+
+import time
+from dataclasses import dataclass
+from functools import partial
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO, autoguide
+from numpyro.infer.util import log_density, log_likelihood
+
+from .emulator import LABEL_INPUTS, Emulator, make_emulator
+from .errors import DataError
+from .foundation_model import FoundationModel
+from .likelihood import NoiseModel
+from .models import StarData, star_data, star_model
+from .predict import predict
+from .priors import GaussianMixturePrior
+from .star_tokens import StarTokens
+
+__all__ = ["StarInference", "NutsRunner", "run_svi", "amortized_start", "GUIDES"]
+
+GUIDES = {
+    "normal": autoguide.AutoNormal,
+    "mvn": autoguide.AutoMultivariateNormal,
+    "iaf": autoguide.AutoIAFNormal,
+}
+
+
+@dataclass(frozen=True)
+class StarInference:
+    """Everything fixed across stars: emulator, prior, noise model, normalisation."""
+
+    model: FoundationModel
+    emulator: Emulator
+    prior: dist.Distribution
+    noise: NoiseModel
+
+    @classmethod
+    def default(cls, model_path=None, prior=None, noise=None) -> "StarInference":
+        """The shipped model with its learned prior and fitted noise model (or your own)."""
+        model = FoundationModel.load(model_path)
+        emulator = make_emulator(model)
+        prior = GaussianMixturePrior.load().distribution() if prior is None else prior
+        noise = NoiseModel.load() if noise is None else noise
+        if noise.names != emulator.outputs:
+            raise DataError("the noise model covers other tokens than the emulator predicts")
+        return cls(model, emulator, prior, noise)
+
+    @property
+    def loc(self):
+        return self.model.vocabulary.loc[self.model.vocabulary.index(self.emulator.inputs)]
+
+    @property
+    def scale(self):
+        return self.model.vocabulary.scale[self.model.vocabulary.index(self.emulator.inputs)]
+
+    @property
+    def star_model(self):
+        """``star_model`` with everything but the star's data bound (arrays only remain)."""
+        return partial(
+            star_model,
+            emulator=self.emulator,
+            prior=self.prior,
+            noise=self.noise,
+            loc=self.loc,
+            scale=self.scale,
+        )
+
+    def z_support(self):
+        z_prior = dist.TransformedDistribution(
+            self.prior, dist.transforms.AffineTransform(-self.loc / self.scale, 1.0 / self.scale)
+        )
+        return z_prior.support
+
+
+def amortized_start(setup: StarInference, stars: StarTokens) -> np.ndarray:
+    """The transformer's spectra -> labels prediction for every star [N, 5] (physical units)."""
+    observables = [n for n in setup.emulator.outputs if n in stars.names]
+    mean, _ = predict(setup.model, stars, list(setup.emulator.inputs), context=observables)
+    return mean
+
+
+def _initial_z(setup: StarInference, x0, num_chains, key, source):
+    """Per-chain unconstrained starting points near x0, inside the prior's support."""
+    x0 = np.asarray(x0, float)
+    if not np.isfinite(setup.prior.log_prob(jnp.asarray(x0))):
+        raise DataError(
+            f"source {source}: starting labels {dict(zip(LABEL_INPUTS, x0.round(3), strict=True))} "
+            "lie outside the prior's support; widen the prior or give a start inside it"
+        )
+    z0 = (x0 - setup.loc) / setup.scale
+    jitter = 0.02 * jax.random.normal(key, (num_chains, len(z0)))
+    z = jnp.asarray(z0)[None] + jitter
+    inside = jnp.isfinite(jax.vmap(setup.prior.log_prob)(setup.loc + setup.scale * z))
+    z = jnp.where(inside[:, None], z, jnp.asarray(z0)[None])
+    return dist.biject_to(setup.z_support()).inv(z)
+
+
+class NutsRunner:
+    """NUTS for one star at a time with a reusable compiled sampler."""
+
+    def __init__(
+        self,
+        setup: StarInference,
+        num_warmup=400,
+        num_samples=600,
+        num_chains=2,
+        target_accept=0.85,
+        progress=False,
+    ):
+        self.setup = setup
+        chain_method = "parallel" if jax.local_device_count() >= num_chains else "vectorized"
+        self.mcmc = MCMC(
+            NUTS(setup.star_model, target_accept_prob=target_accept, dense_mass=True),
+            num_warmup=num_warmup,
+            num_samples=num_samples,
+            num_chains=num_chains,
+            chain_method=chain_method,
+            jit_model_args=True,
+            progress_bar=progress,
+        )
+
+    def run(self, stars: StarTokens, row: int, key, start=None) -> az.InferenceData:
+        """Posterior of star ``row``; ``start``: physical labels [5] (default: amortized)."""
+        setup = self.setup
+        data = star_data(stars, row, setup.emulator, setup.noise)
+        if start is None:
+            start = amortized_start(setup, stars.take([row]))[0]
+            start = _into_support(setup, start)
+        init_key, run_key, pp_key = jax.random.split(key, 3)
+        init = _initial_z(setup, start, self.mcmc.num_chains, init_key, stars.source_id[row])
+        t0 = time.perf_counter()
+        self.mcmc.run(run_key, data, init_params={"z": init})
+        samples = self.mcmc.get_samples()
+        jax.block_until_ready(samples)
+        seconds = time.perf_counter() - t0
+        replicated = Predictive(setup.star_model, posterior_samples=samples, return_sites=["obs"])(
+            pp_key, data, replicate=True
+        )
+        idata = az.from_numpyro(
+            self.mcmc,
+            posterior_predictive={
+                "obs": np.asarray(replicated["obs"]).reshape(
+                    self.mcmc.num_chains, -1, data.mask.size
+                )
+            },
+            coords={"token": list(setup.emulator.outputs), "label": list(LABEL_INPUTS)},
+            dims={"obs": ["token"], "z": ["label"]},
+        )
+        return _finish(idata, data, stars.source_id[row], "nuts", seconds)
+
+
+def _into_support(setup, x0):
+    """Move an amortized start inside a bounded prior (e.g. a uniform box) if needed."""
+    if np.isfinite(setup.prior.log_prob(jnp.asarray(x0))):
+        return x0
+    support = setup.prior.support
+    low = getattr(support, "lower_bound", None)
+    high = getattr(support, "upper_bound", None)
+    if low is None or high is None:
+        return x0
+    low, high = np.asarray(low), np.asarray(high)
+    return np.clip(x0, low + 0.01 * (high - low), high - 0.01 * (high - low))
+
+
+def run_svi(
+    setup: StarInference,
+    stars: StarTokens,
+    row: int,
+    key,
+    guide="normal",
+    num_steps=2000,
+    num_samples=1000,
+    learning_rate=0.01,
+) -> az.InferenceData:
+    """Variational posterior of star ``row`` with an AutoNormal, AutoMultivariateNormal or
+    AutoIAFNormal guide (``guide`` = "normal", "mvn" or "iaf")."""
+    if guide not in GUIDES:
+        raise DataError(f"unknown guide {guide!r}; choose one of {sorted(GUIDES)}")
+    data = star_data(stars, row, setup.emulator, setup.noise)
+    start = _into_support(setup, amortized_start(setup, stars.take([row]))[0])
+    z0 = (np.asarray(start) - setup.loc) / setup.scale
+    guide_fn = GUIDES[guide](
+        setup.star_model, init_loc_fn=numpyro.infer.init_to_value(values={"z": jnp.asarray(z0)})
+    )
+    svi = SVI(setup.star_model, guide_fn, numpyro.optim.Adam(learning_rate), Trace_ELBO())
+    fit_key, draw_key, pp_key = jax.random.split(key, 3)
+    t0 = time.perf_counter()
+    result = svi.run(fit_key, num_steps, data, progress_bar=False)
+    samples = Predictive(guide_fn, params=result.params, num_samples=num_samples)(draw_key, data)
+    samples = Predictive(
+        setup.star_model, posterior_samples={"z": samples["z"]}, return_sites=["z", *LABEL_INPUTS]
+    )(draw_key, data)
+    jax.block_until_ready(samples)
+    seconds = time.perf_counter() - t0
+    replicated = Predictive(
+        setup.star_model, posterior_samples={"z": samples["z"]}, return_sites=["obs"]
+    )(pp_key, data, replicate=True)
+    loglik = log_likelihood(setup.star_model, {"z": samples["z"]}, data)["obs"]
+    idata = az.from_dict(
+        posterior={k: np.asarray(v)[None] for k, v in samples.items()},
+        posterior_predictive={"obs": np.asarray(replicated["obs"])[None]},
+        log_likelihood={"obs": np.asarray(loglik)[None]},
+        observed_data={"obs": np.asarray(data.values)},
+        sample_stats={"lp": np.asarray(_log_joint(setup, data, samples["z"]))[None]},
+        coords={"token": list(setup.emulator.outputs), "label": list(LABEL_INPUTS)},
+        dims={"obs": ["token"], "z": ["label"]},
+    )
+    return _finish(idata, data, stars.source_id[row], f"svi-{guide}", seconds)
+
+
+def _log_joint(setup, data, z_draws):
+    return jax.vmap(lambda z: log_density(setup.star_model, (data,), {}, {"z": z})[0])(z_draws)
+
+
+def _finish(idata, data: StarData, source_id, method, seconds):
+    """Missing tokens become NaN in observed_data; provenance goes into the attributes."""
+    observed = idata.observed_data["obs"]
+    idata.observed_data["obs"] = observed.where(np.asarray(data.mask))
+    idata.posterior.attrs.update(
+        {"source_id": str(source_id), "method": method, "sampling_seconds": float(seconds)}
+    )
+    return idata

@@ -1,0 +1,179 @@
+"""The likelihood of observed XP flux and colour tokens given the emulator's prediction.
+
+Treats what DESIGN.md warns about: the flux tokens' errors are correlated (one set of ~110
+XP coefficients makes every pixel) and the emulator's residuals are smooth in wavelength.
+A likelihood that takes tokens as independent would count the same information several
+times over. The ``NoiseModel`` is a full covariance fitted on validation stars:
+
+    Sigma = diag(s) R diag(s),   s_k = c_k * sqrt(obs_error_k^2 + emulator_sigma_k^2)
+
+where c_k rescales each token's total error and R is the correlation matrix of the
+normalised residuals (obs - emulator(APOGEE labels)) / sqrt(obs_error^2 + sigma^2),
+shrunk slightly towards the identity. Missing tokens are removed exactly: their rows and
+columns of R become the identity and their residual zero, which adds nothing to the
+log-density. Because s scales R from both sides, the Cholesky factor of (masked) R is
+fixed per star and each evaluation needs one triangular solve, not a factorisation.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+from numpyro.distributions import constraints
+
+from .emulator import Emulator
+from .errors import DataError
+from .metrics import robust_sigma
+
+__all__ = [
+    "NoiseModel",
+    "CorrelatedTokens",
+    "masked_correlation_cholesky",
+    "log_likelihood",
+    "fit_noise_model",
+    "default_noise_path",
+]
+
+_SHRINKAGE = 0.05
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Per-token error scales c [K] and residual correlation R [K, K] over ``names``."""
+
+    names: tuple
+    error_scale: np.ndarray
+    correlation: np.ndarray
+
+    def __post_init__(self):
+        k = len(self.names)
+        if self.error_scale.shape != (k,) or self.correlation.shape != (k, k):
+            raise DataError(f"noise model needs {k} error scales and a {k}x{k} correlation matrix")
+
+    @classmethod
+    def independent(cls, names) -> "NoiseModel":
+        """No rescaling and no correlation: tokens treated as independent."""
+        return cls(tuple(names), np.ones(len(names)), np.eye(len(names)))
+
+    def save(self, path) -> None:
+        Path(path).write_text(
+            json.dumps(
+                {
+                    "names": list(self.names),
+                    "error_scale": self.error_scale.tolist(),
+                    "correlation": self.correlation.tolist(),
+                }
+            )
+        )
+
+    @classmethod
+    def load(cls, path=None) -> "NoiseModel":
+        path = Path(path) if path is not None else default_noise_path()
+        try:
+            data = json.loads(Path(path).read_text())
+            return cls(
+                tuple(data["names"]),
+                np.asarray(data["error_scale"]),
+                np.asarray(data["correlation"]),
+            )
+        except (OSError, KeyError, ValueError) as err:
+            raise DataError(f"cannot read a noise model from {path}: {err}") from err
+
+
+def masked_correlation_cholesky(correlation, mask):
+    """Cholesky factor [K, K] of R with masked tokens' rows and columns set to the identity.
+
+    It depends only on which tokens a star has, so it is computed once per star, not in
+    every gradient evaluation.
+    """
+    both = mask[:, None] & mask[None, :]
+    return jnp.linalg.cholesky(jnp.where(both, correlation, jnp.eye(len(mask))))
+
+
+def log_likelihood(observed, obs_error, mask, corr_chol, mean, sigma, error_scale):
+    """Log-density of the observed tokens [K] under the correlated Gaussian noise model.
+
+    Args:
+        observed: Observed token values [K] (anything where ``mask`` is False).
+        obs_error: Their 1-sigma errors [K].
+        mask: Which tokens are observed [K] (bool).
+        corr_chol: ``masked_correlation_cholesky(R, mask)`` [K, K].
+        mean, sigma: Emulator prediction [K] in the same units.
+        error_scale: The noise model's per-token factors c [K].
+    """
+    scale = error_scale * jnp.sqrt(obs_error**2 + sigma**2)
+    u = jnp.where(mask, (observed - mean) / scale, 0.0)
+    solved = jax.scipy.linalg.solve_triangular(corr_chol, u, lower=True)
+    log_det = jnp.sum(jnp.log(jnp.diag(corr_chol))) + jnp.sum(jnp.where(mask, jnp.log(scale), 0.0))
+    return -0.5 * jnp.sum(solved**2) - log_det - 0.5 * jnp.sum(mask) * jnp.log(2 * jnp.pi)
+
+
+class CorrelatedTokens(dist.Distribution):
+    """Observed tokens [K] around the emulator mean under the correlated noise model.
+
+    ``log_prob`` is ``log_likelihood`` (missing tokens drop out). ``sample`` draws every
+    token: observed ones as replicated data (with their noise), missing ones as the true
+    value (emulator uncertainty only): the posterior predictive of unobserved tokens.
+    """
+
+    support = constraints.real_vector
+
+    def __init__(
+        self, mean, sigma, obs_error, mask, corr_chol, noise: NoiseModel, validate_args=None
+    ):
+        self.loc, self.sigma, self.obs_error, self.obs_mask = mean, sigma, obs_error, mask
+        self.corr_chol, self.noise = corr_chol, noise
+        super().__init__(batch_shape=(), event_shape=jnp.shape(mean), validate_args=validate_args)
+
+    def sample(self, key, sample_shape=()):
+        error = jnp.where(self.obs_mask, self.obs_error, 0.0)
+        scale = jnp.asarray(self.noise.error_scale) * jnp.sqrt(error**2 + self.sigma**2)
+        cov = jnp.asarray(self.noise.correlation) * scale[:, None] * scale[None, :]
+        return dist.MultivariateNormal(self.loc, covariance_matrix=cov).sample(key, sample_shape)
+
+    def log_prob(self, value):
+        return log_likelihood(
+            value,
+            self.obs_error,
+            self.obs_mask,
+            self.corr_chol,
+            self.loc,
+            self.sigma,
+            jnp.asarray(self.noise.error_scale),
+        )
+
+
+def fit_noise_model(emulator: Emulator, inputs, observed, obs_error) -> NoiseModel:
+    """Fit c and R on validation stars with known inputs.
+
+    Args:
+        emulator: The emulator whose outputs the noise model covers.
+        inputs: The stars' APOGEE labels and extinction [N, n_in] (physical units).
+        observed, obs_error: Their observed output tokens and errors [N, K] (NaN if absent).
+    """
+    mean, sigma = jax.vmap(emulator.emulate)(jnp.asarray(inputs, jnp.float32))
+    r = (observed - np.asarray(mean)) / np.sqrt(obs_error**2 + np.asarray(sigma) ** 2)
+    c = np.array([robust_sigma(r[:, k]) for k in range(r.shape[1])])
+    u = np.clip(r / c, -5, 5)
+    k = u.shape[1]
+    corr = np.eye(k)
+    for i in range(k):
+        for j in range(i + 1, k):
+            ok = np.isfinite(u[:, i]) & np.isfinite(u[:, j])
+            corr[i, j] = corr[j, i] = np.corrcoef(u[ok, i], u[ok, j])[0, 1]
+    corr = (1 - _SHRINKAGE) * corr + _SHRINKAGE * np.eye(k)
+    eigenvalues, vectors = np.linalg.eigh(corr)  # pairwise estimates: make it positive definite
+    corr = vectors @ np.diag(np.maximum(eigenvalues, 1e-3)) @ vectors.T
+    d = np.sqrt(np.diag(corr))
+    corr = corr / np.outer(d, d)
+    return NoiseModel(emulator.outputs, c, corr)
+
+
+def default_noise_path() -> Path:
+    from importlib.resources import files
+
+    return Path(str(files("bayesfm") / "data" / "noise_model.json"))

@@ -1,0 +1,94 @@
+"""NumPyro models with the frozen emulator as likelihood, written for one star."""
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+
+from .emulator import Emulator
+from .errors import DataError
+from .likelihood import CorrelatedTokens, NoiseModel, masked_correlation_cholesky
+from .star_tokens import StarTokens
+
+__all__ = ["StarData", "star_data", "star_model"]
+
+
+class StarData(NamedTuple):
+    """One star's observed emulator outputs.
+
+    Attributes:
+        values: Observed tokens [K] (0 where missing), in the emulator's output order.
+        errors: Their 1-sigma errors [K] (1 where missing).
+        mask: Which tokens are observed [K] (bool).
+        corr_chol: Cholesky factor of the noise model's correlation over the observed
+            tokens (identity elsewhere) [K, K].
+    """
+
+    values: np.ndarray
+    errors: np.ndarray
+    mask: np.ndarray
+    corr_chol: np.ndarray
+
+
+def star_data(stars: StarTokens, row: int, emulator: Emulator, noise: NoiseModel) -> StarData:
+    """The observed outputs of star ``row`` in ``emulator``'s output order; checks them."""
+    columns = stars.index(emulator.outputs)
+    values, errors = stars.values[row, columns], stars.errors[row, columns]
+    mask = np.isfinite(values)
+    source = stars.source_id[row]
+    if not mask.any():
+        raise DataError(
+            f"source {source} has none of the emulator's output tokens (XP flux, colours); "
+            "there is nothing to fit"
+        )
+    bad = mask & ~(np.isfinite(errors) & (errors > 0))
+    if bad.any():
+        names = np.array(emulator.outputs)[bad].tolist()
+        raise DataError(f"source {source}: tokens {names} have NaN, zero or negative errors")
+    return StarData(
+        np.where(mask, values, 0.0).astype(np.float32),
+        np.where(mask, errors, 1.0).astype(np.float32),
+        mask,
+        np.asarray(masked_correlation_cholesky(noise.correlation, mask), np.float32),
+    )
+
+
+def star_model(
+    data: StarData,
+    emulator: Emulator,
+    prior: dist.Distribution,
+    noise: NoiseModel,
+    loc,
+    scale,
+    replicate: bool = False,
+):
+    """Labels and extinction of one star given its XP flux and colour tokens.
+
+    The sampler works in normalised coordinates ``z = (x - loc) / scale`` (well
+    conditioned for NUTS); physical labels are deterministic sites named as the inputs.
+
+    Args:
+        data: The star's observed tokens.
+        emulator: Frozen emulator ``x [5] -> (mean [K], sigma [K])``.
+        prior: Distribution over the physical inputs x [5].
+        noise: Correlated noise model over the emulator outputs.
+        loc, scale: Normalisation of x [5] (the vocabulary's).
+        replicate: Leave "obs" unobserved, so that it is drawn for every token (the
+            posterior predictive, including the tokens the star lacks).
+    """
+    loc, scale = jnp.asarray(loc), jnp.asarray(scale)
+    z_prior = dist.TransformedDistribution(
+        prior, dist.transforms.AffineTransform(-loc / scale, 1.0 / scale)
+    )
+    z = numpyro.sample("z", z_prior)
+    x = loc + scale * z
+    for i, name in enumerate(emulator.inputs):
+        numpyro.deterministic(name, x[i])
+    mean, sigma = emulator.emulate(x)
+    numpyro.sample(
+        "obs",
+        CorrelatedTokens(mean, sigma, data.errors, data.mask, data.corr_chol, noise),
+        obs=None if replicate else data.values,
+    )
