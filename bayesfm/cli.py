@@ -10,6 +10,22 @@ from .errors import DataError, MissingDataPackageError
 __all__ = ["main"]
 
 
+def _use_cpu_cores_as_devices(n_chains: int) -> None:
+    """On a CPU, expose the cores as devices so that chains run in parallel (before jax starts)."""
+    import os
+
+    import numpyro
+
+    if "cuda" not in os.environ.get("JAX_PLATFORMS", "") and not _has_gpu_jaxlib():
+        numpyro.set_host_device_count(max(1, min(n_chains, os.cpu_count() or 1)))
+
+
+def _has_gpu_jaxlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("jax_cuda12_plugin") is not None
+
+
 def _cmd_data(args) -> None:
     from .library import library_path, load_library
     from .split import SPLITS, split_mask
@@ -47,6 +63,59 @@ def _cmd_train(args) -> None:
     print(f"best model ({model.n_parameters} parameters): {args.out}/best.safetensors")
 
 
+def _load_stars(args, binning):
+    """The stars to fit: shipped examples, a table, or Gaia archive XP files."""
+    if args.xp:
+        from .archive import read_xp_continuous
+
+        return read_xp_continuous(args.xp, binning)
+    if args.table:
+        import json
+
+        from .tables import read_table
+
+        return read_table(
+            args.table, json.loads(args.column_map) if args.column_map else None, binning
+        )
+    from .examples import load_example_stars
+
+    return load_example_stars(binning).tokens
+
+
+def _print_fit(results):
+    for source, table, flags in results:
+        verdict = "converged" if flags["converged"] else "NOT converged"
+        print(
+            f"\nGaia DR3 {source}: {verdict} (max R-hat {flags['max_rhat']:.3f}, "
+            f"min bulk ESS {flags['min_ess_bulk']:.0f}, {flags['divergences']} divergences)"
+        )
+        print(f"  {'label':<8} {'median':>10} {'16%':>10} {'84%':>10} {'reference':>10}")
+        for name, r in table.iterrows():
+            print(
+                f"  {name:<8} {r['q50']:>10.4g} {r['q16']:>10.4g} {r['q84']:>10.4g} {r['reference']:>10.4g}"
+            )
+
+
+def _cmd_fit(args) -> None:
+    from .fitting import fit_stars
+    from .inference import StarInference
+
+    setup = StarInference.default(args.model)
+    stars = _load_stars(args, setup.model.vocabulary.binning)
+    rows = args.rows if args.rows else range(min(args.n_stars, len(stars)))
+    for row in rows:
+        if not 0 <= row < len(stars):
+            raise DataError(f"row {row} is out of range: the input has {len(stars)} stars")
+    options = {"num_warmup": args.warmup, "num_samples": args.samples, "num_chains": args.chains}
+    results = fit_stars(
+        setup, stars, rows, args.out, args.method, args.seed, options, plots=not args.no_plots
+    )
+    _print_fit(results)
+    print(
+        f"\nresults in {args.out}/: <source_id>.nc (ArviZ), summary.csv, *_corner/trace/spectrum.png"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bayesfm", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -58,11 +127,59 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default="runs/default", help="output and checkpoint folder")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=_cmd_train)
+
+    from .fitting import METHODS
+
+    for name, help_text, n_default, out_default in (
+        (
+            "fit",
+            "posteriors for stars (examples, a table or Gaia XP archive files)",
+            10,
+            "bayesfm-fit",
+        ),
+        (
+            "demo",
+            "the main job: NUTS on shipped example stars with the pretrained model",
+            3,
+            "bayesfm-demo",
+        ),
+    ):
+        fit = commands.add_parser(name, help=help_text)
+        if name == "fit":
+            source = fit.add_mutually_exclusive_group()
+            source.add_argument(
+                "--table", help="FITS/CSV/ECSV table of stars (XP flux, photometry)"
+            )
+            source.add_argument("--xp", help="Gaia archive XP_CONTINUOUS file (csv, ecsv, fits)")
+            fit.add_argument(
+                "--column-map",
+                help='JSON: bayesfm column -> table column, e.g. \'{"source_id": "ID"}\'',
+            )
+            fit.add_argument(
+                "--rows",
+                type=int,
+                nargs="*",
+                help="which stars (row numbers; default: the first N)",
+            )
+            fit.add_argument("--method", choices=METHODS, default="nuts")
+        fit.add_argument("--n-stars", type=int, default=n_default, help="fit the first N stars")
+        fit.add_argument("--out", default=out_default, help="output folder (a rerun resumes)")
+        fit.add_argument("--model", help="model .safetensors (default: the shipped one)")
+        fit.add_argument("--warmup", type=int, default=400)
+        fit.add_argument("--samples", type=int, default=600, help="draws per chain")
+        fit.add_argument("--chains", type=int, default=2)
+        fit.add_argument("--seed", type=int, default=0)
+        fit.add_argument("--no-plots", action="store_true")
+        fit.set_defaults(
+            run=_cmd_fit, xp=None, table=None, column_map=None, rows=None, method="nuts"
+        )
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("fit", "demo"):
+        _use_cpu_cores_as_devices(args.chains)
     try:
         args.run(args)
     except (DataError, MissingDataPackageError) as err:
