@@ -94,7 +94,7 @@ def amortized_start(setup: StarInference, stars: StarTokens) -> np.ndarray:
 def _initial_z(setup: StarInference, x0, num_chains, key, source):
     """Per-chain unconstrained starting points near x0, inside the prior's support."""
     x0 = np.asarray(x0, float)
-    if not np.isfinite(setup.prior.log_prob(jnp.asarray(x0))):
+    if not _in_prior(setup.prior, x0):
         raise DataError(
             f"source {source}: starting labels {dict(zip(LABEL_INPUTS, x0.round(3), strict=True))} "
             "lie outside the prior's support; widen the prior or give a start inside it"
@@ -102,7 +102,9 @@ def _initial_z(setup: StarInference, x0, num_chains, key, source):
     z0 = (x0 - setup.loc) / setup.scale
     jitter = 0.02 * jax.random.normal(key, (num_chains, len(z0)))
     z = jnp.asarray(z0)[None] + jitter
-    inside = jnp.isfinite(jax.vmap(setup.prior.log_prob)(setup.loc + setup.scale * z))
+    inside = jax.vmap(lambda zi: _in_prior(setup.prior, setup.loc + setup.scale * zi, traced=True))(
+        z
+    )
     z = jnp.where(inside[:, None], z, jnp.asarray(z0)[None])
     return dist.biject_to(setup.z_support()).inv(z)
 
@@ -163,7 +165,7 @@ class NutsRunner:
 
 def _into_support(setup, x0):
     """Move an amortized start inside a bounded prior (e.g. a uniform box) if needed."""
-    if np.isfinite(setup.prior.log_prob(jnp.asarray(x0))):
+    if _in_prior(setup.prior, x0):
         return x0
     support = setup.prior.support
     low = getattr(support, "lower_bound", None)
@@ -172,6 +174,15 @@ def _into_support(setup, x0):
         return x0
     low, high = np.asarray(low), np.asarray(high)
     return np.clip(x0, low + 0.01 * (high - low), high - 0.01 * (high - low))
+
+
+def _in_prior(prior, x, traced=False):
+    """Whether x lies where the prior has positive density."""
+    x = jnp.asarray(x, jnp.float32)
+    inside = jnp.all(prior.support(x))
+    if traced:
+        return inside & jnp.isfinite(prior.log_prob(x))
+    return bool(inside) and bool(jnp.isfinite(prior.log_prob(x)))
 
 
 def run_svi(

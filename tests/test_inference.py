@@ -1,0 +1,166 @@
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+from numpyro import handlers
+from scipy import stats
+
+from bayesfm.diagnostics import summarise
+from bayesfm.emulator import LABEL_INPUTS, make_emulator
+from bayesfm.errors import DataError
+from bayesfm.foundation_model import FoundationModel, build_model
+from bayesfm.inference import NutsRunner, StarInference, run_svi
+from bayesfm.likelihood import NoiseModel, log_likelihood, masked_correlation_cholesky
+from bayesfm.models import star_data
+from bayesfm.priors import uniform_box_prior
+from bayesfm.star_tokens import StarTokens
+from bayesfm.tokens import default_token_specs
+from bayesfm.transformer import TransformerConfig
+from bayesfm.vocabulary import fit_vocabulary
+from bayesfm.xp_grid import XPBinning
+
+TINY = dict(width=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, mlp_width=32)
+LOW = np.array([4000.0, 1.0, -1.0, -0.1, 0.0])
+HIGH = np.array([6500.0, 5.0, 0.5, 0.4, 0.5])
+
+
+@pytest.fixture(scope="module")
+def tiny_setup(example_stars):
+    tokens = example_stars.tokens
+    vocabulary = fit_vocabulary(tokens, default_token_specs(), XPBinning())
+    config = TransformerConfig(n_tokens=len(vocabulary), **TINY)
+    graphdef, params = build_model(config, seed=3)
+    model = FoundationModel(config, vocabulary, graphdef, params)
+    emulator = make_emulator(model)
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(len(emulator.outputs), 3))
+    corr = a @ a.T + np.eye(len(a))
+    corr /= np.sqrt(np.outer(np.diag(corr), np.diag(corr)))
+    noise = NoiseModel(emulator.outputs, rng.uniform(0.8, 1.2, len(a)), corr)
+    # a user-supplied prior: independent normals over the box
+    prior = dist.Normal(jnp.asarray((LOW + HIGH) / 2), jnp.asarray((HIGH - LOW) / 4)).to_event(1)
+    return StarInference(model, emulator, prior, noise)
+
+
+def _simulated_star(setup, truth, seed=1, missing=()):
+    """Tokens of a star drawn from the model at ``truth``: emulator + correlated noise."""
+    mean, sigma = setup.emulator.emulate(jnp.asarray(truth))
+    mean, sigma = np.asarray(mean, float), np.asarray(sigma, float)
+    error = 0.02 * np.abs(mean) + 0.005
+    s = setup.noise.error_scale * np.sqrt(error**2 + sigma**2)
+    rng = np.random.default_rng(seed)
+    observed = rng.multivariate_normal(mean, setup.noise.correlation * np.outer(s, s))
+    names = setup.emulator.outputs
+    values = np.array(
+        [[np.nan if n in missing else v for n, v in zip(names, observed, strict=True)]]
+    )
+    errors = np.where(np.isfinite(values), error[None], np.nan)
+    return StarTokens(np.array([123]), names, values, errors)
+
+
+def test_likelihood_matches_scipy_multivariate_normal(rng):
+    k = 8
+    a = rng.normal(size=(k, k))
+    corr = a @ a.T + k * np.eye(k)
+    corr /= np.sqrt(np.outer(np.diag(corr), np.diag(corr)))
+    c = rng.uniform(0.7, 1.5, k)
+    mean, sigma = rng.normal(size=k), rng.uniform(0.05, 0.2, k)
+    observed, error = rng.normal(size=k), rng.uniform(0.01, 0.1, k)
+    mask = np.ones(k, bool)
+    mask[[2, 5]] = False
+    ours = log_likelihood(
+        observed, error, mask, masked_correlation_cholesky(corr, mask), mean, sigma, c
+    )
+    s = c * np.sqrt(error**2 + sigma**2)
+    cov = corr * np.outer(s, s)
+    keep = np.nonzero(mask)[0]
+    reference = stats.multivariate_normal(mean[keep], cov[np.ix_(keep, keep)]).logpdf(
+        observed[keep]
+    )
+    assert float(ours) == pytest.approx(reference, rel=1e-5)
+    # a masked token's value does not matter
+    changed = observed.copy()
+    changed[2] = 1e6
+    again = log_likelihood(
+        changed, error, mask, masked_correlation_cholesky(corr, mask), mean, sigma, c
+    )
+    assert float(again) == pytest.approx(float(ours), rel=1e-6)
+
+
+def test_model_trace_has_no_weight_params(tiny_setup):
+    star = _simulated_star(tiny_setup, (LOW + HIGH) / 2)
+    data = star_data(star, 0, tiny_setup.emulator, tiny_setup.noise)
+    trace = handlers.trace(handlers.seed(tiny_setup.star_model, 0)).get_trace(data)
+    assert not [name for name, site in trace.items() if site["type"] == "param"]
+    sampled = {name for name, site in trace.items() if site["type"] == "sample"}
+    assert sampled == {"z", "obs"}
+    assert trace["obs"]["is_observed"]
+
+
+def test_simulated_star_is_recovered_within_its_posterior(tiny_setup):
+    truth = np.array([5200.0, 3.2, -0.3, 0.1, 0.15])
+    star = _simulated_star(tiny_setup, truth, missing=("j_h", "xp_410"))
+    runner = NutsRunner(tiny_setup, num_warmup=300, num_samples=300, num_chains=2)
+    idata = runner.run(star, 0, jax.random.PRNGKey(0), start=(LOW + HIGH) / 2)
+    for group in (
+        "posterior",
+        "sample_stats",
+        "observed_data",
+        "posterior_predictive",
+        "log_likelihood",
+    ):
+        assert group in idata.groups()
+    table, flags = summarise(idata)
+    assert flags["divergences"] == 0 and flags["max_rhat"] < 1.05
+    post = idata.posterior
+    for i, name in enumerate(LABEL_INPUTS):
+        lo, hi = np.percentile(post[name].values, [0.5, 99.5])
+        assert lo <= truth[i] <= hi, f"{name}: truth {truth[i]} outside [{lo}, {hi}]"
+    # unobserved tokens are posterior-predictive outputs, their observed value NaN
+    tokens = list(idata.posterior_predictive["token"].values)
+    j = tokens.index("j_h")
+    assert np.isnan(idata.observed_data["obs"].values[j])
+    assert np.isfinite(idata.posterior_predictive["obs"].values[..., j]).all()
+
+
+def test_svi_guides_return_inference_data(tiny_setup):
+    truth = np.array([5200.0, 3.2, -0.3, 0.1, 0.15])
+    star = _simulated_star(tiny_setup, truth)
+    for guide in ("normal", "mvn", "iaf"):
+        idata = run_svi(
+            tiny_setup, star, 0, jax.random.PRNGKey(1), guide=guide, num_steps=50, num_samples=100
+        )
+        assert set(LABEL_INPUTS) <= set(idata.posterior.data_vars)
+        assert "log_likelihood" in idata.groups() and "posterior_predictive" in idata.groups()
+    with pytest.raises(DataError, match="unknown guide"):
+        run_svi(tiny_setup, star, 0, jax.random.PRNGKey(1), guide="flow")
+
+
+def test_bad_stars_are_clear_errors(tiny_setup):
+    names = tiny_setup.emulator.outputs
+    empty = StarTokens(
+        np.array([7]), names, np.full((1, len(names)), np.nan), np.full((1, len(names)), np.nan)
+    )
+    with pytest.raises(DataError, match="none of the emulator's output tokens"):
+        star_data(empty, 0, tiny_setup.emulator, tiny_setup.noise)
+    star = _simulated_star(tiny_setup, (LOW + HIGH) / 2)
+    bad = StarTokens(
+        star.source_id,
+        star.names,
+        star.values,
+        np.where(np.arange(len(names)) == 3, np.nan, star.errors),
+    )
+    with pytest.raises(DataError, match="NaN, zero or negative errors"):
+        star_data(bad, 0, tiny_setup.emulator, tiny_setup.noise)
+    boxed = dataclasses.replace(tiny_setup, prior=uniform_box_prior(LOW, HIGH))
+    runner = NutsRunner(boxed, num_warmup=5, num_samples=5)
+    with pytest.raises(DataError, match="outside the prior's support"):
+        runner.run(star, 0, jax.random.PRNGKey(0), start=HIGH + 1.0)
+
+
+def test_uniform_box_rejects_bad_bounds():
+    with pytest.raises(DataError, match="low < high"):
+        uniform_box_prior(HIGH, LOW)
