@@ -30,6 +30,9 @@ from .star_tokens import StarTokens
 
 __all__ = ["StarInference", "NutsRunner", "run_svi", "amortized_start", "GUIDES"]
 
+# Gradients for NUTS in full float32 precision: TF32 matmuls on GPUs break convergence.
+jax.config.update("jax_default_matmul_precision", "highest")
+
 GUIDES = {
     "normal": autoguide.AutoNormal,
     "mvn": autoguide.AutoMultivariateNormal,
