@@ -125,26 +125,35 @@ class CorrelatedTokens(dist.Distribution):
     def __init__(
         self, mean, sigma, obs_error, mask, corr_chol, noise: NoiseModel, validate_args=None
     ):
-        self.loc, self.sigma, self.obs_error, self.obs_mask = mean, sigma, obs_error, mask
-        self.corr_chol, self.noise = corr_chol, noise
-        super().__init__(batch_shape=(), event_shape=jnp.shape(mean), validate_args=validate_args)
+        batch_shape = jnp.shape(mean)[:-1]  # e.g. a plate of stars
+        k = jnp.shape(mean)[-1]
+        self.loc, self.sigma = mean, sigma
+        self.obs_error = jnp.broadcast_to(obs_error, batch_shape + (k,))
+        self.obs_mask = jnp.broadcast_to(mask, batch_shape + (k,))
+        self.corr_chol = jnp.broadcast_to(corr_chol, batch_shape + (k, k))
+        self.noise = noise
+        super().__init__(batch_shape=batch_shape, event_shape=(k,), validate_args=validate_args)
 
     def sample(self, key, sample_shape=()):
         error = jnp.where(self.obs_mask, self.obs_error, 0.0)
         scale = jnp.asarray(self.noise.error_scale) * jnp.sqrt(error**2 + self.sigma**2)
-        cov = jnp.asarray(self.noise.correlation) * scale[:, None] * scale[None, :]
+        cov = jnp.asarray(self.noise.correlation) * scale[..., :, None] * scale[..., None, :]
         return dist.MultivariateNormal(self.loc, covariance_matrix=cov).sample(key, sample_shape)
 
     def log_prob(self, value):
-        return log_likelihood(
-            value,
-            self.obs_error,
-            self.obs_mask,
-            self.corr_chol,
-            self.loc,
-            self.sigma,
-            jnp.asarray(self.noise.error_scale),
-        )
+        k = self.event_shape[0]
+        shape = jnp.broadcast_shapes(jnp.shape(value)[:-1], self.batch_shape)
+        flat = [
+            jnp.broadcast_to(a, shape + (k,)).reshape(-1, k)
+            for a in (value, self.obs_error, self.obs_mask, self.loc, self.sigma)
+        ]
+        chol = jnp.broadcast_to(self.corr_chol, shape + (k, k)).reshape(-1, k, k)
+        error_scale = jnp.asarray(self.noise.error_scale)
+
+        def one_star(v, e, m, c, mu, sd):
+            return log_likelihood(v, e, m, c, mu, sd, error_scale)
+
+        return jax.vmap(one_star)(flat[0], flat[1], flat[2], chol, flat[3], flat[4]).reshape(shape)
 
 
 def fit_noise_model(emulator: Emulator, inputs, observed, obs_error) -> NoiseModel:

@@ -82,7 +82,7 @@ def main():
         ]
     )
     corr_chol = masked_correlation_cholesky(noise.correlation, np.ones(len(errors), bool))
-    steps = (100, 100) if args.quick else (500, 1000)
+    steps = (30, 30) if args.quick else (500, 1000)
     model_fn = partial(cluster_model, emulator=emulator, noise=noise)
     mcmc = MCMC(
         NUTS(model_fn, dense_mass=True),
