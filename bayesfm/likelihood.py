@@ -43,11 +43,23 @@ _SHRINKAGE = 0.05
 
 @dataclass(frozen=True)
 class NoiseModel:
-    """Per-token error scales c [K] and residual correlation R [K, K] over ``names``."""
+    """Per-token error scales c [K], residual correlation R [K, K] and a global inflation.
+
+    ``inflation`` multiplies every token's error. It is fitted on validation stars so that
+    the posteriors' intervals cover the APOGEE labels at their nominal rates
+    (``validation/fit_inflation.py``): the emulator's errors in label space are systematic
+    and no per-token noise model sees them.
+    """
 
     names: tuple
     error_scale: np.ndarray
     correlation: np.ndarray
+    inflation: float = 1.0
+
+    @property
+    def total_scale(self) -> np.ndarray:
+        """c_k x inflation [K]."""
+        return self.error_scale * self.inflation
 
     def __post_init__(self):
         k = len(self.names)
@@ -66,6 +78,7 @@ class NoiseModel:
                     "names": list(self.names),
                     "error_scale": self.error_scale.tolist(),
                     "correlation": self.correlation.tolist(),
+                    "inflation": self.inflation,
                 }
             )
         )
@@ -136,7 +149,7 @@ class CorrelatedTokens(dist.Distribution):
 
     def sample(self, key, sample_shape=()):
         error = jnp.where(self.obs_mask, self.obs_error, 0.0)
-        scale = jnp.asarray(self.noise.error_scale) * jnp.sqrt(error**2 + self.sigma**2)
+        scale = jnp.asarray(self.noise.total_scale) * jnp.sqrt(error**2 + self.sigma**2)
         cov = jnp.asarray(self.noise.correlation) * scale[..., :, None] * scale[..., None, :]
         return dist.MultivariateNormal(self.loc, covariance_matrix=cov).sample(key, sample_shape)
 
@@ -148,7 +161,7 @@ class CorrelatedTokens(dist.Distribution):
             for a in (value, self.obs_error, self.obs_mask, self.loc, self.sigma)
         ]
         chol = jnp.broadcast_to(self.corr_chol, shape + (k, k)).reshape(-1, k, k)
-        error_scale = jnp.asarray(self.noise.error_scale)
+        error_scale = jnp.asarray(self.noise.total_scale)
 
         def one_star(v, e, m, c, mu, sd):
             return log_likelihood(v, e, m, c, mu, sd, error_scale)

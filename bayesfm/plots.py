@@ -1,6 +1,7 @@
 """Figures of one star's posterior: corner, trace, and the posterior-predictive spectrum."""
 
 import warnings
+from contextlib import contextmanager
 
 import matplotlib
 
@@ -14,10 +15,18 @@ from .emulator import LABEL_INPUTS  # noqa: E402
 __all__ = ["plot_corner", "plot_trace", "plot_spectrum"]
 
 
+@contextmanager
+def _plotting():
+    """Plain-text rendering (GaiaXPy switches matplotlib to LaTeX on import, which needs a
+    TeX install) and no matplotlib deprecation notices from inside ArviZ 0.23."""
+    with plt.rc_context({"text.usetex": False}), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 def plot_corner(idata, path, reference=None) -> None:
     """Pair plot of the labels; ``reference``: dict of e.g. APOGEE values to mark."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # matplotlib deprecations inside ArviZ 0.23
+    with _plotting():
         axes = az.plot_pair(
             idata,
             var_names=list(LABEL_INPUTS),
@@ -26,24 +35,30 @@ def plot_corner(idata, path, reference=None) -> None:
             reference_values={k: v for k, v in (reference or {}).items() if np.isfinite(v)},
             figsize=(9, 9),
         )
-    fig = np.ravel(axes)[0].figure
-    fig.suptitle(f"Gaia DR3 {idata.posterior.attrs.get('source_id', '')}: posterior")
-    fig.savefig(path, dpi=90)
+        fig = np.ravel(axes)[0].figure
+        fig.suptitle(f"Gaia DR3 {idata.posterior.attrs.get('source_id', '')}: posterior")
+        fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
 def plot_trace(idata, path) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _plotting():
         axes = az.plot_trace(idata, var_names=list(LABEL_INPUTS), compact=True, figsize=(10, 9))
-    fig = np.ravel(axes)[0].figure
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
+        fig = np.ravel(axes)[0].figure
+        fig.tight_layout()
+        fig.savefig(path, dpi=80)
     plt.close(fig)
 
 
 def plot_spectrum(idata, path) -> None:
     """Observed XP flux tokens and colours against the posterior predictive, with residuals."""
+    with _plotting():
+        fig = _spectrum_figure(idata)
+        fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _spectrum_figure(idata):
     tokens = [str(t) for t in idata.posterior_predictive["token"].values]
     draws = idata.posterior_predictive["obs"].values.reshape(-1, len(tokens))
     observed = idata.observed_data["obs"].values
@@ -82,5 +97,4 @@ def plot_spectrum(idata, path) -> None:
     cax.set_xlabel("colour [mag]")
     bottom[1].axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    return fig

@@ -76,7 +76,7 @@ def main():
             rng.multivariate_normal(m, noise.correlation * np.outer(s, s))
             for m, s in zip(
                 np.asarray(mean),
-                noise.error_scale * np.sqrt(errors**2 + np.asarray(sigma) ** 2),
+                noise.total_scale * np.sqrt(errors**2 + np.asarray(sigma) ** 2),
                 strict=True,
             )
         ]

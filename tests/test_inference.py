@@ -50,7 +50,7 @@ def _simulated_star(setup, truth, seed=1, missing=()):
     mean, sigma = setup.emulator.emulate(jnp.asarray(truth))
     mean, sigma = np.asarray(mean, float), np.asarray(sigma, float)
     error = 0.02 * np.abs(mean) + 0.005
-    s = setup.noise.error_scale * np.sqrt(error**2 + sigma**2)
+    s = setup.noise.total_scale * np.sqrt(error**2 + sigma**2)
     rng = np.random.default_rng(seed)
     observed = rng.multivariate_normal(mean, setup.noise.correlation * np.outer(s, s))
     names = setup.emulator.outputs

@@ -29,31 +29,38 @@ REGIONS_NM = {
     "RP 660-800 nm": (660, 800),
     "RP 800-1000 nm": (800, 1000),
 }
-XGB_PARAMS = dict(
-    n_estimators=3000,
-    learning_rate=0.05,
-    max_depth=6,
-    subsample=0.8,
-    colsample_bytree=0.8,
-    early_stopping_rounds=100,
-    n_jobs=2,
-    random_state=0,
-)
+XGB_PARAMS = {
+    "eta": 0.05,
+    "max_depth": 6,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "nthread": 2,
+    "seed": 0,
+    "objective": "reg:squarederror",
+}
+XGB_ROUNDS, XGB_EARLY_STOP = 3000, 100
 
 
 def xgboost_predictions(tokens, features, labels, splits):
     """Test-split predictions of one XGBoost regressor per label (early-stopped on validation)."""
-    from xgboost import XGBRegressor
+    import xgboost as xgb
 
     x = tokens.values[:, tokens.index(features)]
+    test = xgb.DMatrix(x[splits["test"]])
     out = {}
     for label in labels:
         y, _ = tokens.column(label)
         fit = splits["train"] & np.isfinite(y)
         val = splits["validation"] & np.isfinite(y)
-        model = XGBRegressor(**XGB_PARAMS)
-        model.fit(x[fit], y[fit], eval_set=[(x[val], y[val])], verbose=False)
-        out[label] = model.predict(x[splits["test"]])
+        booster = xgb.train(
+            XGB_PARAMS,
+            xgb.DMatrix(x[fit], label=y[fit]),
+            num_boost_round=XGB_ROUNDS,
+            evals=[(xgb.DMatrix(x[val], label=y[val]), "validation")],
+            early_stopping_rounds=XGB_EARLY_STOP,
+            verbose_eval=False,
+        )
+        out[label] = booster.predict(test, iteration_range=(0, booster.best_iteration + 1))
     return out
 
 
