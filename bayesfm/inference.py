@@ -90,7 +90,11 @@ class StarInference:
 def amortized_start(setup: StarInference, stars: StarTokens) -> np.ndarray:
     """The transformer's spectra -> labels prediction for every star [N, 5] (physical units)."""
     observables = [n for n in setup.emulator.outputs if n in stars.names]
-    mean, _ = predict(setup.model, stars, list(setup.emulator.inputs), context=observables)
+    # one star at a time in the runners: do not pad it to a large batch
+    batch = min(len(stars), 512)
+    mean, _ = predict(
+        setup.model, stars, list(setup.emulator.inputs), context=observables, batch_size=batch
+    )
     return mean
 
 

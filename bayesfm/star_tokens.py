@@ -6,7 +6,7 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["StarTokens", "merge_duplicates"]
+__all__ = ["StarTokens", "merge_duplicates", "name_index"]
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,7 @@ class StarTokens:
 
     def index(self, names) -> np.ndarray:
         """Column indices of ``names``; DataError naming any unknown one."""
-        lookup = {name: i for i, name in enumerate(self.names)}
-        unknown = [name for name in names if name not in lookup]
-        if unknown:
-            raise DataError(f"unknown token name(s) {unknown}; known tokens: {list(self.names)}")
-        return np.array([lookup[name] for name in names], dtype=int)
+        return name_index(self.names, names)
 
     def column(self, name: str):
         """(values [N], errors [N]) of one token."""
@@ -62,6 +58,15 @@ class StarTokens:
     def missing_fraction(self) -> dict:
         """Fraction of stars lacking each token, by name."""
         return dict(zip(self.names, 1.0 - self.present.mean(axis=0), strict=True))
+
+
+def name_index(known, names) -> np.ndarray:
+    """Positions [K] of ``names`` in ``known``; DataError naming any unknown name."""
+    lookup = {name: i for i, name in enumerate(known)}
+    unknown = [name for name in names if name not in lookup]
+    if unknown:
+        raise DataError(f"unknown token name(s) {unknown}; known tokens: {list(known)}")
+    return np.array([lookup[name] for name in names], dtype=np.int32)
 
 
 def merge_duplicates(tokens: StarTokens) -> StarTokens:

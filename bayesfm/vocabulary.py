@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .star_tokens import StarTokens
+from .star_tokens import StarTokens, name_index
 from .tokens import TokenSpec
 from .xp_grid import XPBinning
 
@@ -54,13 +54,7 @@ class Vocabulary:
 
     def index(self, names) -> np.ndarray:
         """Token indices [K] of ``names``; DataError naming any unknown token."""
-        lookup = {name: i for i, name in enumerate(self.names)}
-        unknown = [name for name in names if name not in lookup]
-        if unknown:
-            raise DataError(
-                f"unknown token name(s) {unknown}; this vocabulary knows {list(self.names)}"
-            )
-        return np.array([lookup[name] for name in names], dtype=np.int32)
+        return name_index(self.names, names)
 
     def names_in_group(self, *groups) -> tuple:
         return tuple(s.name for s in self.specs if s.group in groups)
