@@ -23,7 +23,7 @@ from .emulator import LABEL_INPUTS, Emulator, make_emulator
 from .errors import DataError
 from .foundation_model import FoundationModel
 from .likelihood import NoiseModel
-from .models import StarData, star_data, star_model
+from .models import StarData, normalised_prior, star_data, star_model
 from .predict import predict
 from .priors import GaussianMixturePrior
 from .star_tokens import StarTokens
@@ -81,10 +81,7 @@ class StarInference:
         )
 
     def z_support(self):
-        z_prior = dist.TransformedDistribution(
-            self.prior, dist.transforms.AffineTransform(-self.loc / self.scale, 1.0 / self.scale)
-        )
-        return z_prior.support
+        return normalised_prior(self.prior, self.loc, self.scale).support
 
 
 def amortized_start(setup: StarInference, stars: StarTokens) -> np.ndarray:

@@ -12,7 +12,7 @@ from .errors import DataError
 from .likelihood import CorrelatedTokens, NoiseModel, masked_correlation_cholesky
 from .star_tokens import StarTokens
 
-__all__ = ["StarData", "star_data", "star_model"]
+__all__ = ["StarData", "star_data", "star_model", "normalised_prior"]
 
 
 class StarData(NamedTuple):
@@ -55,6 +55,13 @@ def star_data(stars: StarTokens, row: int, emulator: Emulator, noise: NoiseModel
     )
 
 
+def normalised_prior(prior: dist.Distribution, loc, scale) -> dist.Distribution:
+    """The prior over physical x [5] as a prior over z = (x - loc) / scale."""
+    return dist.TransformedDistribution(
+        prior, dist.transforms.AffineTransform(-loc / scale, 1.0 / scale)
+    )
+
+
 def star_model(
     data: StarData,
     emulator: Emulator,
@@ -79,10 +86,7 @@ def star_model(
             posterior predictive, including the tokens the star lacks).
     """
     loc, scale = jnp.asarray(loc), jnp.asarray(scale)
-    z_prior = dist.TransformedDistribution(
-        prior, dist.transforms.AffineTransform(-loc / scale, 1.0 / scale)
-    )
-    z = numpyro.sample("z", z_prior)
+    z = numpyro.sample("z", normalised_prior(prior, loc, scale))
     x = loc + scale * z
     for i, name in enumerate(emulator.inputs):
         numpyro.deterministic(name, x[i])
