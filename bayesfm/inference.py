@@ -28,7 +28,7 @@ from .predict import predict
 from .priors import GaussianMixturePrior
 from .star_tokens import StarTokens
 
-__all__ = ["StarInference", "NutsRunner", "run_svi", "amortized_start", "GUIDES"]
+__all__ = ["StarInference", "NutsRunner", "run_svi", "amortized_labels", "GUIDES"]
 
 # Gradients for NUTS in full float32 precision: TF32 matmuls on GPUs break convergence.
 jax.config.update("jax_default_matmul_precision", "highest")
@@ -84,15 +84,19 @@ class StarInference:
         return normalised_prior(self.prior, self.loc, self.scale).support
 
 
-def amortized_start(setup: StarInference, stars: StarTokens) -> np.ndarray:
-    """The transformer's spectra -> labels prediction for every star [N, 5] (physical units)."""
+def amortized_labels(setup: StarInference, stars: StarTokens):
+    """The transformer's spectra -> labels prediction (mean, sigma), each [N, 5] physically.
+
+    The mean is moved inside a bounded prior (e.g. a uniform box) so that it can start a
+    sampler or centre a proposal.
+    """
     observables = [n for n in setup.emulator.outputs if n in stars.names]
     # one star at a time in the runners: do not pad it to a large batch
     batch = min(len(stars), 512)
-    mean, _ = predict(
+    mean, sigma = predict(
         setup.model, stars, list(setup.emulator.inputs), context=observables, batch_size=batch
     )
-    return mean
+    return _into_support(setup.prior, mean), sigma
 
 
 def _initial_z(setup: StarInference, x0, num_chains, key, source):
@@ -142,8 +146,7 @@ class NutsRunner:
         setup = self.setup
         data = star_data(stars, row, setup.emulator, setup.noise)
         if start is None:
-            start = amortized_start(setup, stars.take([row]))[0]
-            start = _into_support(setup, start)
+            start = amortized_labels(setup, stars.take([row]))[0][0]
         init_key, run_key, pp_key = jax.random.split(key, 3)
         init = _initial_z(setup, start, self.mcmc.num_chains, init_key, stars.source_id[row])
         t0 = time.perf_counter()
@@ -167,17 +170,14 @@ class NutsRunner:
         return _finish(idata, data, stars.source_id[row], "nuts", seconds)
 
 
-def _into_support(setup, x0):
-    """Move an amortized start inside a bounded prior (e.g. a uniform box) if needed."""
-    if _in_prior(setup.prior, x0):
-        return x0
-    support = setup.prior.support
-    low = getattr(support, "lower_bound", None)
-    high = getattr(support, "upper_bound", None)
+def _into_support(prior, x):
+    """Clip points [..., 5] to 1% inside a bounded prior's edges; unbounded priors: unchanged."""
+    low = getattr(prior.support, "lower_bound", None)
+    high = getattr(prior.support, "upper_bound", None)
     if low is None or high is None:
-        return x0
+        return x
     low, high = np.asarray(low), np.asarray(high)
-    return np.clip(x0, low + 0.01 * (high - low), high - 0.01 * (high - low))
+    return np.clip(x, low + 0.01 * (high - low), high - 0.01 * (high - low))
 
 
 def _in_prior(prior, x, traced=False):
@@ -204,7 +204,7 @@ def run_svi(
     if guide not in GUIDES:
         raise DataError(f"unknown guide {guide!r}; choose one of {sorted(GUIDES)}")
     data = star_data(stars, row, setup.emulator, setup.noise)
-    start = _into_support(setup, amortized_start(setup, stars.take([row]))[0])
+    start = amortized_labels(setup, stars.take([row]))[0][0]
     z0 = (np.asarray(start) - setup.loc) / setup.scale
     guide_fn = GUIDES[guide](
         setup.star_model, init_loc_fn=numpyro.infer.init_to_value(values={"z": jnp.asarray(z0)})

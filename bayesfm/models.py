@@ -12,7 +12,7 @@ from .errors import DataError
 from .likelihood import CorrelatedTokens, NoiseModel, masked_correlation_cholesky
 from .star_tokens import StarTokens
 
-__all__ = ["StarData", "star_data", "star_model", "normalised_prior"]
+__all__ = ["StarData", "star_data", "stacked_star_data", "star_model", "normalised_prior"]
 
 
 class StarData(NamedTuple):
@@ -53,6 +53,25 @@ def star_data(stars: StarTokens, row: int, emulator: Emulator, noise: NoiseModel
         mask,
         np.asarray(masked_correlation_cholesky(noise.correlation, mask), np.float32),
     )
+
+
+def stacked_star_data(stars: StarTokens, rows, emulator: Emulator, noise: NoiseModel):
+    """``StarData`` of many stars stacked along a leading axis, for batched samplers.
+
+    Returns:
+        (data, usable rows, problems): data covers the usable rows in order; problems maps
+        each unusable row to the reason (a star without usable tokens does not stop a batch).
+    """
+    usable, problems, parts = [], {}, []
+    for row in rows:
+        try:
+            parts.append(star_data(stars, row, emulator, noise))
+            usable.append(row)
+        except DataError as err:
+            problems[row] = str(err)
+    if not parts:
+        return None, usable, problems
+    return StarData(*(np.stack(field) for field in zip(*parts, strict=True))), usable, problems
 
 
 def normalised_prior(prior: dist.Distribution, loc, scale) -> dist.Distribution:

@@ -8,6 +8,7 @@ import numpy as np
 from flax import nnx
 
 from .batching import pack
+from .devices import pad_leading
 from .errors import DataError
 from .foundation_model import FoundationModel
 from .star_tokens import StarTokens
@@ -74,7 +75,7 @@ def predict(
         rows = slice(start, start + batch_size)
         batch = pack(full_values[rows], full_errors[rows], full_present[rows], target[rows])
         n = len(batch.context_index)
-        padded = [_pad_rows(a, batch_size) for a in batch[:5]]
+        padded = pad_leading(tuple(batch[:5]), batch_size)
         mean, log_var = _forward(model.graphdef, model.params, *padded)
         means.append(np.asarray(mean)[:n])
         log_vars.append(np.asarray(log_var)[:n])
@@ -83,13 +84,6 @@ def predict(
     mean = np.concatenate(means)[:, order]
     sigma = np.sqrt(np.exp(np.concatenate(log_vars)))[:, order]
     return vocabulary.denormalise(mean, sigma, request_index)
-
-
-def _pad_rows(array, size):
-    missing = size - len(array)
-    if missing <= 0:
-        return array
-    return np.concatenate([array, np.repeat(array[-1:], missing, axis=0)])
 
 
 @partial(jax.jit, static_argnums=0)

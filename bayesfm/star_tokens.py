@@ -1,5 +1,6 @@
 """A set of stars as token values and errors, NaN where a token is absent."""
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,13 @@ class StarTokens:
     def take(self, rows) -> "StarTokens":
         """The stars at ``rows`` (indices or a boolean mask)."""
         return StarTokens(self.source_id[rows], self.names, self.values[rows], self.errors[rows])
+
+    def content_hash(self) -> str:
+        """SHA-256 of the source ids, values and errors (the training data's identity)."""
+        digest = hashlib.sha256()
+        for array in (self.source_id, self.values, self.errors):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
 
     def missing_fraction(self) -> dict:
         """Fraction of stars lacking each token, by name."""

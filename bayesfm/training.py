@@ -6,7 +6,6 @@ drawn from a generator seeded with (seed, s)), validation-split early stopping, 
 metrics log and a progress bar.
 """
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,6 +18,7 @@ import optax
 from tqdm.auto import tqdm
 
 from .batching import Batch, TaskMix, sample_batch
+from .errors import DataError
 from .foundation_model import FoundationModel, build_model
 from .pytree_io import load_leaves, save_leaves
 from .split import split_mask
@@ -64,6 +64,7 @@ class RunConfig:
     training: TrainConfig = TrainConfig()
     binning: XPBinning = XPBinning()
     task_mix: TaskMix = TaskMix()
+    init_from: str | None = None  # warm start: a saved model path, or "default" (the shipped one)
 
     @classmethod
     def from_file(cls, path) -> "RunConfig":
@@ -74,6 +75,7 @@ class RunConfig:
             training=TrainConfig(**data.get("training", {})),
             binning=XPBinning(**data.get("binning", {})),
             task_mix=TaskMix(**data.get("task_mix", {})),
+            init_from=data.get("init_from"),
         )
 
     def to_dict(self) -> dict:
@@ -83,6 +85,7 @@ class RunConfig:
             "training": asdict(self.training),
             "binning": asdict(self.binning),
             "task_mix": self.task_mix._asdict(),
+            "init_from": self.init_from,
         }
 
 
@@ -174,11 +177,20 @@ def _draw(stars: NormalisedStars, rows, rng, vocabulary, mix):
     )
 
 
-def data_hash(tokens: StarTokens) -> str:
-    digest = hashlib.sha256()
-    for array in (tokens.source_id, tokens.values, tokens.errors):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
+def _warm_start_params(run: RunConfig, model_config: TransformerConfig, vocabulary: Vocabulary):
+    """Weights of the model named by ``run.init_from``, checked against this run."""
+    start = FoundationModel.load(None if run.init_from == "default" else run.init_from)
+    if start.config != model_config:
+        raise DataError(
+            f"init_from model {run.init_from!r} has config {start.config}, the run needs "
+            f"{model_config}; make the config's 'model' section match it"
+        )
+    if start.vocabulary.to_dict() != vocabulary.to_dict():
+        raise DataError(
+            f"init_from model {run.init_from!r} was trained with another vocabulary or "
+            "normalisation (different data or binning); warm starts need the same"
+        )
+    return start.params
 
 
 def train(run: RunConfig, tokens: StarTokens, out_dir, progress: bool = True) -> FoundationModel:
@@ -201,6 +213,8 @@ def train(run: RunConfig, tokens: StarTokens, out_dir, progress: bool = True) ->
     val_stars = normalise_stars(val_tokens, vocabulary)
     model_config = TransformerConfig(n_tokens=len(vocabulary), **run.model)
     graphdef, params = build_model(model_config, seed=run.seed)
+    if run.init_from is not None:
+        params = _warm_start_params(run, model_config, vocabulary)
     optimizer, schedule = make_optimizer(cfg)
     opt_state = optimizer.init(params)
     train_step = make_train_step(graphdef, optimizer)
@@ -211,7 +225,7 @@ def train(run: RunConfig, tokens: StarTokens, out_dir, progress: bool = True) ->
         _draw(val_stars, val_rows[i : i + cfg.batch_size], val_rng, vocabulary, run.task_mix)
         for i in range(0, len(val_rows), cfg.batch_size)
     ]
-    info = {"data_hash": data_hash(train_tokens), "run_config": run.to_dict()}
+    info = {"data_hash": train_tokens.content_hash(), "run_config": run.to_dict()}
 
     step, best_val, bad_evals = 0, np.inf, 0
     checkpoint = out / "checkpoint.npz"
