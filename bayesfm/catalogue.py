@@ -15,7 +15,7 @@ from the model file once, and the client writes what they return.
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import jax
@@ -199,17 +199,9 @@ def _summarise_draws(table, draws):
         x = np.where(finite, draws[..., i], np.nan)
         with np.errstate(all="ignore"):
             for column, q in QUANTILES.items():
-                table[f"{name}_{column}"] = _nanquantile_rows(x, q)
+                table[f"{name}_{column}"] = _nan_rows(partial(np.nanquantile, q=q), x)
             table[f"{name}_mean"] = _nan_rows(np.nanmean, x)
             table[f"{name}_sd"] = _nan_rows(np.nanstd, x)
-
-
-def _nanquantile_rows(x, q):
-    out = np.full(len(x), np.nan)
-    rows = np.isfinite(x).any(axis=1)
-    if rows.any():
-        out[rows] = np.nanquantile(x[rows], q, axis=1)
-    return out
 
 
 def _nan_rows(reduce, x):
