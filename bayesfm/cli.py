@@ -1,6 +1,7 @@
 """The ``bayesfm`` command line: thin wiring around the package's functions."""
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -12,8 +13,6 @@ __all__ = ["main"]
 
 def _use_cpu_cores_as_devices(n_chains: int) -> None:
     """On a CPU, expose the cores as devices so that chains run in parallel (before jax starts)."""
-    import os
-
     import numpyro
 
     if "cuda" not in os.environ.get("JAX_PLATFORMS", "") and not _has_gpu_jaxlib():
@@ -116,6 +115,103 @@ def _cmd_fit(args) -> None:
     )
 
 
+def _catalogue_stars(args, binning):
+    """The catalogue's stars: a table, Gaia archive XP files, or a split of the library."""
+    if args.split:
+        from .library import load_library
+        from .split import split_mask
+
+        tokens = load_library(binning=binning).tokens
+        return tokens.take(np.flatnonzero(split_mask(tokens.source_id, args.split)))
+    if args.table is None and args.xp is None:
+        raise DataError("give a table, --xp FILE or --split {train,validation,test}")
+    return _load_stars(args, binning)
+
+
+def _catalogue_config(args):
+    import json
+    from pathlib import Path
+
+    from .catalogue import CatalogueConfig
+
+    settings = json.loads(Path(args.config).read_text()) if args.config else {}
+    for name in ("method", "chunk_size", "seed"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
+    if args.save_draws:
+        settings["save_draws"] = True
+    return CatalogueConfig.from_dict(settings)
+
+
+def _cmd_catalogue(args) -> None:
+    from .catalogue import run_catalogue
+    from .foundation_model import FoundationModel
+
+    config = _catalogue_config(args)
+    binning = FoundationModel.load(args.model).vocabulary.binning
+    stars = _catalogue_stars(args, binning)
+    if args.limit is not None:
+        stars = stars.take(np.arange(min(args.limit, len(stars))))
+    client = _dask_client(args)
+    try:
+        table = run_catalogue(
+            stars, args.out, config, model_path=args.model, client=client, progress=not args.quiet
+        )
+    finally:
+        if client is not None:
+            client.close()
+    counts = table["path"].value_counts().to_dict()
+    print(
+        f"{len(table)} stars: "
+        + ", ".join(f"{n} by {path or 'nothing'}" for path, n in sorted(counts.items()))
+        + f"; {int(table['ok'].sum())} pass their checks"
+    )
+    print(f"results in {args.out}/: catalogue.csv, catalogue.fits, chunks/, run.json")
+
+
+def _dask_client(args):
+    """A Dask client for --scheduler or --dask-workers; None for an in-process run."""
+    if args.scheduler is None and not args.dask_workers:
+        return None
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as err:
+        raise DataError(
+            "Dask runs need dask.distributed: pip install 'bayesfm[catalogue]'"
+        ) from err
+    if args.scheduler is not None:
+        return Client(args.scheduler)
+    cluster = LocalCluster(n_workers=args.dask_workers, threads_per_worker=1, processes=True)
+    return Client(cluster)
+
+
+def _add_catalogue_parser(commands) -> None:
+    from .catalogue import METHODS
+    from .split import SPLITS
+
+    cat = commands.add_parser(
+        "catalogue",
+        help="posteriors for many stars: importance sampling with NUTS fallback, resumable",
+    )
+    source = cat.add_mutually_exclusive_group()
+    source.add_argument("table", nargs="?", help="FITS/CSV/ECSV/Parquet table of stars")
+    source.add_argument("--xp", help="Gaia archive XP_CONTINUOUS file (csv, ecsv, fits)")
+    source.add_argument("--split", choices=SPLITS, help="a split of the training library")
+    cat.add_argument("--column-map", help="JSON: bayesfm column -> table column")
+    cat.add_argument("--out", required=True, help="output folder (a rerun resumes)")
+    cat.add_argument("--config", help="catalogue settings JSON (see configs/catalogue.json)")
+    cat.add_argument("--method", choices=METHODS, help="auto: importance sampling, NUTS fallback")
+    cat.add_argument("--chunk-size", type=int, help="stars per chunk (one file each)")
+    cat.add_argument("--seed", type=int)
+    cat.add_argument("--save-draws", action="store_true", help="also write each star's draws")
+    cat.add_argument("--limit", type=int, help="only the first N stars")
+    cat.add_argument("--model", help="model .safetensors (default: the shipped one)")
+    cat.add_argument("--dask-workers", type=int, help="run on a local Dask cluster of N workers")
+    cat.add_argument("--scheduler", help="address of a running Dask scheduler")
+    cat.add_argument("--quiet", action="store_true", help="no progress bar")
+    cat.set_defaults(run=_cmd_catalogue)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bayesfm", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -173,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         fit.set_defaults(
             run=_cmd_fit, xp=None, table=None, column_map=None, rows=None, method="nuts"
         )
+    _add_catalogue_parser(commands)
     return parser
 
 
@@ -180,6 +277,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("fit", "demo"):
         _use_cpu_cores_as_devices(args.chains)
+    if args.command == "catalogue":
+        _use_cpu_cores_as_devices(os.cpu_count() or 1)
     try:
         args.run(args)
     except (DataError, MissingDataPackageError) as err:

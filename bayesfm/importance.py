@@ -1,7 +1,10 @@
 """Posteriors by importance sampling from the transformer's amortized prediction.
 
-The proposal starts as a multivariate Student-t around the amortized spectra -> labels
-prediction (its sigma inflated) and is refined by the weighted moments of its own draws.
+The proposal is a Laplace approximation (as in Zhang, Green & Rix 2023): from the
+transformer's amortized spectra -> labels prediction, a batched optimiser finds each
+star's posterior mode, and the Hessian there gives the covariance of a heavy-tailed
+multivariate Student-t (where the Hessian is not positive definite, the amortized sigma
+is used instead). The proposal is then refined by the weighted moments of its own draws.
 Draws are weighted by prior x emulator likelihood / proposal; Pareto-smoothed importance
 sampling (Vehtari et al. 2024) gives the weights and their k-hat. A star passes when k-hat
 <= ``max_khat`` (the weights' variance is then finite enough to trust) and the effective
@@ -13,15 +16,15 @@ from typing import NamedTuple
 
 import arviz as az
 import jax
-import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
+import optax
 from numpyro.infer.util import log_density
 
 from .devices import shard_stars
 from .models import StarData
 
-__all__ = ["ImportanceConfig", "ImportanceResult", "run_importance"]
+__all__ = ["ImportanceConfig", "ImportanceResult", "run_importance", "laplace_proposal"]
 
 
 @dataclass(frozen=True)
@@ -29,9 +32,11 @@ class ImportanceConfig:
     """Proposal and acceptance settings."""
 
     num_draws: int = 1000  # per round and star
+    mode_steps: int = 200  # Adam steps from the amortized prediction to the posterior mode
+    mode_learning_rate: float = 0.02
     refinements: int = 1  # rounds re-centred on the previous round's weighted moments
     df: float = 5.0  # Student-t degrees of freedom: heavy tails guard against a too-narrow proposal
-    inflation: float = 2.0  # first proposal's scale / the amortized sigma
+    inflation: float = 1.2  # first proposal's scale / the Laplace (or amortized) sigma
     refine_inflation: float = 1.3  # later proposals' scale / the weighted standard deviation
     max_khat: float = 0.7
     min_ess: float = 100.0
@@ -59,8 +64,7 @@ def run_importance(setup, data: StarData, z_mean, z_sigma, key, config=Importanc
     """
     n = len(z_mean)
     weigh = _compiled_weigher(setup, config.num_draws, config.df)
-    loc = np.asarray(z_mean, np.float32)
-    chol = np.asarray(jax.vmap(jnp.diag)(config.inflation * jnp.asarray(z_sigma, jnp.float32)))
+    loc, chol = laplace_proposal(setup, data, z_mean, z_sigma, config)
     for round_ in range(config.refinements + 1):
         key, round_key = jax.random.split(key)
         keys = jax.random.split(round_key, n)
@@ -72,6 +76,58 @@ def run_importance(setup, data: StarData, z_mean, z_sigma, key, config=Importanc
     accepted = (khat <= config.max_khat) & (ess >= config.min_ess)
     kept = _resample(z, weights, config.num_keep, np.random.default_rng(np.asarray(key)))
     return ImportanceResult(kept, khat, ess, accepted)
+
+
+def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config=ImportanceConfig()):
+    """Posterior modes [n, 5] and proposal Cholesky factors [n, 5, 5], normalised units."""
+    find_mode = _compiled_mode_finder(setup, config.mode_steps, config.mode_learning_rate)
+    z_start = np.asarray(z_mean, np.float32)
+    mode, hessian = (np.asarray(a) for a in find_mode(*shard_stars((z_start, data))))
+    mode, hessian = mode[: len(z_start)], hessian[: len(z_start)].astype(np.float64)
+    fallback = np.eye(mode.shape[-1]) * np.asarray(z_sigma, np.float64)[:, None, :] ** 2
+    finite = np.all(np.isfinite(hessian), axis=(1, 2)) & np.all(np.isfinite(mode), axis=1)
+    hessian = np.where(finite[:, None, None], hessian, np.eye(mode.shape[-1]))
+    eigenvalues = np.linalg.eigvalsh(hessian)
+    laplace = finite & np.all(eigenvalues > 0, axis=1)
+    cov = np.where(laplace[:, None, None], np.linalg.inv(hessian), fallback)
+    loc = np.where(laplace[:, None], mode, z_start)
+    chol = config.inflation * np.linalg.cholesky(cov)
+    return loc.astype(np.float32), chol.astype(np.float32)
+
+
+_MODE_FINDERS = {}
+
+
+def _compiled_mode_finder(setup, steps, learning_rate):
+    """A jitted ``(z_start [n, 5], data) -> (mode [n, 5], Hessian of -log p there [n, 5, 5])``.
+
+    Adam runs in the unconstrained space of the prior's support, so a bounded prior is
+    never left; the objective is the density of z itself (no Jacobian), whose mode and
+    curvature the Laplace approximation needs.
+    """
+    cache_key = (id(setup), steps, learning_rate)
+    if cache_key not in _MODE_FINDERS:
+        model = setup.star_model
+        to_z = dist.biject_to(setup.z_support())
+        optimiser = optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.05))
+
+        def one_star(z_start, data):
+            def neg_log_p(z):
+                return -log_density(model, (data,), {}, {"z": z})[0]
+
+            def step(carry, _):
+                u, state = carry
+                grad = jax.grad(lambda v: neg_log_p(to_z(v)))(u)
+                updates, state = optimiser.update(grad, state, u)
+                return (optax.apply_updates(u, updates), state), None
+
+            u = to_z.inv(z_start)
+            (u, _), _ = jax.lax.scan(step, (u, optimiser.init(u)), None, length=steps)
+            mode = to_z(u)
+            return mode, jax.hessian(neg_log_p)(mode)
+
+        _MODE_FINDERS[cache_key] = (setup, jax.jit(jax.vmap(one_star)))
+    return _MODE_FINDERS[cache_key][1]
 
 
 _WEIGHERS = {}
@@ -89,7 +145,11 @@ def _compiled_weigher(setup, num_draws, df):
             log_target = jax.vmap(lambda zi: log_density(model, (data,), {}, {"z": zi})[0])(z)
             return z, log_target - proposal.log_prob(z)
 
-        _WEIGHERS[cache_key] = (setup, jax.jit(jax.vmap(one_star)))
+        def all_stars(keys, loc, chol, data):
+            # a few stars at a time: n x num_draws emulator calls at once would not fit in cache
+            return jax.lax.map(lambda a: one_star(*a), (keys, loc, chol, data), batch_size=8)
+
+        _WEIGHERS[cache_key] = (setup, jax.jit(all_stars))
     return _WEIGHERS[cache_key][1]
 
 
