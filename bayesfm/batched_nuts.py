@@ -27,11 +27,11 @@ __all__ = ["BatchedNutsConfig", "ChainDraws", "run_batched_nuts", "chain_diagnos
 class BatchedNutsConfig:
     """Sampler settings for catalogue-mode NUTS."""
 
-    num_warmup: int = 300
-    num_samples: int = 300
+    num_warmup: int = 250
+    num_samples: int = 250
     num_chains: int = 2
     target_accept: float = 0.85
-    max_tree_depth: int = 8
+    max_tree_depth: int = 6
     dense_mass: bool = True
 
 

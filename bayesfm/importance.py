@@ -34,7 +34,7 @@ class ImportanceConfig:
     num_draws: int = 1000  # per round and star
     mode_steps: int = 200  # Adam steps from the amortized prediction to the posterior mode
     mode_learning_rate: float = 0.02
-    refinements: int = 1  # rounds re-centred on the previous round's weighted moments
+    refinements: int = 2  # rounds re-centred on the previous round's weighted moments
     df: float = 5.0  # Student-t degrees of freedom: heavy tails guard against a too-narrow proposal
     inflation: float = 1.2  # first proposal's scale / the Laplace (or amortized) sigma
     refine_inflation: float = 1.3  # later proposals' scale / the weighted standard deviation
@@ -159,7 +159,9 @@ def _smoothed_weights(log_w):
     usable = finite.any(axis=1)
     floor = np.min(np.where(finite, log_w, np.inf), axis=1, keepdims=True) - 50.0
     log_w = np.where(finite, log_w, np.where(usable[:, None], floor, 0.0))
-    smoothed, khat = az.psislw(log_w)
+    with np.errstate(all="ignore"):  # degenerate tails give k-hat = inf or NaN: rejected
+        smoothed, khat = az.psislw(log_w)
+    khat = np.where(np.isnan(khat), np.inf, khat)
     weights = np.exp(smoothed)
     weights /= weights.sum(axis=1, keepdims=True)
     return weights, np.where(usable, khat, np.inf)

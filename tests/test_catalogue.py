@@ -1,0 +1,151 @@
+"""Catalogue mode: every star exactly once, resumable after a kill, Dask == in-process."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayesfm.batched_nuts import BatchedNutsConfig
+from bayesfm.catalogue import CatalogueConfig, run_catalogue
+from bayesfm.errors import DataError
+from bayesfm.foundation_model import FoundationModel, build_model
+from bayesfm.importance import ImportanceConfig
+from bayesfm.inference import StarInference
+from bayesfm.transformer import TransformerConfig
+
+TINY = dict(width=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, mlp_width=32)
+FAST = CatalogueConfig(
+    chunk_size=3,
+    nuts=BatchedNutsConfig(num_warmup=30, num_samples=30, max_tree_depth=4),
+    importance=ImportanceConfig(num_draws=200, mode_steps=20, refinements=1, num_keep=100),
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_path(tmp_path_factory):
+    """A small untrained model with the shipped vocabulary (so the shipped prior fits)."""
+    shipped = FoundationModel.load()
+    config = TransformerConfig(n_tokens=len(shipped.vocabulary), **TINY)
+    graphdef, params = build_model(config, seed=5)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    FoundationModel(config, shipped.vocabulary, graphdef, params).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def stars(example_stars):
+    return example_stars.tokens.take(np.arange(7))
+
+
+@pytest.fixture(scope="module")
+def in_process(tiny_model_path, stars, tmp_path_factory):
+    out = tmp_path_factory.mktemp("in_process")
+    setup = StarInference.default(tiny_model_path)
+    table = run_catalogue(stars, out, FAST, setup, tiny_model_path, progress=False)
+    return out, table
+
+
+def test_every_star_once_with_its_path_and_summaries(in_process, stars):
+    out, table = in_process
+    assert table["source_id"].tolist() == stars.source_id.astype(np.int64).tolist()
+    assert set(table["path"]) <= {"importance", "nuts"}
+    assert np.isfinite(table["teff_median"]).all()
+    assert (table["teff_q16"] <= table["teff_median"]).all()
+    assert (table["teff_median"] <= table["teff_q84"]).all()
+    on_disk = pd.read_csv(out / "catalogue.csv")
+    assert len(on_disk) == len(stars) and sorted(os.listdir(out / "chunks")) == [
+        "chunk_000000.csv",
+        "chunk_000001.csv",
+        "chunk_000002.csv",
+    ]
+    assert (out / "catalogue.fits").exists()
+
+
+def test_forced_paths_are_recorded(tiny_model_path, stars, tmp_path):
+    setup = StarInference.default(tiny_model_path)
+    config = CatalogueConfig(**{**FAST.__dict__, "method": "nuts"})
+    table = run_catalogue(
+        stars.take([0, 1]), tmp_path, config, setup, tiny_model_path, progress=False
+    )
+    assert (table["path"] == "nuts").all()
+    assert np.isfinite(table["max_rhat"]).all() and (table["divergences"] >= 0).all()
+
+
+def test_resume_refuses_other_settings(in_process, stars, tiny_model_path):
+    out, _ = in_process
+    other = CatalogueConfig(**{**FAST.__dict__, "seed": 1})
+    with pytest.raises(DataError, match="different config"):
+        run_catalogue(stars, out, other, model_path=tiny_model_path, progress=False)
+
+
+def test_config_round_trip_and_unknown_setting():
+    assert CatalogueConfig.from_dict(FAST.to_dict()) == FAST
+    with pytest.raises(DataError, match="unknown catalogue setting"):
+        CatalogueConfig.from_dict({"chunksize": 3})
+    with pytest.raises(DataError, match="unknown method"):
+        CatalogueConfig(method="mcmc")
+
+
+def test_killed_run_resumes_with_every_star_once(tiny_model_path, in_process, tmp_path):
+    """SIGKILL a ``bayesfm catalogue`` process after its first chunk; rerun; compare."""
+    out = tmp_path / "killed"
+    (tmp_path / "config.json").write_text(json.dumps(FAST.to_dict()))
+    command = [
+        sys.executable,
+        "-m",
+        "bayesfm.cli",
+        "catalogue",
+        "--split",
+        "test",
+        "--limit",
+        "7",
+        "--out",
+        str(out),
+        "--config",
+        str(tmp_path / "config.json"),
+        "--model",
+        str(tiny_model_path),
+        "--quiet",
+    ]
+    process = subprocess.Popen(command, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    first = out / "chunks" / "chunk_000000.csv"
+    deadline = time.monotonic() + 300
+    while not first.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert first.exists(), "the first chunk was never written"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (out / "catalogue.csv").exists()
+    left = sorted(os.listdir(out / "chunks"))
+    assert all(name.endswith(".csv") for name in left), left  # no half-written files
+
+    assert subprocess.run(command, env={**os.environ, "JAX_PLATFORMS": "cpu"}).returncode == 0
+    table = pd.read_csv(out / "catalogue.csv")
+    assert len(table) == 7 and table["source_id"].is_unique
+    assert np.isfinite(table["teff_median"]).all()
+
+
+def test_dask_cluster_of_two_workers_matches_in_process(
+    in_process, stars, tiny_model_path, tmp_path
+):
+    distributed = pytest.importorskip("dask.distributed")
+    _, expected = in_process
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        table = run_catalogue(
+            stars, tmp_path, FAST, model_path=tiny_model_path, client=client, progress=False
+        )
+    timing = ["seconds"]
+    pd.testing.assert_frame_equal(
+        table.drop(columns=timing), expected.drop(columns=timing), check_exact=False, rtol=1e-5
+    )
