@@ -1,7 +1,6 @@
 """The ``bayesfm`` command line: thin wiring around the package's functions."""
 
 import argparse
-import os
 import sys
 
 import numpy as np
@@ -13,6 +12,8 @@ __all__ = ["main"]
 
 def _use_cpu_cores_as_devices(n_chains: int) -> None:
     """On a CPU, expose the cores as devices so that chains run in parallel (before jax starts)."""
+    import os
+
     import numpyro
 
     if "cuda" not in os.environ.get("JAX_PLATFORMS", "") and not _has_gpu_jaxlib():
@@ -277,8 +278,6 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("fit", "demo"):
         _use_cpu_cores_as_devices(args.chains)
-    if args.command == "catalogue":
-        _use_cpu_cores_as_devices(os.cpu_count() or 1)
     try:
         args.run(args)
     except (DataError, MissingDataPackageError) as err:

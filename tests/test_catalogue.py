@@ -115,7 +115,7 @@ def test_killed_run_resumes_with_every_star_once(tiny_model_path, in_process, tm
     ]
     process = subprocess.Popen(command, env={**os.environ, "JAX_PLATFORMS": "cpu"})
     first = out / "chunks" / "chunk_000000.csv"
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 600
     while not first.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert first.exists(), "the first chunk was never written"
