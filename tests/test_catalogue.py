@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from dask import distributed
 
 from bayesfm.batched_nuts import BatchedNutsConfig
 from bayesfm.catalogue import CatalogueConfig, run_catalogue
@@ -134,7 +135,6 @@ def test_killed_run_resumes_with_every_star_once(tiny_model_path, in_process, tm
 def test_dask_cluster_of_two_workers_matches_in_process(
     in_process, stars, tiny_model_path, tmp_path
 ):
-    distributed = pytest.importorskip("dask.distributed")
     _, expected = in_process
     with (
         distributed.LocalCluster(
