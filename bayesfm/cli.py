@@ -147,16 +147,26 @@ def _catalogue_config(args):
 def _cmd_catalogue(args) -> None:
     from .catalogue import run_catalogue
     from .foundation_model import FoundationModel
+    from .inference import StarInference
 
     config = _catalogue_config(args)
-    binning = FoundationModel.load(args.model).vocabulary.binning
-    stars = _catalogue_stars(args, binning)
+    distributed = args.scheduler is not None or bool(args.dask_workers)
+    # in-process runs build the setup once here; Dask workers build their own
+    setup = None if distributed else StarInference.default(args.model)
+    model = FoundationModel.load(args.model) if distributed else setup.model
+    stars = _catalogue_stars(args, model.vocabulary.binning)
     if args.limit is not None:
         stars = stars.take(np.arange(min(args.limit, len(stars))))
     client = _dask_client(args)
     try:
         table = run_catalogue(
-            stars, args.out, config, model_path=args.model, client=client, progress=not args.quiet
+            stars,
+            args.out,
+            config,
+            setup,
+            model_path=args.model,
+            client=client,
+            progress=not args.quiet,
         )
     finally:
         if client is not None:
