@@ -5,6 +5,10 @@ costs one compiled program and the emulator runs batched. Under ``vmap`` a NUTS 
 as long as the longest trajectory in the batch; ``max_tree_depth`` bounds that (at most
 ``2**max_tree_depth - 1`` gradient evaluations per draw), and a star whose draws keep
 hitting the bound is flagged rather than left to stall its chunk.
+
+Given a Gaussian approximation of each posterior (the importance sampler's last proposal),
+chains start from draws of it and its covariance is the initial inverse mass matrix, so
+that warm-up begins well conditioned instead of from the identity.
 """
 
 from dataclasses import dataclass
@@ -49,7 +53,9 @@ class ChainDraws(NamedTuple):
     at_depth_bound: np.ndarray
 
 
-def run_batched_nuts(setup, data: StarData, z_start, key, config=BatchedNutsConfig()):
+def run_batched_nuts(
+    setup, data: StarData, z_start, key, config=BatchedNutsConfig(), z_scale_tril=None
+):
     """Sample the posteriors of n stars together.
 
     Args:
@@ -58,13 +64,24 @@ def run_batched_nuts(setup, data: StarData, z_start, key, config=BatchedNutsConf
         z_start: Starting points in normalised coordinates [n, 5], inside the prior.
         key: PRNG key; star i's chains depend only on (key, i).
         config: Sampler settings.
+        z_scale_tril: Cholesky factors [n, 5, 5] of approximate posterior covariances in
+            normalised coordinates: chains start at draws from N(z_start, LL^T), which is
+            also the initial inverse mass matrix. Default: starts jittered by 0.02 and an
+            identity mass matrix.
     """
     n = len(z_start)
     to_z = dist.biject_to(setup.z_support())
-    u_start = to_z.inv(jnp.asarray(z_start, jnp.float32))
+    z_start = jnp.asarray(z_start, jnp.float32)
+    u_start = to_z.inv(z_start)
+    if z_scale_tril is None:
+        u_tril = jnp.broadcast_to(0.02 * jnp.eye(z_start.shape[-1]), (n,) + 2 * z_start.shape[-1:])
+    else:
+        # d u / d z is diagonal for the prior's elementwise bijection: carry L into u
+        du_dz = jax.vmap(jax.jacfwd(to_z.inv))(z_start)
+        u_tril = du_dz @ jnp.asarray(z_scale_tril, jnp.float32)
     keys = jax.random.split(key, n)
-    sampler = _compiled_sampler(setup, config)
-    z, diverging, steps = sampler(*shard_stars((u_start, data, keys)))
+    sampler = _compiled_sampler(setup, config, z_scale_tril is not None)
+    z, diverging, steps = sampler(*shard_stars((u_start, u_tril, data, keys)))
     z, diverging, steps = (np.asarray(a)[:n] for a in (z, diverging, steps))
     return ChainDraws(z, diverging, steps >= 2**config.max_tree_depth - 1)
 
@@ -72,15 +89,16 @@ def run_batched_nuts(setup, data: StarData, z_start, key, config=BatchedNutsConf
 _SAMPLERS = {}
 
 
-def _compiled_sampler(setup, config: BatchedNutsConfig):
-    """One jitted ``(u_start [n, 5], data, keys [n]) -> draws`` per (setup, config)."""
-    cache_key = (id(setup), config)
+def _compiled_sampler(setup, config: BatchedNutsConfig, preconditioned: bool):
+    """One jitted ``(u_start [n, 5], u_tril [n, 5, 5], data, keys [n]) -> draws`` per
+    (setup, config, whether u_tril preconditions the mass matrix)."""
+    cache_key = (id(setup), config, preconditioned)
     if cache_key not in _SAMPLERS:
-        _SAMPLERS[cache_key] = (setup, jax.jit(_build_sampler(setup, config)))
+        _SAMPLERS[cache_key] = (setup, jax.jit(_build_sampler(setup, config, preconditioned)))
     return _SAMPLERS[cache_key][1]
 
 
-def _build_sampler(setup, config: BatchedNutsConfig):
+def _build_sampler(setup, config: BatchedNutsConfig, preconditioned: bool):
     model = setup.star_model
     to_z = dist.biject_to(setup.z_support())
 
@@ -89,12 +107,16 @@ def _build_sampler(setup, config: BatchedNutsConfig):
 
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_for, algo="NUTS")
 
-    def one_chain(u0, data, key):
+    def one_chain(u0, u_tril, data, key):
         init_key, jitter_key = jax.random.split(key)
-        u0 = u0 + 0.02 * jax.random.normal(jitter_key, u0.shape)
+        u0 = u0 + u_tril @ jax.random.normal(jitter_key, u0.shape)
+        cov = u_tril @ u_tril.T
         state = init_kernel(
             u0,
             config.num_warmup,
+            inverse_mass_matrix=(cov if config.dense_mass else jnp.diag(cov))
+            if preconditioned
+            else None,
             dense_mass=config.dense_mass,
             target_accept_prob=config.target_accept,
             max_tree_depth=config.max_tree_depth,
@@ -110,9 +132,9 @@ def _build_sampler(setup, config: BatchedNutsConfig):
         _, (u, diverging, steps) = jax.lax.scan(step, state, None, length=config.num_samples)
         return to_z(u), diverging, steps
 
-    def one_star(u0, data, key):
+    def one_star(u0, u_tril, data, key):
         chain_keys = jax.random.split(key, config.num_chains)
-        return jax.vmap(one_chain, in_axes=(None, None, 0))(u0, data, chain_keys)
+        return jax.vmap(one_chain, in_axes=(None, None, None, 0))(u0, u_tril, data, chain_keys)
 
     return jax.vmap(one_star)
 

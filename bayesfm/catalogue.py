@@ -29,7 +29,7 @@ from .devices import bucket_size, pad_leading
 from .diagnostics import ConvergenceCriteria
 from .emulator import LABEL_INPUTS
 from .errors import DataError
-from .importance import ImportanceConfig, run_importance
+from .importance import ImportanceConfig, laplace_proposal, run_importance
 from .inference import StarInference, amortized_labels
 from .models import stacked_star_data
 from .star_tokens import StarTokens
@@ -107,16 +107,14 @@ def fit_chunk(setup: StarInference, stars: StarTokens, config: CatalogueConfig, 
     mean, sigma = amortized_labels(setup, stars.take(usable))
     z_mean = (mean - setup.loc) / setup.scale
     z_sigma = sigma / setup.scale
-    to_nuts = np.ones(len(usable), bool)
-    if config.method != "nuts":
-        size = bucket_size(len(usable))
-        result = run_importance(
-            setup,
-            *pad_leading((data, z_mean, z_sigma), size),
-            is_key,
-            config.importance,
-        )
-        z, khat, ess, accepted = (a[: len(usable)] for a in result)
+    size = bucket_size(len(usable))
+    padded = pad_leading((data, z_mean, z_sigma), size)
+    if config.method == "nuts":
+        loc, chol = (a[: len(usable)] for a in laplace_proposal(setup, *padded, config.importance))
+        to_nuts = np.ones(len(usable), bool)
+    else:
+        result = run_importance(setup, *padded, is_key, config.importance)
+        z, khat, ess, accepted, loc, chol = (a[: len(usable)] for a in result)
         rows = np.asarray(usable)
         table.loc[rows, "khat"] = khat
         table.loc[rows, "importance_ess"] = ess
@@ -130,10 +128,13 @@ def fit_chunk(setup: StarInference, stars: StarTokens, config: CatalogueConfig, 
     if to_nuts.any():
         picked = np.flatnonzero(to_nuts)
         rows = np.asarray(usable)[picked]
-        size = bucket_size(len(picked))
         subset = jax.tree_util.tree_map(lambda a: a[picked], data)
         chains = run_batched_nuts(
-            setup, *pad_leading((subset, z_mean[picked]), size), nuts_key, config.nuts
+            setup,
+            *pad_leading((subset, loc[picked]), bucket_size(len(picked))),
+            nuts_key,
+            config.nuts,
+            z_scale_tril=pad_leading(chol[picked], bucket_size(len(picked))),
         )
         chains = type(chains)(*(a[: len(picked)] for a in chains))
         _record_nuts(table, rows, chains, config.convergence)

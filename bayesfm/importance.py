@@ -44,12 +44,16 @@ class ImportanceConfig:
 
 
 class ImportanceResult(NamedTuple):
-    """Per star: equal-weight draws z [n, num_keep, 5], k-hat [n], ESS [n], accepted [n]."""
+    """Per star: equal-weight draws z [n, num_keep, 5], k-hat [n], ESS [n], accepted [n],
+    and the last proposal's centre [n, 5] and Cholesky factor [n, 5, 5] (which start and
+    precondition NUTS for the stars that fail)."""
 
     z: np.ndarray
     khat: np.ndarray
     ess: np.ndarray
     accepted: np.ndarray
+    loc: np.ndarray
+    chol: np.ndarray
 
 
 def run_importance(setup, data: StarData, z_mean, z_sigma, key, config=ImportanceConfig()):
@@ -75,7 +79,7 @@ def run_importance(setup, data: StarData, z_mean, z_sigma, key, config=Importanc
     ess = 1.0 / np.sum(weights**2, axis=1)
     accepted = (khat <= config.max_khat) & (ess >= config.min_ess)
     kept = _resample(z, weights, config.num_keep, np.random.default_rng(np.asarray(key)))
-    return ImportanceResult(kept, khat, ess, accepted)
+    return ImportanceResult(kept, khat, ess, accepted, loc, chol)
 
 
 def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config=ImportanceConfig()):
