@@ -30,8 +30,7 @@ from .diagnostics import ConvergenceCriteria
 from .emulator import LABEL_INPUTS
 from .errors import DataError
 from .importance import ImportanceConfig, laplace_proposal, run_importance
-from .inference import StarInference, amortized_labels
-from .models import stacked_star_data
+from .inference import StarInference, stars_data
 from .star_tokens import StarTokens
 
 __all__ = ["METHODS", "CatalogueConfig", "fit_chunk", "run_catalogue"]
@@ -97,14 +96,13 @@ def fit_chunk(setup: StarInference, stars: StarTokens, config: CatalogueConfig, 
     n = len(stars)
     table = _empty_table(stars)
     draws = np.full((n, _draws_per_star(config), len(LABEL_INPUTS)), np.nan, np.float32)
-    data, usable, problems = stacked_star_data(stars, range(n), setup.emulator, setup.noise)
+    data, usable, problems, mean, sigma = stars_data(setup, stars)
     for row, reason in problems.items():
         table.loc[row, ["path", "flags"]] = ["skipped", reason]
     if not usable:
         table["seconds"] = (time.perf_counter() - start) / n
         return ChunkResult(table, draws if config.save_draws else None)
 
-    mean, sigma = amortized_labels(setup, stars.take(usable))
     z_mean = (mean - setup.loc) / setup.scale
     z_sigma = sigma / setup.scale
     size = bucket_size(len(usable))

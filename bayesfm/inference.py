@@ -23,12 +23,12 @@ from .emulator import LABEL_INPUTS, Emulator, make_emulator
 from .errors import DataError
 from .foundation_model import FoundationModel
 from .likelihood import NoiseModel
-from .models import StarData, normalised_prior, star_data, star_model
+from .models import StarData, normalised_prior, stacked_star_data, star_data, star_model
 from .predict import predict
 from .priors import GaussianMixturePrior
 from .star_tokens import StarTokens
 
-__all__ = ["StarInference", "NutsRunner", "run_svi", "amortized_labels", "GUIDES"]
+__all__ = ["StarInference", "NutsRunner", "run_svi", "amortized_labels", "stars_data", "GUIDES"]
 
 # Gradients for NUTS in full float32 precision: TF32 matmuls on GPUs break convergence.
 jax.config.update("jax_default_matmul_precision", "highest")
@@ -99,6 +99,26 @@ def amortized_labels(setup: StarInference, stars: StarTokens):
     return _into_support(setup.prior, mean), sigma
 
 
+def stars_data(setup: StarInference, stars: StarTokens):
+    """``StarData`` of every usable star, anchored at its amortized prediction.
+
+    Returns:
+        (data stacked over usable rows or None, usable rows, {row: problem},
+        amortized mean [n_usable, 5], amortized sigma [n_usable, 5]).
+    """
+    outputs = [n for n in setup.emulator.outputs if n in stars.names]
+    has_tokens = np.isfinite(stars.values[:, stars.index(outputs)]).any(axis=1)
+    mean = np.full((len(stars), len(LABEL_INPUTS)), np.nan, np.float32)
+    sigma = np.full_like(mean, np.nan)
+    if has_tokens.any():
+        rows = np.flatnonzero(has_tokens)
+        mean[rows], sigma[rows] = amortized_labels(setup, stars.take(rows))
+    data, usable, problems = stacked_star_data(
+        stars, range(len(stars)), setup.emulator, setup.noise, mean
+    )
+    return data, usable, problems, mean[usable], sigma[usable]
+
+
 def _initial_z(setup: StarInference, x0, num_chains, key, source):
     """Per-chain unconstrained starting points near x0, inside the prior's support."""
     x0 = np.asarray(x0, float)
@@ -144,9 +164,9 @@ class NutsRunner:
     def run(self, stars: StarTokens, row: int, key, start=None) -> az.InferenceData:
         """Posterior of star ``row``; ``start``: physical labels [5] (default: amortized)."""
         setup = self.setup
-        data = star_data(stars, row, setup.emulator, setup.noise)
-        if start is None:
-            start = amortized_labels(setup, stars.take([row]))[0][0]
+        anchor = amortized_labels(setup, stars.take([row]))[0][0]
+        data = star_data(stars, row, setup.emulator, setup.noise, anchor)
+        start = anchor if start is None else start
         init_key, run_key, pp_key = jax.random.split(key, 3)
         init = _initial_z(setup, start, self.mcmc.num_chains, init_key, stars.source_id[row])
         t0 = time.perf_counter()
@@ -203,8 +223,8 @@ def run_svi(
     AutoIAFNormal guide (``guide`` = "normal", "mvn" or "iaf")."""
     if guide not in GUIDES:
         raise DataError(f"unknown guide {guide!r}; choose one of {sorted(GUIDES)}")
-    data = star_data(stars, row, setup.emulator, setup.noise)
     start = amortized_labels(setup, stars.take([row]))[0][0]
+    data = star_data(stars, row, setup.emulator, setup.noise, start)
     z0 = (np.asarray(start) - setup.loc) / setup.scale
     guide_fn = GUIDES[guide](
         setup.star_model, init_loc_fn=numpyro.infer.init_to_value(values={"z": jnp.asarray(z0)})

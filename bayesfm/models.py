@@ -2,6 +2,7 @@
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -24,16 +25,32 @@ class StarData(NamedTuple):
         mask: Which tokens are observed [K] (bool).
         corr_chol: Cholesky factor of the noise model's correlation over the observed
             tokens (identity elsewhere) [K, K].
+        emulator_sigma: The emulator's sigma [K] at the star's anchor labels (its amortized
+            prediction), used as the emulator variance at every point of the posterior.
+            Were it to follow the sampled labels, its log-determinant (34 tokens) would
+            outweigh the fit and pull posteriors towards labels where the emulator claims
+            to be precise (the dense red-clump region of the training set).
     """
 
     values: np.ndarray
     errors: np.ndarray
     mask: np.ndarray
     corr_chol: np.ndarray
+    emulator_sigma: np.ndarray
 
 
-def star_data(stars: StarTokens, row: int, emulator: Emulator, noise: NoiseModel) -> StarData:
-    """The observed outputs of star ``row`` in ``emulator``'s output order; checks them."""
+def star_data(
+    stars: StarTokens, row: int, emulator: Emulator, noise: NoiseModel, anchor
+) -> StarData:
+    """The observed outputs of star ``row`` in ``emulator``'s output order; checks them.
+
+    ``anchor``: physical labels [5] at which the emulator's sigma is taken.
+    """
+    _, sigma = emulator.emulate(jnp.asarray(anchor, jnp.float32))
+    return StarData(*_observed(stars, row, emulator, noise), np.asarray(sigma, np.float32))
+
+
+def _observed(stars: StarTokens, row: int, emulator: Emulator, noise: NoiseModel):
     columns = stars.index(emulator.outputs)
     values, errors = stars.values[row, columns], stars.errors[row, columns]
     mask = np.isfinite(values)
@@ -47,7 +64,7 @@ def star_data(stars: StarTokens, row: int, emulator: Emulator, noise: NoiseModel
     if bad.any():
         names = np.array(emulator.outputs)[bad].tolist()
         raise DataError(f"source {source}: tokens {names} have NaN, zero or negative errors")
-    return StarData(
+    return (
         np.where(mask, values, 0.0).astype(np.float32),
         np.where(mask, errors, 1.0).astype(np.float32),
         mask,
@@ -55,8 +72,11 @@ def star_data(stars: StarTokens, row: int, emulator: Emulator, noise: NoiseModel
     )
 
 
-def stacked_star_data(stars: StarTokens, rows, emulator: Emulator, noise: NoiseModel):
+def stacked_star_data(stars: StarTokens, rows, emulator: Emulator, noise: NoiseModel, anchors):
     """``StarData`` of many stars stacked along a leading axis, for batched samplers.
+
+    ``anchors``: physical labels [len(stars), 5] at which each star's emulator sigma is
+    taken (only the usable rows' are used).
 
     Returns:
         (data, usable rows, problems): data covers the usable rows in order; problems maps
@@ -65,13 +85,15 @@ def stacked_star_data(stars: StarTokens, rows, emulator: Emulator, noise: NoiseM
     usable, problems, parts = [], {}, []
     for row in rows:
         try:
-            parts.append(star_data(stars, row, emulator, noise))
+            parts.append(_observed(stars, row, emulator, noise))
             usable.append(row)
         except DataError as err:
             problems[row] = str(err)
     if not parts:
         return None, usable, problems
-    return StarData(*(np.stack(field) for field in zip(*parts, strict=True))), usable, problems
+    _, sigma = jax.vmap(emulator.emulate)(jnp.asarray(np.asarray(anchors)[usable], jnp.float32))
+    fields = [np.stack(field) for field in zip(*parts, strict=True)]
+    return StarData(*fields, np.asarray(sigma, np.float32)), usable, problems
 
 
 def normalised_prior(prior: dist.Distribution, loc, scale) -> dist.Distribution:
@@ -109,9 +131,9 @@ def star_model(
     x = loc + scale * z
     for i, name in enumerate(emulator.inputs):
         numpyro.deterministic(name, x[i])
-    mean, sigma = emulator.emulate(x)
+    mean, _ = emulator.emulate(x)
     numpyro.sample(
         "obs",
-        CorrelatedTokens(mean, sigma, data.errors, data.mask, data.corr_chol, noise),
+        CorrelatedTokens(mean, data.emulator_sigma, data.errors, data.mask, data.corr_chol, noise),
         obs=None if replicate else data.values,
     )

@@ -29,10 +29,15 @@ FE_H, ALPHA_M = -0.25, 0.05
 MEMBERS = np.array(
     [[4700, 2.4, 0.10], [4950, 2.9, 0.10], [5600, 4.3, 0.09], [5200, 4.5, 0.11], [6000, 4.2, 0.10]]
 )  # teff [K], logg [dex], a_k [mag]
+GUESS = [5300.0, 3.5, -0.2, 0.05, 0.1]  # where the emulator's sigma is taken, for every member
 
 
-def cluster_model(observed, errors, corr_chol, emulator, noise):
-    """Members [M] with tokens observed [M, K]: shared fe_h, alpha_m; own teff, logg, a_k."""
+def cluster_model(observed, errors, corr_chol, emulator_sigma, emulator, noise):
+    """Members [M] with tokens observed [M, K]: shared fe_h, alpha_m; own teff, logg, a_k.
+
+    The emulator variance is held fixed (``emulator_sigma`` [K], taken at a guess of the
+    labels): letting it follow the sampled labels biases posteriors (docs/inference.md).
+    """
     fe_h = numpyro.sample("fe_h", dist.Normal(-0.2, 0.5))
     alpha_m = numpyro.sample("alpha_m", dist.Normal(0.05, 0.15))
     with numpyro.plate("members", observed.shape[0]):
@@ -49,10 +54,12 @@ def cluster_model(observed, errors, corr_chol, emulator, noise):
             ],
             -1,
         )
-        mean, sigma = jax.vmap(emulator.emulate)(x)  # write for one star, vmap at the edge
+        mean, _ = jax.vmap(emulator.emulate)(x)  # write for one star, vmap at the edge
         mask = jnp.ones(observed.shape, bool)
         numpyro.sample(
-            "obs", CorrelatedTokens(mean, sigma, errors, mask, corr_chol, noise), obs=observed
+            "obs",
+            CorrelatedTokens(mean, emulator_sigma, errors, mask, corr_chol, noise),
+            obs=observed,
         )
 
 
@@ -82,6 +89,7 @@ def main():
         ]
     )
     corr_chol = masked_correlation_cholesky(noise.correlation, np.ones(len(errors), bool))
+    _, guess_sigma = emulator.emulate(jnp.asarray(GUESS, jnp.float32))
     steps = (30, 30) if args.quick else (500, 1000)
     model_fn = partial(cluster_model, emulator=emulator, noise=noise)
     mcmc = MCMC(
@@ -97,6 +105,7 @@ def main():
         jnp.asarray(observed, jnp.float32),
         jnp.asarray(errors, jnp.float32),
         corr_chol,
+        guess_sigma,
     )
     samples = mcmc.get_samples()
     mcmc.print_summary()

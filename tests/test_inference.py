@@ -92,7 +92,7 @@ def test_likelihood_matches_scipy_multivariate_normal(rng):
 
 def test_model_trace_has_no_weight_params(tiny_setup):
     star = _simulated_star(tiny_setup, (LOW + HIGH) / 2)
-    data = star_data(star, 0, tiny_setup.emulator, tiny_setup.noise)
+    data = star_data(star, 0, tiny_setup.emulator, tiny_setup.noise, (LOW + HIGH) / 2)
     trace = handlers.trace(handlers.seed(tiny_setup.star_model, 0)).get_trace(data)
     assert not [name for name, site in trace.items() if site["type"] == "param"]
     sampled = {name for name, site in trace.items() if site["type"] == "sample"}
@@ -103,7 +103,7 @@ def test_model_trace_has_no_weight_params(tiny_setup):
 def test_simulated_star_is_recovered_within_its_posterior(tiny_setup):
     truth = np.array([5200.0, 3.2, -0.3, 0.1, 0.15])
     star = _simulated_star(tiny_setup, truth, missing=("j_h", "xp_410"))
-    runner = NutsRunner(tiny_setup, num_warmup=300, num_samples=300, num_chains=2)
+    runner = NutsRunner(tiny_setup, num_warmup=500, num_samples=500, num_chains=2)
     idata = runner.run(star, 0, jax.random.PRNGKey(0), start=(LOW + HIGH) / 2)
     for group in (
         "posterior",
@@ -145,7 +145,7 @@ def test_bad_stars_are_clear_errors(tiny_setup):
         np.array([7]), names, np.full((1, len(names)), np.nan), np.full((1, len(names)), np.nan)
     )
     with pytest.raises(DataError, match="none of the emulator's output tokens"):
-        star_data(empty, 0, tiny_setup.emulator, tiny_setup.noise)
+        star_data(empty, 0, tiny_setup.emulator, tiny_setup.noise, LOW)
     star = _simulated_star(tiny_setup, (LOW + HIGH) / 2)
     bad = StarTokens(
         star.source_id,
@@ -154,7 +154,7 @@ def test_bad_stars_are_clear_errors(tiny_setup):
         np.where(np.arange(len(names)) == 3, np.nan, star.errors),
     )
     with pytest.raises(DataError, match="NaN, zero or negative errors"):
-        star_data(bad, 0, tiny_setup.emulator, tiny_setup.noise)
+        star_data(bad, 0, tiny_setup.emulator, tiny_setup.noise, LOW)
     boxed = dataclasses.replace(tiny_setup, prior=uniform_box_prior(LOW, HIGH))
     runner = NutsRunner(boxed, num_warmup=5, num_samples=5)
     with pytest.raises(DataError, match="outside the prior's support"):

@@ -1,0 +1,429 @@
+"""Validation report: held-out APOGEE accuracy, calibration, SBC, extinction curve, hidden spectra, loci.
+
+Run:  python validation/report.py [--config configs/validation.json]
+
+Writes validation/REPORT.md, validation/results.json and validation/figures/*.png. The
+expensive parts (catalogue runs, SBC fits) go under the config's ``work_dir`` and resume
+when the command is rerun, so an interrupted report loses at most one chunk.
+"""
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import jax
+import numpy as np
+from evaluate_transformer import xgboost_predictions
+from report_figures import write_figures
+from report_markdown import write_markdown
+
+from bayesfm.batched_svi import BatchedSviConfig, run_batched_svi
+from bayesfm.calibration import central_coverage, pit_values, rank_uniformity, sbc_ranks, z_scores
+from bayesfm.catalogue import CatalogueConfig, run_catalogue
+from bayesfm.emulator import LABEL_INPUTS
+from bayesfm.inference import StarInference, amortized_labels, stars_data
+from bayesfm.library import data_file, load_library
+from bayesfm.metrics import residual_stats
+from bayesfm.simulation import simulate_stars
+from bayesfm.split import split_mask
+from bayesfm.star_tokens import StarTokens
+
+LABELS = ("teff", "logg", "fe_h", "alpha_m")
+BINS = {  # reference quantity -> bin edges
+    "teff": [3000, 4000, 4500, 5000, 5500, 6000, 8000],
+    "logg": [-1, 1.5, 2.5, 3.5, 4.2, 6],
+    "snr": [0, 100, 200, 400, 1e5],
+    "a_k": [-1, 0.02, 0.05, 0.1, 0.3, 5],
+}
+FIGURES = Path("validation/figures")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/validation.json")
+    args = parser.parse_args()
+    config = json.loads(Path(args.config).read_text())
+    work = Path(config["work_dir"])
+    work.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+
+    setup = StarInference.default()
+    library = load_library(binning=setup.model.vocabulary.binning)
+    tokens = library.tokens
+    splits = {s: split_mask(tokens.source_id, s) for s in ("train", "validation", "test")}
+    test_rows = np.flatnonzero(splits["test"])[: config["test_stars"]]
+    test = tokens.take(test_rows)
+    catalogue = CatalogueConfig.from_dict(
+        {**config["catalogue"], "seed": config["seed"], "save_draws": True}
+    )
+    svi_config = BatchedSviConfig(**config["svi"])
+    results = {"config": config, "config_file": args.config, "n_test": len(test)}
+    timings = {}
+
+    def timed(name, fn, *a):
+        t0 = time.perf_counter()
+        out = fn(*a)
+        timings[name] = time.perf_counter() - t0
+        print(f"[report] {name}: {timings[name]:.0f} s", flush=True)
+        return out
+
+    held = timed(
+        "held-out catalogue",
+        catalogue_draws,
+        test,
+        work / "heldout",
+        replace(catalogue, method=config["test_method"]),
+        setup,
+    )
+    amortized = amortized_labels(setup, test)
+    observables = [n for n in setup.emulator.outputs if n in tokens.names]
+    xgb_all = timed("xgboost", xgboost_predictions, tokens, observables, list(LABELS), splits)
+    xgb = {k: v[: len(test)] for k, v in xgb_all.items()}
+    snr = library.snr[test_rows]
+    results["heldout"] = heldout_section(test, held, amortized, xgb, snr)
+
+    m = config["method_check_stars"]
+    check = test.take(np.arange(min(m, len(test))))
+    methods = {}
+    for method in ("nuts", "importance"):
+        methods[method] = timed(
+            f"{method} on {len(check)} stars",
+            catalogue_draws,
+            check,
+            work / f"check_{method}",
+            replace(catalogue, method=method),
+            setup,
+        )
+    methods["svi"] = timed(
+        "svi on check stars",
+        svi_draws,
+        setup,
+        check,
+        work / "check_svi.npz",
+        svi_config,
+        config["seed"],
+    )
+    results["methods"] = methods_section(check, methods)
+
+    results["sbc"] = timed("sbc", sbc_section, setup, test, config, catalogue, svi_config, work)
+    results["extinction_curve"] = timed("extinction curve", extinction_section, setup)
+    results["hidden_spectrum"] = timed(
+        "hidden spectrum", hidden_section, setup, test, config, catalogue, work
+    )
+    results["loci"] = timed("loci", loci_section, setup, test)
+    results["seconds"] = {**timings, "total": time.perf_counter() - start}
+
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    write_figures(results, FIGURES)
+    for section in results.values():
+        if isinstance(section, dict):
+            section.pop("arrays", None)
+    Path("validation/results.json").write_text(json.dumps(results, indent=1, default=float))
+    write_markdown(results, Path("validation/REPORT.md"))
+    print(f"[report] wrote validation/REPORT.md in {time.perf_counter() - start:.0f} s")
+
+
+# --- posteriors ---------------------------------------------------------------------------
+
+
+def catalogue_draws(stars: StarTokens, out: Path, config: CatalogueConfig, setup):
+    """Run (or resume) a catalogue; return its table and draws [n, S, 5] in star order."""
+    table = run_catalogue(stars, out, config, setup)
+    chunks = sorted((out / "chunks").glob("chunk_*_draws.npz"))
+    draws = np.concatenate([np.load(p, allow_pickle=False)["draws"] for p in chunks])
+    return {"table": table, "draws": draws}
+
+
+def svi_draws(setup, stars: StarTokens, path: Path, config: BatchedSviConfig, seed: int):
+    """Batched SVI posteriors of ``stars`` (cached in ``path``); draws [n, S, 5] physical."""
+    if path.exists():
+        return {"draws": np.load(path, allow_pickle=False)["draws"]}
+    draws = np.full((len(stars), config.num_draws, len(LABEL_INPUTS)), np.nan, np.float32)
+    data, usable, _, mean, _ = stars_data(setup, stars)
+    z, _ = run_batched_svi(
+        setup, data, (mean - setup.loc) / setup.scale, jax.random.PRNGKey(seed), config
+    )
+    draws[usable] = setup.loc + setup.scale * z
+    np.savez(path, draws=draws)
+    return {"draws": draws}
+
+
+# --- held-out accuracy and calibration ------------------------------------------------------
+
+
+def reference(stars: StarTokens, name):
+    values, errors = stars.column(name)
+    return np.asarray(values, float), np.asarray(errors, float)
+
+
+def calibration(draws, truth, error) -> dict:
+    pit = pit_values(draws, truth, error)
+    z = z_scores(draws, truth, error)
+    return {
+        "coverage": central_coverage(pit),
+        "z_sd": float(np.nanstd(z)),
+        "z_median": float(np.nanmedian(z)),
+        "n": int(np.isfinite(pit).sum()),
+        "pit": pit,
+        "z": z,
+    }
+
+
+def heldout_section(test, held, amortized, xgb, snr) -> dict:
+    draws, table = held["draws"], held["table"]
+    ok = table["ok"].to_numpy(bool)
+    medians = np.nanmedian(draws, axis=1)
+    out = {"paths": table["path"].value_counts(normalize=True).to_dict(), "ok_fraction": ok.mean()}
+    out["accuracy"], out["calibration"], out["calibration_ok_only"], out["by_bin"] = {}, {}, {}, {}
+    arrays = {"medians": medians}
+    for i, name in enumerate(LABEL_INPUTS):
+        truth, error = reference(test, name)
+        row = {"posterior_median": residual_stats(medians[:, i], truth)}
+        row["amortized"] = residual_stats(amortized[0][:, i], truth)
+        if name in xgb:
+            row["xgboost"] = residual_stats(xgb[name], truth)
+        out["accuracy"][name] = row
+        cal = calibration(draws[..., i], truth, error)
+        arrays[name] = {"pit": cal.pop("pit"), "z": cal.pop("z"), "truth": truth}
+        out["calibration"][name] = cal
+        cal_ok = calibration(draws[ok, :, i], truth[ok], error[ok])
+        out["calibration_ok_only"][name] = {k: cal_ok[k] for k in ("coverage", "z_sd", "n")}
+        out["by_bin"][name] = binned(medians[:, i], draws[..., i], truth, error, test, snr)
+    out["arrays"] = arrays
+    return out
+
+
+def binned(median, draws, truth, error, test, snr) -> dict:
+    """Accuracy and 68/95% coverage of one label per bin of each reference quantity."""
+    quantities = {"snr": snr, **{q: reference(test, q)[0] for q in BINS if q != "snr"}}
+    out = {}
+    for quantity, edges in BINS.items():
+        which = np.digitize(quantities[quantity], edges) - 1
+        rows = []
+        for b in range(len(edges) - 1):
+            sel = which == b
+            if sel.sum() < 10:
+                continue
+            cov = central_coverage(pit_values(draws[sel], truth[sel], error[sel]))
+            rows.append(
+                {
+                    "bin": [edges[b], edges[b + 1]],
+                    **residual_stats(median[sel], truth[sel]),
+                    "coverage_68": cov["0.68"],
+                    "coverage_95": cov["0.95"],
+                }
+            )
+        out[quantity] = rows
+    return out
+
+
+def methods_section(check, methods) -> dict:
+    out = {}
+    for method, result in methods.items():
+        draws = result["draws"]
+        per_label = {}
+        for i, name in enumerate(LABEL_INPUTS):
+            truth, error = reference(check, name)
+            cal = calibration(draws[..., i], truth, error)
+            per_label[name] = {
+                "coverage": cal["coverage"],
+                "z_sd": cal["z_sd"],
+                **residual_stats(np.nanmedian(draws[..., i], axis=1), truth),
+            }
+        out[method] = {"labels": per_label}
+        if "table" in result:
+            out[method]["ok_fraction"] = float(result["table"]["ok"].mean())
+    return out
+
+
+# --- simulation-based calibration -------------------------------------------------------------
+
+
+def simulated_catalogue(setup, templates: StarTokens, key):
+    """Template stars with emulator-simulated outputs and the prior draws as their labels."""
+    data, usable, *_ = stars_data(setup, templates)
+    templates = templates.take(usable)
+    truth, sim = simulate_stars(setup, data, key)
+    values, errors = templates.values.copy(), templates.errors.copy()
+    outputs = templates.index(setup.emulator.outputs)
+    values[:, outputs] = np.where(sim.mask, sim.values, np.nan)
+    labels = templates.index(LABEL_INPUTS)
+    values[:, labels], errors[:, labels] = truth, 0.0
+    return StarTokens(templates.source_id, templates.names, values, errors), truth
+
+
+def sbc_section(setup, test, config, catalogue, svi_config, work) -> dict:
+    n = min(config["sbc_stars"], len(test))
+    sim, truth = simulated_catalogue(
+        setup, test.take(np.arange(n)), jax.random.PRNGKey(config["seed"] + 1)
+    )
+    runs = {
+        "importance": catalogue_draws(
+            sim, work / "sbc_importance", replace(catalogue, method="importance"), setup
+        )["draws"],
+        "svi": svi_draws(setup, sim, work / "sbc_svi.npz", svi_config, config["seed"] + 2)["draws"],
+    }
+    k = min(config["sbc_nuts_stars"], len(sim))
+    runs["nuts"] = catalogue_draws(
+        sim.take(np.arange(k)),
+        work / "sbc_nuts",
+        replace(catalogue, method="nuts"),
+        setup,
+    )["draws"]
+    out, ranks_out = {}, {}
+    for method, draws in runs.items():
+        per_label, ranks_out[method] = {}, {}
+        for i, name in enumerate(LABEL_INPUTS):
+            ranks = np.array(
+                [
+                    sbc_ranks(d[np.isfinite(d)][None], t[None], config["sbc_ranks"])[0]
+                    for d, t in zip(draws[:, :, i], truth[: len(draws), i], strict=True)
+                    if np.isfinite(d).sum() >= config["sbc_ranks"]
+                ]
+            )
+            per_label[name] = {"n": len(ranks), **rank_uniformity(ranks, config["sbc_ranks"])}
+            ranks_out[method][name] = ranks
+        out[method] = {"n": int(len(draws)), "labels": per_label}
+    out["arrays"] = {"ranks": ranks_out, "num_ranks": config["sbc_ranks"]}
+    return out
+
+
+# --- extinction curve -----------------------------------------------------------------------
+
+STELLAR_TYPES = {  # name -> teff, logg, fe_h, alpha_m
+    "K giant": (4300, 2.0, 0.0, 0.05),
+    "red clump": (4800, 2.5, 0.0, 0.0),
+    "G dwarf": (5800, 4.4, 0.0, 0.0),
+    "F dwarf": (6400, 4.2, -0.2, 0.0),
+    "K dwarf": (4600, 4.6, 0.1, 0.0),
+}
+F19_R55 = 3.02  # Fitzpatrick et al. (2019) average R(55)
+
+
+def fitzpatrick_on_tokens(centres_nm, width_nm):
+    """A(lambda)/A(55) of Fitzpatrick (2019), averaged over each flux token's bin."""
+    from astropy.io import fits
+
+    with fits.open(data_file("fitzpatrick2019_gaiabprp_extinction.fits")) as hdul:
+        wave_nm = np.asarray(hdul[1].data["wave"], float) / 10.0
+        ratio = 1.0 + np.asarray(hdul[1].data["klambda55"], float) / F19_R55
+    return np.array([ratio[np.abs(wave_nm - c) <= width_nm / 2].mean() for c in centres_nm])
+
+
+def extinction_section(setup) -> dict:
+    """d(-2.5 log10 flux token)/d a_k from the emulator vs Fitzpatrick (2019).
+
+    Flux tokens are divided by the star's median RP flux, so the emulator's curve is
+    (A_lambda - A_norm) / A_K: it is compared with F19 through a linear fit
+    emulator = s * A_lambda/A_55 + c, whose slope s is A_55 / A_K.
+    """
+    names = [n for n in setup.emulator.outputs if n.startswith("xp_")]
+    index = np.array([setup.emulator.outputs.index(n) for n in names])
+    centres = np.array([float(n.split("_")[1]) for n in names])
+    binning = setup.model.vocabulary.binning
+    f19 = fitzpatrick_on_tokens(centres, binning.width_nm)
+
+    def magnitudes(a_k, labels):
+        mean, _ = setup.emulator.emulate(jax.numpy.append(jax.numpy.asarray(labels), a_k))
+        return -2.5 * jax.numpy.log10(mean[index])
+
+    slope_of = jax.jacfwd(magnitudes)
+    out = {
+        "wavelength_nm": centres.tolist(),
+        "fitzpatrick2019_A_over_A55": f19.tolist(),
+        "types": {},
+    }
+    for name, labels in STELLAR_TYPES.items():
+        curve = np.asarray(slope_of(0.05, jax.numpy.asarray(labels, jax.numpy.float32)))
+        design = np.stack([f19, np.ones_like(f19)], axis=1)
+        (s, c), *_ = np.linalg.lstsq(design, curve, rcond=None)
+        fitted = design @ [s, c]
+        out["types"][name] = {
+            "curve": curve.tolist(),
+            "A55_over_AK": float(s),
+            "offset": float(c),
+            "rms_residual_over_A55": float(np.sqrt(np.mean((curve - fitted) ** 2)) / s),
+            "correlation": float(np.corrcoef(curve, f19)[0, 1]),
+        }
+    return out
+
+
+# --- unobserved spectra -----------------------------------------------------------------------
+
+
+def hidden_section(setup, test, config, catalogue, work) -> dict:
+    """Hide the flux tokens blueward of ``hidden_below_nm``, infer, predict them, compare."""
+    n = min(config["hidden_stars"], len(test))
+    stars = test.take(np.arange(n))
+    hidden = [
+        name
+        for name in setup.emulator.outputs
+        if name.startswith("xp_") and float(name.split("_")[1]) < config["hidden_below_nm"]
+    ]
+    columns = stars.index(hidden)
+    values = stars.values.copy()
+    true_values, true_errors = values[:, columns].copy(), stars.errors[:, columns].copy()
+    values[:, columns] = np.nan
+    masked = StarTokens(stars.source_id, stars.names, values, stars.errors)
+    result = catalogue_draws(
+        masked,
+        work / "hidden",
+        replace(catalogue, method="importance"),
+        setup,
+    )
+    draws = result["draws"][:, :: max(1, result["draws"].shape[1] // 200)]
+    out_index = np.array([setup.emulator.outputs.index(h) for h in hidden])
+    scale_factor = np.asarray(setup.noise.total_scale)[out_index]
+    emulate = jax.jit(jax.vmap(jax.vmap(setup.emulator.emulate)))
+    mean, sigma = (np.asarray(a)[..., out_index] for a in emulate(np.nan_to_num(draws)))
+    # predictive of the observed value: emulator draw + (emulator and observational) noise
+    scale = scale_factor * np.sqrt(sigma**2 + true_errors[:, None] ** 2)
+    from scipy import stats
+
+    pit = np.nanmean(stats.norm.cdf((true_values[:, None] - mean) / scale), axis=1)
+    pit = np.where(np.isfinite(draws[:, :, 0]).all(axis=1)[:, None], pit, np.nan)
+    per_token = {
+        name: {
+            "coverage": central_coverage(pit[:, j]),
+            "median_relative_error": float(
+                np.nanmedian(np.abs(np.median(mean[:, :, j], axis=1) / true_values[:, j] - 1))
+            ),
+        }
+        for j, name in enumerate(hidden)
+    }
+    return {
+        "hidden_tokens": hidden,
+        "n": n,
+        "coverage_all": central_coverage(pit.ravel()),
+        "tokens": per_token,
+    }
+
+
+# --- stellar loci ---------------------------------------------------------------------------
+
+LOCI = (("bp_rp", "j_k"), ("j_h", "j_k"), ("bp_rp", "g_k"))
+
+
+def loci_section(setup, test) -> dict:
+    """Colours emulated at each test star's APOGEE labels and extinction vs its observed ones."""
+    colours = sorted({c for pair in LOCI for c in pair})
+    index = np.array([setup.emulator.outputs.index(c) for c in colours])
+    x = test.values[:, test.index(LABEL_INPUTS)]
+    usable = np.isfinite(x).all(axis=1)
+    emulate = jax.jit(jax.vmap(setup.emulator.emulate))
+    emulated = np.full((len(test), len(colours)), np.nan)
+    emulated[usable] = np.asarray(emulate(x[usable])[0])[:, index]
+    observed = test.values[:, test.index(colours)]
+    stats_ = {c: residual_stats(emulated[:, i], observed[:, i]) for i, c in enumerate(colours)}
+    return {
+        "colours": colours,
+        "pairs": [list(p) for p in LOCI],
+        "emulated_minus_observed": stats_,
+        "arrays": {"emulated": emulated, "observed": observed},
+    }
+
+
+if __name__ == "__main__":
+    main()

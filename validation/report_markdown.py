@@ -1,0 +1,236 @@
+"""validation/REPORT.md from the report's results (every number here is in results.json)."""
+
+from pathlib import Path
+
+from bayesfm.emulator import LABEL_INPUTS
+
+CALIBRATED = ("teff", "logg", "fe_h")  # the labels the coverage target is set for
+TARGET = 0.03  # |coverage - nominal| allowed at 68% and 95%
+
+
+def write_markdown(results: dict, path: Path) -> None:
+    lines = [
+        "# bayesfm validation report",
+        "",
+        f"Regenerate: `python validation/report.py --config {results['config_file']}` "
+        f"({results['seconds']['total'] / 60:.0f} min on the machine that wrote this; "
+        "expensive steps resume from the config's work_dir). Every number below is also in "
+        "`validation/results.json`.",
+        "",
+        *_scope(results),
+        *_heldout(results["heldout"]),
+        *_methods(results["methods"]),
+        *_sbc(results["sbc"]),
+        *_extinction(results["extinction_curve"]),
+        *_hidden(results["hidden_spectrum"]),
+        *_loci(results["loci"]),
+        *_verdict(results),
+        "## Run time",
+        "",
+        *[f"- {name}: {seconds:.0f} s" for name, seconds in results["seconds"].items()],
+        "",
+    ]
+    path.write_text("\n".join(lines))
+
+
+def _table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return out + [""]
+
+
+def _scope(results):
+    c = results["config"]
+    return [
+        "## Scope of this run",
+        "",
+        f"- Held-out test-split stars: {results['n_test']} "
+        f"({'all' if c['test_stars'] is None else 'the first ' + str(c['test_stars'])}), "
+        f"catalogue method `{c['test_method']}`.",
+        f"- Method cross-check (NUTS, importance sampling, SVI-{c['svi']['guide']}) on the first "
+        f"{c['method_check_stars']} of them.",
+        f"- SBC: {c['sbc_stars']} prior draws (importance sampling, SVI), NUTS on the first "
+        f"{c['sbc_nuts_stars']}; ranks among {c['sbc_ranks']} thinned draws.",
+        f"- Hidden spectrum: flux tokens below {c['hidden_below_nm']} nm of {c['hidden_stars']} "
+        "test stars.",
+        "",
+    ]
+
+
+def _heldout(section):
+    acc = section["accuracy"]
+    rows = []
+    for name in LABEL_INPUTS:
+        row = [name]
+        for source in ("posterior_median", "amortized", "xgboost"):
+            s = acc[name].get(source)
+            row.append("-" if s is None else f"{s['robust_sigma']:.3g} / {s['bias']:+.3g}")
+        row.append(acc[name]["posterior_median"]["n"])
+        rows.append(row)
+    paths = ", ".join(f"{k or 'none'} {v:.0%}" for k, v in section["paths"].items())
+    out = [
+        "## 1. Held-out APOGEE stars",
+        "",
+        f"Paths: {paths}; {section['ok_fraction']:.0%} of stars passed their checks "
+        "(k-hat and ESS, or R-hat, ESS and divergences).",
+        "",
+        "Robust sigma / bias (median residual) against APOGEE; RMS is in results.json.",
+        "",
+        *_table(["label", "posterior median", "amortized transformer", "XGBoost", "n"], rows),
+        "![accuracy](figures/accuracy.png)",
+        "",
+        "### Calibration (APOGEE errors folded in)",
+        "",
+    ]
+    rows = []
+    for name in LABEL_INPUTS:
+        c, k = section["calibration"][name], section["calibration_ok_only"][name]["coverage"]
+        rows.append(
+            [name]
+            + [f"{c['coverage'][lvl]:.3f}" for lvl in ("0.50", "0.68", "0.90", "0.95")]
+            + [f"{c['z_sd']:.2f}", f"{k['0.68']:.3f} / {k['0.95']:.3f}"]
+        )
+    out += _table(
+        ["label", "50%", "68%", "90%", "95%", "sd(z)", "68/95% (passed stars only)"], rows
+    )
+    out += ["![calibration](figures/calibration.png)", "", "### By bin", ""]
+    for name in CALIBRATED:
+        for quantity, bins in section["by_bin"][name].items():
+            out.append(
+                f"- {name} by {quantity}: "
+                + "; ".join(
+                    f"[{b['bin'][0]:g}, {b['bin'][1]:g}) n={b['n']} sigma={b['robust_sigma']:.3g} "
+                    f"cov68={b['coverage_68']:.2f} cov95={b['coverage_95']:.2f}"
+                    for b in bins
+                )
+            )
+    return out + ["", "![coverage by bin](figures/coverage_by_bin.png)", ""]
+
+
+def _methods(section):
+    rows = []
+    for method, result in section.items():
+        for name in CALIBRATED:
+            r = result["labels"][name]
+            rows.append(
+                [
+                    method,
+                    name,
+                    f"{r['robust_sigma']:.3g}",
+                    f"{r['coverage']['0.68']:.3f}",
+                    f"{r['coverage']['0.95']:.3f}",
+                    f"{result.get('ok_fraction', float('nan')):.2f}",
+                ]
+            )
+    return [
+        "## 2. NUTS vs importance sampling vs SVI on the same held-out stars",
+        "",
+        *_table(["method", "label", "robust sigma", "68%", "95%", "passed checks"], rows),
+    ]
+
+
+def _sbc(section):
+    rows = []
+    for method in (m for m in section if m != "arrays"):
+        labels = section[method]["labels"]
+        rows.append(
+            [method, section[method]["n"]] + [f"{labels[n]['p_value']:.3g}" for n in LABEL_INPUTS]
+        )
+    return [
+        "## 3. Simulation-based calibration",
+        "",
+        "Chi-square test of uniform ranks (10 bins); p-values per parameter (pass: p > 0.01).",
+        "",
+        *_table(["method", "stars", *LABEL_INPUTS], rows),
+        "![SBC](figures/sbc.png)",
+        "",
+    ]
+
+
+def _extinction(section):
+    rows = [
+        [
+            name,
+            f"{r['A55_over_AK']:.2f}",
+            f"{r['correlation']:.3f}",
+            f"{r['rms_residual_over_A55']:.3f}",
+        ]
+        for name, r in section["types"].items()
+    ]
+    return [
+        "## 4. Extinction curve",
+        "",
+        "d(-2.5 log10 flux token)/d a_k from the emulator at a_k = 0.05, fitted as "
+        "s x A(lambda)/A(55) [Fitzpatrick 2019, R55 = 3.02] + c (tokens are normalised by "
+        "the RP flux, hence c); s is the learned A(55)/A(K).",
+        "",
+        *_table(["type", "A55/AK", "correlation with F19", "RMS residual / A55"], rows),
+        "![extinction](figures/extinction.png)",
+        "",
+    ]
+
+
+def _hidden(section):
+    rows = [
+        [
+            name,
+            f"{r['coverage']['0.68']:.3f}",
+            f"{r['coverage']['0.95']:.3f}",
+            f"{r['median_relative_error']:.3f}",
+        ]
+        for name, r in section["tokens"].items()
+    ]
+    all_ = section["coverage_all"]
+    return [
+        "## 5. Unobserved spectra",
+        "",
+        f"{section['n']} test stars with flux tokens {section['hidden_tokens']} hidden; "
+        f"posterior-predictive coverage of the true (observed) values over all hidden tokens: "
+        f"68% -> {all_['0.68']:.3f}, 95% -> {all_['0.95']:.3f}.",
+        "",
+        *_table(["token", "68%", "95%", "median |relative error|"], rows),
+        "![hidden](figures/hidden.png)",
+        "",
+    ]
+
+
+def _loci(section):
+    rows = [
+        [c, f"{s['robust_sigma']:.3f}", f"{s['bias']:+.3f}", s["n"]]
+        for c, s in section["emulated_minus_observed"].items()
+    ]
+    return [
+        "## 6. Stellar loci",
+        "",
+        "Colours emulated at each test star's APOGEE labels and a_k minus its observed colours.",
+        "",
+        *_table(["colour", "robust sigma [mag]", "bias [mag]", "n"], rows),
+        "![loci](figures/loci.png)",
+        "",
+    ]
+
+
+def _verdict(results):
+    cal = results["heldout"]["calibration"]
+    misses = [
+        f"{name} {level}: {cal[name]['coverage'][level]:.3f}"
+        for name in CALIBRATED
+        for level in ("0.68", "0.95")
+        if abs(cal[name]["coverage"][level] - float(level)) > TARGET
+    ]
+    sbc_fail = [
+        f"{method} {name} (p={r['p_value']:.2g})"
+        for method, section in results["sbc"].items()
+        if method != "arrays"
+        for name, r in section["labels"].items()
+        if r["p_value"] <= 0.01
+    ]
+    return [
+        "## Targets",
+        "",
+        "- 68% and 95% coverage within 3 points of nominal for teff, logg, fe_h: "
+        + ("met." if not misses else "missed: " + "; ".join(misses) + "."),
+        "- SBC uniformity for every parameter: "
+        + ("passed." if not sbc_fail else "failed for " + "; ".join(sbc_fail) + "."),
+        "",
+    ]
