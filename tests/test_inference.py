@@ -8,14 +8,16 @@ import pytest
 from numpyro import handlers
 from scipy import stats
 
+from bayesfm.batched_svi import BatchedSviConfig, run_batched_svi
 from bayesfm.diagnostics import summarise
 from bayesfm.emulator import LABEL_INPUTS, make_emulator
 from bayesfm.errors import DataError
 from bayesfm.foundation_model import FoundationModel, build_model
-from bayesfm.inference import NutsRunner, StarInference, run_svi
+from bayesfm.inference import NutsRunner, StarInference, run_svi, stars_data
 from bayesfm.likelihood import NoiseModel, log_likelihood, masked_correlation_cholesky
 from bayesfm.models import star_data
 from bayesfm.priors import uniform_box_prior
+from bayesfm.simulation import simulate_stars
 from bayesfm.star_tokens import StarTokens
 from bayesfm.tokens import default_token_specs
 from bayesfm.transformer import TransformerConfig
@@ -164,3 +166,24 @@ def test_bad_stars_are_clear_errors(tiny_setup):
 def test_uniform_box_rejects_bad_bounds():
     with pytest.raises(DataError, match="low < high"):
         uniform_box_prior(HIGH, LOW)
+
+
+def test_stars_simulated_from_the_prior_are_recovered_by_batched_svi(tiny_setup):
+    star = _simulated_star(tiny_setup, (LOW + HIGH) / 2, missing=("j_h",))
+    stars = star.take([0, 0, 0, 0])
+    data, usable, problems, mean, _ = stars_data(tiny_setup, stars)
+    assert usable == [0, 1, 2, 3] and not problems
+    truth, simulated = simulate_stars(tiny_setup, data, jax.random.PRNGKey(5))
+    assert truth.shape == (4, 5) and len(np.unique(truth[:, 0])) == 4  # a prior draw each
+    missing = tiny_setup.emulator.outputs.index("j_h")
+    assert (simulated.values[:, missing] == 0).all() and not simulated.mask[:, missing].any()
+    config = BatchedSviConfig(num_steps=400, num_draws=400)
+    z, loss = run_batched_svi(
+        tiny_setup,
+        simulated,
+        (mean - tiny_setup.loc) / tiny_setup.scale,
+        jax.random.PRNGKey(6),
+        config,
+    )
+    assert z.shape == (4, 400, 5) and np.isfinite(z).all() and np.isfinite(loss).all()
+    assert not np.allclose(np.median(z, axis=1), (mean - tiny_setup.loc) / tiny_setup.scale)
