@@ -145,11 +145,10 @@ def chain_diagnostics(draws: ChainDraws) -> dict:
 
     # a Dataset with dims (chain, draw, star, label) is what ArviZ's diagnostics take
     z = az.convert_to_dataset({"z": np.moveaxis(draws.z, 0, 2)})
-    ess = az.ess(z, method="bulk")["z"].values
-    if draws.z.shape[1] > 1:
-        rhat = az.rhat(z)["z"].values
-    else:
-        rhat = np.full(ess.shape, np.nan)
+    # a chain stuck at one point has zero variance: its R-hat and ESS come out NaN (not converged)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ess = az.ess(z, method="bulk")["z"].values
+        rhat = az.rhat(z)["z"].values if draws.z.shape[1] > 1 else np.full(ess.shape, np.nan)
     return {
         "max_rhat": np.max(rhat, axis=-1),
         "min_ess_bulk": np.min(ess, axis=-1),
