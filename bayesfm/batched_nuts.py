@@ -53,34 +53,28 @@ class ChainDraws(NamedTuple):
     at_depth_bound: np.ndarray
 
 
-def run_batched_nuts(
-    setup, data: StarData, z_start, key, config=BatchedNutsConfig(), z_scale_tril=None
-):
+def run_batched_nuts(setup, data: StarData, z_start, z_scale_tril, key, config=BatchedNutsConfig()):
     """Sample the posteriors of n stars together.
 
     Args:
         setup: A ``StarInference`` (emulator, prior, noise model).
         data: The stars' ``StarData`` stacked along a leading axis of n.
-        z_start: Starting points in normalised coordinates [n, 5], inside the prior.
+        z_start: Centres of approximate posteriors in normalised coordinates [n, 5],
+            inside the prior.
+        z_scale_tril: Their Cholesky factors [n, 5, 5]: chains start at draws from
+            N(z_start, LL^T), which is also the initial inverse mass matrix.
         key: PRNG key; star i's chains depend only on (key, i).
         config: Sampler settings.
-        z_scale_tril: Cholesky factors [n, 5, 5] of approximate posterior covariances in
-            normalised coordinates: chains start at draws from N(z_start, LL^T), which is
-            also the initial inverse mass matrix. Default: starts jittered by 0.02 and an
-            identity mass matrix.
     """
     n = len(z_start)
     to_z = dist.biject_to(setup.z_support())
     z_start = jnp.asarray(z_start, jnp.float32)
     u_start = to_z.inv(z_start)
-    if z_scale_tril is None:
-        u_tril = jnp.broadcast_to(0.02 * jnp.eye(z_start.shape[-1]), (n,) + 2 * z_start.shape[-1:])
-    else:
-        # d u / d z is diagonal for the prior's elementwise bijection: carry L into u
-        du_dz = jax.vmap(jax.jacfwd(to_z.inv))(z_start)
-        u_tril = du_dz @ jnp.asarray(z_scale_tril, jnp.float32)
+    # d u / d z is diagonal for the prior's elementwise bijection: carry L into u
+    du_dz = jax.vmap(jax.jacfwd(to_z.inv))(z_start)
+    u_tril = du_dz @ jnp.asarray(z_scale_tril, jnp.float32)
     keys = jax.random.split(key, n)
-    sampler = _compiled_sampler(setup, config, z_scale_tril is not None)
+    sampler = _compiled_sampler(setup, config)
     z, diverging, steps = sampler(*shard_stars((u_start, u_tril, data, keys)))
     z, diverging, steps = (np.asarray(a)[:n] for a in (z, diverging, steps))
     return ChainDraws(z, diverging, steps >= 2**config.max_tree_depth - 1)
@@ -89,16 +83,16 @@ def run_batched_nuts(
 _SAMPLERS = {}
 
 
-def _compiled_sampler(setup, config: BatchedNutsConfig, preconditioned: bool):
+def _compiled_sampler(setup, config: BatchedNutsConfig):
     """One jitted ``(u_start [n, 5], u_tril [n, 5, 5], data, keys [n]) -> draws`` per
-    (setup, config, whether u_tril preconditions the mass matrix)."""
-    cache_key = (id(setup), config, preconditioned)
+    (setup, config)."""
+    cache_key = (id(setup), config)
     if cache_key not in _SAMPLERS:
-        _SAMPLERS[cache_key] = (setup, jax.jit(_build_sampler(setup, config, preconditioned)))
+        _SAMPLERS[cache_key] = (setup, jax.jit(_build_sampler(setup, config)))
     return _SAMPLERS[cache_key][1]
 
 
-def _build_sampler(setup, config: BatchedNutsConfig, preconditioned: bool):
+def _build_sampler(setup, config: BatchedNutsConfig):
     model = setup.star_model
     to_z = dist.biject_to(setup.z_support())
 
@@ -114,9 +108,7 @@ def _build_sampler(setup, config: BatchedNutsConfig, preconditioned: bool):
         state = init_kernel(
             u0,
             config.num_warmup,
-            inverse_mass_matrix=(cov if config.dense_mass else jnp.diag(cov))
-            if preconditioned
-            else None,
+            inverse_mass_matrix=cov if config.dense_mass else jnp.diag(cov),
             dense_mass=config.dense_mass,
             target_accept_prob=config.target_accept,
             max_tree_depth=config.max_tree_depth,

@@ -44,7 +44,7 @@ def run_batched_svi(setup, data: StarData, z_start, key, config=BatchedSviConfig
         config: Guide and optimiser settings.
 
     Returns:
-        (z draws [n, num_draws, 5], final ELBO loss [n], mean of the last 100 steps).
+        (z draws [n, num_draws, 5], final loss [n]: the mean ELBO loss of the last 100 steps).
     """
     n = len(z_start)
     keys = jax.random.split(key, n)

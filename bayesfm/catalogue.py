@@ -127,13 +127,8 @@ def fit_chunk(setup: StarInference, stars: StarTokens, config: CatalogueConfig, 
         picked = np.flatnonzero(to_nuts)
         rows = np.asarray(usable)[picked]
         subset = jax.tree_util.tree_map(lambda a: a[picked], data)
-        chains = run_batched_nuts(
-            setup,
-            *pad_leading((subset, loc[picked]), bucket_size(len(picked))),
-            nuts_key,
-            config.nuts,
-            z_scale_tril=pad_leading(chol[picked], bucket_size(len(picked))),
-        )
+        padded = pad_leading((subset, loc[picked], chol[picked]), bucket_size(len(picked)))
+        chains = run_batched_nuts(setup, *padded, nuts_key, config.nuts)
         chains = type(chains)(*(a[: len(picked)] for a in chains))
         _record_nuts(table, rows, chains, config.convergence)
         per_star = chains.z.reshape(len(picked), -1, len(LABEL_INPUTS))

@@ -18,6 +18,7 @@ import numpy as np
 from evaluate_transformer import xgboost_predictions
 from report_figures import write_figures
 from report_markdown import write_markdown
+from scipy import stats
 
 from bayesfm.batched_svi import BatchedSviConfig, run_batched_svi
 from bayesfm.calibration import central_coverage, pit_values, rank_uniformity, sbc_ranks, z_scores
@@ -380,8 +381,6 @@ def hidden_section(setup, test, config, catalogue, work) -> dict:
     mean, sigma = (np.asarray(a)[..., out_index] for a in emulate(np.nan_to_num(draws)))
     # predictive of the observed value: emulator draw + (emulator and observational) noise
     scale = scale_factor * np.sqrt(sigma**2 + true_errors[:, None] ** 2)
-    from scipy import stats
-
     pit = np.nanmean(stats.norm.cdf((true_values[:, None] - mean) / scale), axis=1)
     pit = np.where(np.isfinite(draws[:, :, 0]).all(axis=1)[:, None], pit, np.nan)
     per_token = {
