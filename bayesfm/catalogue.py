@@ -74,7 +74,9 @@ class CatalogueConfig:
         try:
             data["nuts"] = BatchedNutsConfig(**data.get("nuts", {}))
             data["importance"] = ImportanceConfig(**data.get("importance", {}))
-            data["convergence"] = ConvergenceCriteria(**data.get("convergence", {}))
+            data["convergence"] = ConvergenceCriteria(
+                **{**cls.convergence._asdict(), **data.get("convergence", {})}
+            )
         except TypeError as err:
             raise DataError(f"bad catalogue setting: {err}") from err
         return cls(**data)

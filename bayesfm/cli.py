@@ -106,7 +106,12 @@ def _cmd_fit(args) -> None:
     for row in rows:
         if not 0 <= row < len(stars):
             raise DataError(f"row {row} is out of range: the input has {len(stars)} stars")
-    options = {"num_warmup": args.warmup, "num_samples": args.samples, "num_chains": args.chains}
+    options = {
+        "num_warmup": args.warmup,
+        "num_samples": args.samples,
+        "max_samples": args.max_samples,
+        "num_chains": args.chains,
+    }
     results = fit_stars(
         setup, stars, rows, args.out, args.method, args.seed, options, plots=not args.no_plots
     )
@@ -273,7 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
         fit.add_argument("--out", default=out_default, help="output folder (a rerun resumes)")
         fit.add_argument("--model", help="model .safetensors (default: the shipped one)")
         fit.add_argument("--warmup", type=int, default=400)
-        fit.add_argument("--samples", type=int, default=600, help="draws per chain")
+        fit.add_argument("--samples", type=int, default=600, help="draws per chain and block")
+        fit.add_argument(
+            "--max-samples",
+            type=int,
+            default=3000,
+            help="draws per chain at most: blocks of --samples go on until R-hat <= 1.01, "
+            "bulk ESS >= 400 and no divergences, or this many",
+        )
         fit.add_argument("--chains", type=int, default=2)
         fit.add_argument("--seed", type=int, default=0)
         fit.add_argument("--no-plots", action="store_true")

@@ -19,6 +19,7 @@ import numpyro.distributions as dist
 from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO, autoguide
 from numpyro.infer.util import log_density, log_likelihood
 
+from .diagnostics import ConvergenceCriteria, summarise
 from .emulator import LABEL_INPUTS, Emulator, make_emulator
 from .errors import DataError
 from .foundation_model import FoundationModel
@@ -138,7 +139,14 @@ def _initial_z(setup: StarInference, x0, num_chains, key, source):
 
 
 class NutsRunner:
-    """NUTS for one star at a time with a reusable compiled sampler."""
+    """NUTS for one star at a time with a reusable compiled sampler.
+
+    After warm-up the chains draw ``num_samples`` each; while the draws miss ``criteria``
+    (R-hat, bulk ESS, divergences) they go on in further blocks of ``num_samples``, up to
+    ``max_samples`` per chain (default: five blocks). A posterior with a minor second mode (the dwarf/giant
+    ambiguity of low-resolution spectra) mixes slowly and needs the longer chains; an easy
+    one stops after the first block.
+    """
 
     def __init__(
         self,
@@ -147,9 +155,15 @@ class NutsRunner:
         num_samples=600,
         num_chains=2,
         target_accept=0.85,
+        max_samples=None,
+        criteria=ConvergenceCriteria(),
         progress=False,
     ):
         self.setup = setup
+        self.max_samples = 5 * num_samples if max_samples is None else max_samples
+        if self.max_samples < num_samples:
+            raise ValueError(f"max_samples ({max_samples}) is below num_samples ({num_samples})")
+        self.criteria = criteria
         chain_method = "parallel" if jax.local_device_count() >= num_chains else "vectorized"
         self.mcmc = MCMC(
             NUTS(setup.star_model, target_accept_prob=target_accept, dense_mass=True),
@@ -163,31 +177,47 @@ class NutsRunner:
 
     def run(self, stars: StarTokens, row: int, key, start=None) -> az.InferenceData:
         """Posterior of star ``row``; ``start``: physical labels [5] (default: amortized)."""
-        setup = self.setup
+        setup, mcmc = self.setup, self.mcmc
         anchor = amortized_labels(setup, stars.take([row]))[0][0]
         data = star_data(stars, row, setup.emulator, setup.noise, anchor)
         start = anchor if start is None else start
         init_key, run_key, pp_key = jax.random.split(key, 3)
-        init = _initial_z(setup, start, self.mcmc.num_chains, init_key, stars.source_id[row])
-        t0 = time.perf_counter()
-        self.mcmc.run(run_key, data, init_params={"z": init})
-        samples = self.mcmc.get_samples()
-        jax.block_until_ready(samples)
-        seconds = time.perf_counter() - t0
-        replicated = Predictive(setup.star_model, posterior_samples=samples, return_sites=["obs"])(
-            pp_key, data, replicate=True
-        )
-        idata = az.from_numpyro(
-            self.mcmc,
+        init = _initial_z(setup, start, mcmc.num_chains, init_key, stars.source_id[row])
+        seconds, blocks = 0.0, []
+        mcmc.post_warmup_state = None  # a new star warms up afresh
+        while True:
+            t0 = time.perf_counter()
+            mcmc.run(run_key, data, init_params={"z": init})
+            jax.block_until_ready(mcmc.get_samples())
+            seconds += time.perf_counter() - t0
+            pp_key, block_key = jax.random.split(pp_key)
+            blocks.append(self._block_idata(data, block_key))
+            idata = blocks[0] if len(blocks) == 1 else az.concat(*blocks, dim="draw")
+            drawn = len(blocks) * mcmc.num_samples
+            if (
+                drawn + mcmc.num_samples > self.max_samples
+                or summarise(idata, self.criteria)[1]["converged"]
+            ):
+                break
+            mcmc.post_warmup_state = mcmc.last_state
+            run_key = mcmc.post_warmup_state.rng_key
+        mcmc.post_warmup_state = None
+        return _finish(idata, data, stars.source_id[row], "nuts", seconds)
+
+    def _block_idata(self, data, pp_key):
+        """The last run's draws with their posterior-predictive replicates."""
+        mcmc = self.mcmc
+        replicated = Predictive(
+            self.setup.star_model, posterior_samples=mcmc.get_samples(), return_sites=["obs"]
+        )(pp_key, data, replicate=True)
+        return az.from_numpyro(
+            mcmc,
             posterior_predictive={
-                "obs": np.asarray(replicated["obs"]).reshape(
-                    self.mcmc.num_chains, -1, data.mask.size
-                )
+                "obs": np.asarray(replicated["obs"]).reshape(mcmc.num_chains, -1, data.mask.size)
             },
-            coords={"token": list(setup.emulator.outputs), "label": list(LABEL_INPUTS)},
+            coords={"token": list(self.setup.emulator.outputs), "label": list(LABEL_INPUTS)},
             dims={"obs": ["token"], "z": ["label"]},
         )
-        return _finish(idata, data, stars.source_id[row], "nuts", seconds)
 
 
 def _into_support(prior, x):

@@ -9,7 +9,7 @@ from numpyro import handlers
 from scipy import stats
 
 from bayesfm.batched_svi import BatchedSviConfig, run_batched_svi
-from bayesfm.diagnostics import summarise
+from bayesfm.diagnostics import ConvergenceCriteria, summarise
 from bayesfm.emulator import LABEL_INPUTS, make_emulator
 from bayesfm.errors import DataError
 from bayesfm.foundation_model import FoundationModel, build_model
@@ -105,7 +105,7 @@ def test_model_trace_has_no_weight_params(tiny_setup):
 def test_simulated_star_is_recovered_within_its_posterior(tiny_setup):
     truth = np.array([5200.0, 3.2, -0.3, 0.1, 0.15])
     star = _simulated_star(tiny_setup, truth, missing=("j_h", "xp_410"))
-    runner = NutsRunner(tiny_setup, num_warmup=500, num_samples=500, num_chains=2)
+    runner = NutsRunner(tiny_setup, num_warmup=500, num_samples=500, max_samples=500)
     idata = runner.run(star, 0, jax.random.PRNGKey(0), start=(LOW + HIGH) / 2)
     for group in (
         "posterior",
@@ -126,6 +126,24 @@ def test_simulated_star_is_recovered_within_its_posterior(tiny_setup):
     j = tokens.index("j_h")
     assert np.isnan(idata.observed_data["obs"].values[j])
     assert np.isfinite(idata.posterior_predictive["obs"].values[..., j]).all()
+
+
+def test_nuts_goes_on_in_blocks_until_converged_or_the_bound(tiny_setup):
+    star = _simulated_star(tiny_setup, (LOW + HIGH) / 2)
+    unreachable = ConvergenceCriteria(min_ess_bulk=1e9)
+    runner = NutsRunner(
+        tiny_setup, num_warmup=50, num_samples=40, max_samples=120, criteria=unreachable
+    )
+    idata = runner.run(star, 0, jax.random.PRNGKey(0))
+    assert idata.posterior.sizes["draw"] == 120
+    assert idata.sample_stats["diverging"].shape == (2, 120)
+    assert idata.posterior_predictive["obs"].shape[:2] == (2, 120)
+    assert np.isfinite(idata.posterior["teff"].values).all()
+    # the next star warms up afresh and stops after one block when the criteria hold
+    runner.criteria = ConvergenceCriteria(max_rhat=np.inf, min_ess_bulk=0.0, max_divergences=10**9)
+    assert runner.run(star, 0, jax.random.PRNGKey(1)).posterior.sizes["draw"] == 40
+    with pytest.raises(ValueError, match="below num_samples"):
+        NutsRunner(tiny_setup, num_samples=100, max_samples=50)
 
 
 def test_svi_guides_return_inference_data(tiny_setup):
