@@ -32,7 +32,7 @@ class BatchedNutsConfig:
     """Sampler settings for catalogue-mode NUTS."""
 
     num_warmup: int = 250
-    num_samples: int = 250
+    num_samples: int = 500
     num_chains: int = 2
     target_accept: float = 0.85
     max_tree_depth: int = 6
