@@ -10,7 +10,7 @@ when the command is rerun, so an interrupted report loses at most one chunk.
 import argparse
 import json
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import jax
@@ -138,16 +138,24 @@ def catalogue_draws(stars: StarTokens, out: Path, config: CatalogueConfig, setup
 
 
 def svi_draws(setup, stars: StarTokens, path: Path, config: BatchedSviConfig, seed: int):
-    """Batched SVI posteriors of ``stars`` (cached in ``path``); draws [n, S, 5] physical."""
+    """Batched SVI posteriors of ``stars`` (cached in ``path`` for the same stars, settings
+    and seed); draws [n, S, 5] physical."""
+    settings = json.dumps({**asdict(config), "seed": seed}, sort_keys=True)
     if path.exists():
-        return {"draws": np.load(path, allow_pickle=False)["draws"]}
+        cached = np.load(path, allow_pickle=False)
+        same = {"source_id", "settings"} <= set(cached.files) and (
+            np.array_equal(cached["source_id"], stars.source_id)
+            and str(cached["settings"]) == settings
+        )
+        if same:
+            return {"draws": cached["draws"]}
     draws = np.full((len(stars), config.num_draws, len(LABEL_INPUTS)), np.nan, np.float32)
     data, usable, _, mean, _ = stars_data(setup, stars)
     z, _ = run_batched_svi(
         setup, data, (mean - setup.loc) / setup.scale, jax.random.PRNGKey(seed), config
     )
     draws[usable] = setup.loc + setup.scale * z
-    np.savez(path, draws=draws)
+    np.savez(path, draws=draws, source_id=stars.source_id, settings=np.str_(settings))
     return {"draws": draws}
 
 

@@ -27,6 +27,9 @@ def write_markdown(results: dict, path: Path) -> None:
         *_verdict(results),
         "## Run time",
         "",
+        "Wall time of the invocation that wrote this report; a step resumed from the work_dir "
+        "counts only its loading.",
+        "",
         *[f"- {name}: {seconds:.0f} s" for name, seconds in results["seconds"].items()],
         "",
     ]
