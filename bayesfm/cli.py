@@ -282,9 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
         fit.add_argument(
             "--max-samples",
             type=int,
-            default=3000,
-            help="draws per chain at most: blocks of --samples go on until R-hat <= 1.01, "
-            "bulk ESS >= 400 and no divergences, or this many",
+            default=None,
+            help="draws per chain at most (default: five blocks): blocks of --samples go on "
+            "until R-hat <= 1.01, bulk ESS >= 400 and no divergences, or this many",
         )
         fit.add_argument("--chains", type=int, default=2)
         fit.add_argument("--seed", type=int, default=0)

@@ -16,7 +16,8 @@ def test_cli_error_is_a_message_not_a_traceback(capsys, tmp_path):
 
 def test_demo_writes_netcdf_summary_and_plots(capsys, tmp_path):
     out = tmp_path / "demo"
-    args = ["demo", "--n-stars", "1", "--warmup", "40", "--samples", "40", "--out", str(out)]
+    args = ["demo", "--n-stars", "1", "--warmup", "40", "--samples", "40", "--max-samples", "40"]
+    args += ["--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "teff" in printed and "reference" in printed
