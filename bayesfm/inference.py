@@ -143,9 +143,9 @@ class NutsRunner:
 
     After warm-up the chains draw ``num_samples`` each; while the draws miss ``criteria``
     (R-hat, bulk ESS, divergences) they go on in further blocks of ``num_samples``, up to
-    ``max_samples`` per chain (default: five blocks). A posterior with a minor second mode (the dwarf/giant
-    ambiguity of low-resolution spectra) mixes slowly and needs the longer chains; an easy
-    one stops after the first block.
+    ``max_samples`` per chain (default: five blocks). A posterior with a minor second mode
+    (the dwarf/giant ambiguity of low-resolution spectra) mixes slowly and needs the longer
+    chains; an easy one stops after the first block.
     """
 
     def __init__(
@@ -201,7 +201,6 @@ class NutsRunner:
                 break
             mcmc.post_warmup_state = mcmc.last_state
             run_key = mcmc.post_warmup_state.rng_key
-        mcmc.post_warmup_state = None
         return _finish(idata, data, stars.source_id[row], "nuts", seconds)
 
     def _block_idata(self, data, pp_key):
