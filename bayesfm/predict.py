@@ -11,6 +11,7 @@ from .batching import pack
 from .devices import pad_leading
 from .errors import DataError
 from .foundation_model import FoundationModel
+from .sigma_scale import SigmaScale
 from .star_tokens import StarTokens
 
 __all__ = ["predict", "TASKS"]
@@ -30,6 +31,7 @@ def predict(
     request: Sequence[str],
     context: Sequence[str] | None = None,
     batch_size: int = 512,
+    sigma_scale: SigmaScale | None = None,
 ):
     """Predict the ``request`` tokens of every star from its ``context`` tokens.
 
@@ -40,6 +42,9 @@ def predict(
         context: Names of the tokens to condition on (default: every token of ``stars``
             not requested). A token both requested and in the context is an error.
         batch_size: Stars per forward pass.
+        sigma_scale: Factors on the predicted sigma fitted on validation stars (e.g.
+            ``SigmaScale.load()``, the shipped ones for spectra -> labels); use them with
+            the task they were fitted for.
 
     Returns:
         (mean, sigma), each [N, K] in the tokens' physical units; sigma is the model's
@@ -83,7 +88,10 @@ def predict(
     order = np.argsort(np.argsort(request_index))
     mean = np.concatenate(means)[:, order]
     sigma = np.sqrt(np.exp(np.concatenate(log_vars)))[:, order]
-    return vocabulary.denormalise(mean, sigma, request_index)
+    mean, sigma = vocabulary.denormalise(mean, sigma, request_index)
+    if sigma_scale is not None:
+        sigma = sigma_scale.apply(request, sigma)
+    return mean, sigma
 
 
 @partial(jax.jit, static_argnums=0)

@@ -4,6 +4,7 @@ import pytest
 from bayesfm.errors import DataError
 from bayesfm.foundation_model import FoundationModel, build_model
 from bayesfm.predict import TASKS, predict
+from bayesfm.sigma_scale import SigmaScale, fit_sigma_factor
 from bayesfm.tokens import default_token_specs
 from bayesfm.transformer import TransformerConfig
 from bayesfm.vocabulary import fit_vocabulary
@@ -51,3 +52,34 @@ def test_predict_rejects_overlap_and_empty_context(tiny_model, example_stars):
     blank.values[:, blank.index(["j_h"])[0]] = np.nan
     with pytest.raises(DataError, match="none of the context tokens"):
         predict(tiny_model, blank, ["teff"], context=["j_h"])
+
+
+def test_sigma_factor_fitted_on_stars_recovers_the_true_scale():
+    rng = np.random.default_rng(3)
+    sigma = rng.uniform(0.5, 2.0, 20000)
+    truth_error = 0.1 * sigma
+    truth = rng.normal(0.0, np.hypot(1.3 * sigma, truth_error))  # predicted sigma 1.3x too small
+    factor = fit_sigma_factor(np.zeros_like(truth), sigma, truth, truth_error)
+    assert factor == pytest.approx(1.3, rel=0.03)
+
+
+def test_sigma_scale_scales_named_tokens_and_round_trips(tiny_model, example_stars, tmp_path):
+    stars = example_stars.tokens
+    scale = SigmaScale("spectra_to_labels", {"teff": 0.5, "logg": 2.0})
+    _, raw = predict(tiny_model, stars, ["teff", "fe_h", "logg"], context=["bp_rp"])
+    _, scaled = predict(
+        tiny_model, stars, ["teff", "fe_h", "logg"], context=["bp_rp"], sigma_scale=scale
+    )
+    np.testing.assert_allclose(scaled, raw * [0.5, 1.0, 2.0], rtol=1e-6)
+    scale.save(tmp_path / "scale.json")
+    assert SigmaScale.load(tmp_path / "scale.json") == scale
+
+
+def test_sigma_scale_rejects_bad_files_and_factors(tmp_path):
+    with pytest.raises(DataError, match="positive and finite"):
+        SigmaScale("spectra_to_labels", {"teff": -1.0})
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(DataError, match="not a sigma scale file"):
+        SigmaScale.load(tmp_path / "bad.json")
+    with pytest.raises(DataError, match="fit_sigma_scale"):
+        SigmaScale.load(tmp_path / "missing.json")

@@ -5,7 +5,9 @@ Run:  python validation/evaluate_transformer.py [--model PATH] [--out validation
 Prints, for the test split (never used in training or tuning):
 - spectra(+colours) -> labels: robust sigma, bias and RMS of the transformer's amortized
   predictions and of XGBoost trained on the same train split with the same inputs;
-- calibration: fraction of stars with |residual| < sqrt(sigma^2 + label_error^2);
+- calibration: fraction of stars with |residual| < sqrt(sigma^2 + label_error^2), with the
+  shipped sigma factors fitted on the validation split (validation/fit_sigma_scale.py) and
+  without them ("raw");
 - labels(+a_k) -> spectrum: median |residual| / flux_error per wavelength region;
 - the other tasks (RP -> BP spectrum, teff+logg -> fe_h+alpha_m).
 """
@@ -20,6 +22,7 @@ from bayesfm.foundation_model import FoundationModel
 from bayesfm.library import load_library
 from bayesfm.metrics import coverage_within, residual_stats
 from bayesfm.predict import predict
+from bayesfm.sigma_scale import SigmaScale
 from bayesfm.split import split_mask
 from bayesfm.tokens import LABELS
 
@@ -85,8 +88,9 @@ def main():
     }
 
     start = time.time()
-    mean, sigma = predict(model, test, labels, context=observables)
+    mean, raw_sigma = predict(model, test, labels, context=observables)
     results["predict_seconds"] = time.time() - start
+    sigma = SigmaScale.load().apply(labels, raw_sigma)
     truth = test.values[:, test.index(labels)]
     truth_err = test.errors[:, test.index(labels)]
     results["spectra_to_labels"] = {
@@ -94,6 +98,9 @@ def main():
             **residual_stats(mean[:, i], truth[:, i]),
             "calibrated_fraction": coverage_within(
                 mean[:, i], sigma[:, i], truth[:, i], truth_err[:, i]
+            ),
+            "calibrated_fraction_unscaled": coverage_within(
+                mean[:, i], raw_sigma[:, i], truth[:, i], truth_err[:, i]
             ),
             "median_predicted_sigma": float(np.median(sigma[:, i])),
         }
@@ -161,12 +168,13 @@ def _print(r):
     print(f"model: {r['model']}  ({r['n_parameters']} parameters), {r['n_test']} test stars")
     print("\nspectra(+colours) -> labels, test split")
     print(
-        f"{'label':<8} {'sigma_rob':>10} {'bias':>9} {'rms':>9} {'calib':>6} | {'XGB sigma':>10} {'XGB bias':>9} {'XGB rms':>9}"
+        f"{'label':<8} {'sigma_rob':>10} {'bias':>9} {'rms':>9} {'calib':>6} {'raw':>6} | {'XGB sigma':>10} {'XGB bias':>9} {'XGB rms':>9}"
     )
     for label, s in r["spectra_to_labels"].items():
         x = r.get("xgboost_spectra_to_labels", {}).get(label, {})
         print(
-            f"{label:<8} {s['robust_sigma']:>10.4f} {s['bias']:>9.4f} {s['rms']:>9.4f} {s['calibrated_fraction']:>6.3f} | "
+            f"{label:<8} {s['robust_sigma']:>10.4f} {s['bias']:>9.4f} {s['rms']:>9.4f} {s['calibrated_fraction']:>6.3f} "
+            f"{s['calibrated_fraction_unscaled']:>6.3f} | "
             f"{x.get('robust_sigma', np.nan):>10.4f} {x.get('bias', np.nan):>9.4f} {x.get('rms', np.nan):>9.4f}"
         )
     print("\nlabels(+a_k) -> spectrum: median |residual| / error")

@@ -14,6 +14,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from evaluate_transformer import xgboost_predictions
 from report_figures import write_figures
@@ -26,6 +27,7 @@ from bayesfm.catalogue import CatalogueConfig, run_catalogue
 from bayesfm.emulator import LABEL_INPUTS
 from bayesfm.inference import StarInference, amortized_labels, stars_data
 from bayesfm.library import data_file, load_library
+from bayesfm.likelihood import CorrelatedTokens
 from bayesfm.metrics import residual_stats
 from bayesfm.simulation import simulate_stars
 from bayesfm.split import split_mask
@@ -59,6 +61,15 @@ def main():
     catalogue = CatalogueConfig.from_dict(
         {**config["catalogue"], "seed": config["seed"], "save_draws": True}
     )
+    nuts_catalogue = CatalogueConfig.from_dict(  # the NUTS cross-check and NUTS SBC
+        {
+            **config["catalogue"],
+            **config.get("nuts_catalogue", {}),
+            "method": "nuts",
+            "seed": config["seed"],
+            "save_draws": True,
+        }
+    )
     svi_config = BatchedSviConfig(**config["svi"])
     results = {"config": config, "config_file": args.config, "n_test": len(test)}
     timings = {}
@@ -88,13 +99,13 @@ def main():
     m = config["method_check_stars"]
     check = test.take(np.arange(min(m, len(test))))
     methods = {}
-    for method in ("nuts", "importance"):
+    for method, settings in (("nuts", nuts_catalogue), ("importance", catalogue)):
         methods[method] = timed(
             f"{method} on {len(check)} stars",
             catalogue_draws,
             check,
             work / f"check_{method}",
-            replace(catalogue, method=method),
+            replace(settings, method=method),
             setup,
         )
     methods["svi"] = timed(
@@ -108,7 +119,20 @@ def main():
     )
     results["methods"] = methods_section(check, methods)
 
-    results["sbc"] = timed("sbc", sbc_section, setup, test, config, catalogue, svi_config, work)
+    results["sbc"] = timed(
+        "sbc", sbc_section, setup, test, config, (catalogue, nuts_catalogue), svi_config, work
+    )
+    results["misfit"] = timed(
+        "misfit",
+        misfit_section,
+        setup,
+        test,
+        results["heldout"]["arrays"]["medians"],
+        snr,
+        config,
+        catalogue,
+        work,
+    )
     results["extinction_curve"] = timed("extinction curve", extinction_section, setup)
     results["hidden_spectrum"] = timed(
         "hidden spectrum", hidden_section, setup, test, config, catalogue, work
@@ -204,27 +228,29 @@ def heldout_section(test, held, amortized, xgb, snr) -> dict:
     return out
 
 
-def binned(median, draws, truth, error, test, snr) -> dict:
-    """Accuracy and 68/95% coverage of one label per bin of each reference quantity."""
+def bin_members(test, snr):
+    """(quantity, [lo, hi], star mask) for every bin of BINS holding at least 10 test stars."""
     quantities = {"snr": snr, **{q: reference(test, q)[0] for q in BINS if q != "snr"}}
-    out = {}
     for quantity, edges in BINS.items():
         which = np.digitize(quantities[quantity], edges) - 1
-        rows = []
         for b in range(len(edges) - 1):
-            sel = which == b
-            if sel.sum() < 10:
-                continue
-            cov = central_coverage(pit_values(draws[sel], truth[sel], error[sel]))
-            rows.append(
-                {
-                    "bin": [edges[b], edges[b + 1]],
-                    **residual_stats(median[sel], truth[sel]),
-                    "coverage_68": cov["0.68"],
-                    "coverage_95": cov["0.95"],
-                }
-            )
-        out[quantity] = rows
+            if (which == b).sum() >= 10:
+                yield quantity, [edges[b], edges[b + 1]], which == b
+
+
+def binned(median, draws, truth, error, test, snr) -> dict:
+    """Accuracy and 68/95% coverage of one label per bin of each reference quantity."""
+    out = {quantity: [] for quantity in BINS}
+    for quantity, edges, sel in bin_members(test, snr):
+        cov = central_coverage(pit_values(draws[sel], truth[sel], error[sel]))
+        out[quantity].append(
+            {
+                "bin": edges,
+                **residual_stats(median[sel], truth[sel]),
+                "coverage_68": cov["0.68"],
+                "coverage_95": cov["0.95"],
+            }
+        )
     return out
 
 
@@ -263,22 +289,31 @@ def simulated_catalogue(setup, templates: StarTokens, key):
     return StarTokens(templates.source_id, templates.names, values, errors), truth
 
 
-def sbc_section(setup, test, config, catalogue, svi_config, work) -> dict:
+def sbc_stars(setup, test, config):
+    """The SBC's simulated stars (templates: the first ``sbc_stars`` test stars) and truth."""
     n = min(config["sbc_stars"], len(test))
-    sim, truth = simulated_catalogue(
-        setup, test.take(np.arange(n)), jax.random.PRNGKey(config["seed"] + 1)
-    )
+    key = jax.random.PRNGKey(config["seed"] + 1)
+    return simulated_catalogue(setup, test.take(np.arange(n)), key)
+
+
+def sbc_importance(setup, sim, catalogue, work):
+    return catalogue_draws(
+        sim, work / "sbc_importance", replace(catalogue, method="importance"), setup
+    )["draws"]
+
+
+def sbc_section(setup, test, config, catalogues, svi_config, work) -> dict:
+    catalogue, nuts_catalogue = catalogues
+    sim, truth = sbc_stars(setup, test, config)
     runs = {
-        "importance": catalogue_draws(
-            sim, work / "sbc_importance", replace(catalogue, method="importance"), setup
-        )["draws"],
+        "importance": sbc_importance(setup, sim, catalogue, work),
         "svi": svi_draws(setup, sim, work / "sbc_svi.npz", svi_config, config["seed"] + 2)["draws"],
     }
     k = min(config["sbc_nuts_stars"], len(sim))
     runs["nuts"] = catalogue_draws(
         sim.take(np.arange(k)),
         work / "sbc_nuts",
-        replace(catalogue, method="nuts"),
+        nuts_catalogue,
         setup,
     )["draws"]
     out, ranks_out = {}, {}
@@ -296,6 +331,56 @@ def sbc_section(setup, test, config, catalogue, svi_config, work) -> dict:
             ranks_out[method][name] = ranks
         out[method] = {"n": int(len(draws)), "labels": per_label}
     out["arrays"] = {"ranks": ranks_out, "num_ranks": config["sbc_ranks"]}
+    return out
+
+
+# --- why coverage falls short --------------------------------------------------------------
+
+CHI2_95 = float(stats.chi2.ppf(0.95, len(LABEL_INPUTS)))
+
+
+def misfit(setup, stars: StarTokens, preferred, reference_labels) -> np.ndarray:
+    """Per star, 2 [log L(preferred) - log L(reference_labels)] (both [n, 5] physical): how
+    strongly its own tokens, through the emulator and noise model, prefer the first labels.
+    NaN where a star has no tokens or either label set is incomplete."""
+    data, usable, *_ = stars_data(setup, stars)
+    x = np.stack([preferred[usable], reference_labels[usable]], axis=1)  # [m, 2, 5]
+    complete = np.isfinite(x).all(axis=(1, 2))
+    x = np.where(complete[:, None, None], x, np.asarray(setup.loc))
+
+    def log_l(labels, d):
+        mean, _ = jax.vmap(setup.emulator.emulate)(labels)
+        tokens = CorrelatedTokens(
+            mean, d.emulator_sigma, d.errors, d.mask, d.corr_chol, setup.noise
+        )
+        return tokens.log_prob(d.values)
+
+    log_l = np.asarray(jax.jit(jax.vmap(log_l))(jnp.asarray(x, jnp.float32), data))
+    out = np.full(len(stars), np.nan)
+    out[usable] = np.where(complete, 2 * (log_l[:, 0] - log_l[:, 1]), np.nan)
+    return out
+
+
+def misfit_section(setup, test, medians, snr, config, catalogue, work) -> dict:
+    """Do the test stars' tokens reject their APOGEE labels (emulator error) as often as
+    simulated stars reject their true labels (a correct emulator)?"""
+
+    def summary(d):
+        d = d[np.isfinite(d)]
+        return {"n": len(d), "median": float(np.median(d)), "above": float(np.mean(d > CHI2_95))}
+
+    apogee = np.stack([reference(test, name)[0] for name in LABEL_INPUTS], axis=1)
+    real = misfit(setup, test, medians, apogee)
+    sim, truth = sbc_stars(setup, test, config)
+    sim_medians = np.nanmedian(sbc_importance(setup, sim, catalogue, work), axis=1)
+    out = {
+        "threshold": CHI2_95,
+        "simulated": summary(misfit(setup, sim, sim_medians, truth)),
+        "test": summary(real),
+        "by_bin": {quantity: [] for quantity in BINS},
+    }
+    for quantity, edges, sel in bin_members(test, snr):
+        out["by_bin"][quantity].append({"bin": edges, **summary(real[sel])})
     return out
 
 
