@@ -122,6 +122,7 @@ def main():
     results["sbc"] = timed(
         "sbc", sbc_section, setup, test, config, (catalogue, nuts_catalogue), svi_config, work
     )
+    results["sbc_noise"] = anchor_noise_section(setup, test, config)
     results["misfit"] = timed(
         "misfit",
         misfit_section,
@@ -332,6 +333,20 @@ def sbc_section(setup, test, config, catalogues, svi_config, work) -> dict:
         out[method] = {"n": int(len(draws)), "labels": per_label}
     out["arrays"] = {"ranks": ranks_out, "num_ranks": config["sbc_ranks"]}
     return out
+
+
+def anchor_noise_section(setup, test, config) -> dict:
+    """How far the likelihood's noise (emulator sigma at the amortized anchor) is from the
+    noise the SBC stars were simulated with (emulator sigma at their true labels): per
+    star, the median over tokens of the ratio of total 1-sigma noise, truth / anchor."""
+    sim, truth = sbc_stars(setup, test, config)
+    data, usable, *_ = stars_data(setup, sim)
+    _, at_truth = jax.vmap(setup.emulator.emulate)(jnp.asarray(truth[usable], jnp.float32))
+    total = np.hypot(data.errors, np.asarray(at_truth)) / np.hypot(data.errors, data.emulator_sigma)
+    per_star = np.nanmedian(np.where(data.mask, total, np.nan), axis=1)
+    return {f"p{q}": float(np.percentile(per_star, q)) for q in (5, 25, 50, 75, 95)} | {
+        "emulator_over_obs_error": float(np.median((data.emulator_sigma / data.errors)[data.mask]))
+    }
 
 
 # --- why coverage falls short --------------------------------------------------------------

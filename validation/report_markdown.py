@@ -21,7 +21,7 @@ def write_markdown(results: dict, path: Path) -> None:
         *_heldout(results["heldout"]),
         *_misfit(results["misfit"], results["heldout"]["by_bin"]),
         *_methods(results["methods"]),
-        *_sbc(results["sbc"]),
+        *_sbc(results["sbc"], results["sbc_noise"]),
         *_extinction(results["extinction_curve"]),
         *_hidden(results["hidden_spectrum"]),
         *_loci(results["loci"]),
@@ -174,13 +174,20 @@ def _methods(section):
     ]
 
 
-def _sbc(section):
+def _sbc(section, noise):
     rows = []
     for method in (m for m in section if m != "arrays"):
         labels = section[method]["labels"]
         rows.append(
             [method, section[method]["n"]] + [f"{labels[n]['p_value']:.3g}" for n in LABEL_INPUTS]
         )
+    failures = [
+        f"- {method} {name}: {_rank_shape(r['counts'])}"
+        for method, result in section.items()
+        if method != "arrays"
+        for name, r in result["labels"].items()
+        if r["p_value"] <= 0.01
+    ]
     return [
         "## 3. Simulation-based calibration",
         "",
@@ -189,7 +196,34 @@ def _sbc(section):
         *_table(["method", "stars", *LABEL_INPUTS], rows),
         "![SBC](figures/sbc.png)",
         "",
+        *(["Shape of the failing rank histograms:", "", *failures, ""] if failures else []),
+        "The SBC stars' noise is drawn with the emulator's sigma at their true labels; the "
+        "likelihood fixes it at the amortized anchor (docs/inference.md says why). The "
+        "emulator's sigma dominates the error budget (median "
+        f"{noise['emulator_over_obs_error']:.1f} x the observational error), and per star "
+        "the simulated / assumed total noise has median "
+        f"{noise['p50']:.2f}, quartiles {noise['p25']:.2f}-{noise['p75']:.2f}, 5-95% "
+        f"{noise['p5']:.2f}-{noise['p95']:.2f}: stars whose true noise exceeds the assumed "
+        "one get posteriors too narrow, and so ranks in the outer bins, whatever the sampler.",
+        "",
     ]
+
+
+def _rank_shape(counts):
+    """What a rank histogram's departure from uniform says about the posteriors."""
+    n, k = sum(counts), len(counts)
+    outer = (counts[0] + counts[-1]) / n
+    low_minus_high = (sum(counts[: k // 2]) - sum(counts[k - k // 2 :])) / n
+    expected, spread = 2 / k, 2 * (2 / k * (1 - 2 / k) / n) ** 0.5  # two binomial sd
+    words = []
+    if outer > expected + spread:
+        words.append(f"outer bins hold {outer:.0%} of ranks (uniform: {expected:.0%}): too narrow")
+    elif outer < expected - spread:
+        words.append(f"outer bins hold {outer:.0%} of ranks (uniform: {expected:.0%}): too wide")
+    if abs(low_minus_high) > 2 / n**0.5:
+        side = "below" if low_minus_high > 0 else "above"
+        words.append(f"posteriors sit {side} the truth more often than not ({low_minus_high:+.0%})")
+    return "; ".join(words) or "no clear width or bias pattern"
 
 
 def _extinction(section):
