@@ -72,6 +72,9 @@ def main():
     )
     svi_config = BatchedSviConfig(**config["svi"])
     results = {"config": config, "config_file": args.config, "n_test": len(test)}
+    results["nuts_settings"] = {
+        key: nuts_catalogue.to_dict()[key] for key in ("nuts", "convergence")
+    }
     timings = {}
 
     def timed(name, fn, *a):

@@ -45,6 +45,7 @@ def _table(header, rows):
 
 def _scope(results):
     c = results["config"]
+    n, v = results["nuts_settings"]["nuts"], results["nuts_settings"]["convergence"]
     return [
         "## Scope of this run",
         "",
@@ -55,6 +56,10 @@ def _scope(results):
         f"{c['method_check_stars']} of them.",
         f"- SBC: {c['sbc_stars']} prior draws (importance sampling, SVI), NUTS on the first "
         f"{c['sbc_nuts_stars']}; ranks among {c['sbc_ranks']} thinned draws.",
+        f"- NUTS (cross-check and SBC): {n['num_chains']} chains x ({n['num_warmup']} warm-up + "
+        f"{n['num_samples']} draws), tree depth <= {n['max_tree_depth']}; a star passes with "
+        f"R-hat <= {v['max_rhat']}, bulk ESS >= {v['min_ess_bulk']:g} and at most "
+        f"{v['max_divergences']} divergences.",
         f"- Hidden spectrum: flux tokens below {c['hidden_below_nm']} nm of {c['hidden_stars']} "
         "test stars.",
         "",
