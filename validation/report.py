@@ -274,6 +274,24 @@ def methods_section(check, methods) -> dict:
         out[method] = {"labels": per_label}
         if "table" in result:
             out[method]["ok_fraction"] = float(result["table"]["ok"].mean())
+        if method != "nuts":
+            out[method]["vs_nuts"] = agreement_with(draws, methods["nuts"]["draws"])
+    return out
+
+
+def agreement_with(draws, reference_draws) -> dict:
+    """Per label, medians over stars of |median - reference median| / reference sd and of
+    sd / reference sd (draws [n, S, 5])."""
+    out = {}
+    for i, name in enumerate(LABEL_INPUTS):
+        ref_median = np.nanmedian(reference_draws[..., i], axis=1)
+        ref_sd = np.nanstd(reference_draws[..., i], axis=1)
+        shift = np.abs(np.nanmedian(draws[..., i], axis=1) - ref_median) / ref_sd
+        width = np.nanstd(draws[..., i], axis=1) / ref_sd
+        out[name] = {
+            "median_abs_shift_in_reference_sd": float(np.nanmedian(shift)),
+            "median_width_ratio": float(np.nanmedian(width)),
+        }
     return out
 
 

@@ -172,10 +172,25 @@ def _methods(section):
                     f"{result.get('ok_fraction', float('nan')):.2f}",
                 ]
             )
+    agreement = [
+        [method, name]
+        + [
+            f"{result['vs_nuts'][name]['median_abs_shift_in_reference_sd']:.2f}",
+            f"{result['vs_nuts'][name]['median_width_ratio']:.2f}",
+        ]
+        for method, result in section.items()
+        if "vs_nuts" in result
+        for name in LABEL_INPUTS
+    ]
     return [
         "## 2. NUTS vs importance sampling vs SVI on the same held-out stars",
         "",
         *_table(["method", "label", "robust sigma", "68%", "95%", "passed checks"], rows),
+        "Agreement with NUTS, star by star (medians over all the stars):",
+        "",
+        *_table(
+            ["method", "label", "abs(median - NUTS median) / NUTS sd", "sd / NUTS sd"], agreement
+        ),
     ]
 
 
