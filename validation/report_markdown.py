@@ -13,9 +13,9 @@ def write_markdown(results: dict, path: Path) -> None:
         "# bayesfm validation report",
         "",
         f"Regenerate: `python validation/report.py --config {results['config_file']}` "
-        f"({results['seconds']['total'] / 60:.0f} min on the machine that wrote this; "
-        "expensive steps resume from the config's work_dir). Every number below is also in "
-        "`validation/results.json`.",
+        f"(this invocation: {results['seconds']['total'] / 60:.0f} min on the machine that wrote "
+        "this; expensive steps resume from the config's work_dir and then count only their "
+        "loading, see Run time). Every number below is also in `validation/results.json`.",
         "",
         *_scope(results),
         *_heldout(results["heldout"]),
