@@ -122,10 +122,11 @@ def main():
     )
     results["methods"] = methods_section(check, methods)
 
+    sbc = sbc_stars(setup, test, config)
     results["sbc"] = timed(
-        "sbc", sbc_section, setup, test, config, (catalogue, nuts_catalogue), svi_config, work
+        "sbc", sbc_section, setup, sbc, config, (catalogue, nuts_catalogue), svi_config, work
     )
-    results["sbc_noise"] = anchor_noise_section(setup, test, config)
+    results["sbc_noise"] = anchor_noise_section(setup, sbc)
     results["misfit"] = timed(
         "misfit",
         misfit_section,
@@ -133,9 +134,8 @@ def main():
         test,
         results["heldout"]["arrays"]["medians"],
         snr,
-        config,
-        catalogue,
-        work,
+        sbc,
+        results["sbc"]["arrays"]["importance_medians"],
     )
     results["extinction_curve"] = timed("extinction curve", extinction_section, setup)
     results["hidden_spectrum"] = timed(
@@ -318,17 +318,12 @@ def sbc_stars(setup, test, config):
     return simulated_catalogue(setup, test.take(np.arange(n)), key)
 
 
-def sbc_importance(setup, sim, catalogue, work):
-    return catalogue_draws(
-        sim, work / "sbc_importance", replace(catalogue, method="importance"), setup
-    )["draws"]
-
-
-def sbc_section(setup, test, config, catalogues, svi_config, work) -> dict:
-    catalogue, nuts_catalogue = catalogues
-    sim, truth = sbc_stars(setup, test, config)
+def sbc_section(setup, sbc, config, catalogues, svi_config, work) -> dict:
+    (sim, truth), (catalogue, nuts_catalogue) = sbc, catalogues
     runs = {
-        "importance": sbc_importance(setup, sim, catalogue, work),
+        "importance": catalogue_draws(
+            sim, work / "sbc_importance", replace(catalogue, method="importance"), setup
+        )["draws"],
         "svi": svi_draws(setup, sim, work / "sbc_svi.npz", svi_config, config["seed"] + 2)["draws"],
     }
     k = min(config["sbc_nuts_stars"], len(sim))
@@ -352,15 +347,19 @@ def sbc_section(setup, test, config, catalogues, svi_config, work) -> dict:
             per_label[name] = {"n": len(ranks), **rank_uniformity(ranks, config["sbc_ranks"])}
             ranks_out[method][name] = ranks
         out[method] = {"n": int(len(draws)), "labels": per_label}
-    out["arrays"] = {"ranks": ranks_out, "num_ranks": config["sbc_ranks"]}
+    out["arrays"] = {
+        "ranks": ranks_out,
+        "num_ranks": config["sbc_ranks"],
+        "importance_medians": np.nanmedian(runs["importance"], axis=1),
+    }
     return out
 
 
-def anchor_noise_section(setup, test, config) -> dict:
+def anchor_noise_section(setup, sbc) -> dict:
     """How far the likelihood's noise (emulator sigma at the amortized anchor) is from the
     noise the SBC stars were simulated with (emulator sigma at their true labels): per
     star, the median over tokens of the ratio of total 1-sigma noise, truth / anchor."""
-    sim, truth = sbc_stars(setup, test, config)
+    sim, truth = sbc
     data, usable, *_ = stars_data(setup, sim)
     _, at_truth = jax.vmap(setup.emulator.emulate)(jnp.asarray(truth[usable], jnp.float32))
     total = np.hypot(data.errors, np.asarray(at_truth)) / np.hypot(data.errors, data.emulator_sigma)
@@ -397,9 +396,9 @@ def misfit(setup, stars: StarTokens, preferred, reference_labels) -> np.ndarray:
     return out
 
 
-def misfit_section(setup, test, medians, snr, config, catalogue, work) -> dict:
+def misfit_section(setup, test, medians, snr, sbc, sbc_medians) -> dict:
     """Do the test stars' tokens reject their APOGEE labels (emulator error) as often as
-    simulated stars reject their true labels (a correct emulator)?"""
+    the SBC stars (a correct emulator) reject their true labels?"""
 
     def summary(d):
         d = d[np.isfinite(d)]
@@ -407,11 +406,10 @@ def misfit_section(setup, test, medians, snr, config, catalogue, work) -> dict:
 
     apogee = np.stack([reference(test, name)[0] for name in LABEL_INPUTS], axis=1)
     real = misfit(setup, test, medians, apogee)
-    sim, truth = sbc_stars(setup, test, config)
-    sim_medians = np.nanmedian(sbc_importance(setup, sim, catalogue, work), axis=1)
+    sim, truth = sbc
     out = {
         "threshold": CHI2_95,
-        "simulated": summary(misfit(setup, sim, sim_medians, truth)),
+        "simulated": summary(misfit(setup, sim, sbc_medians, truth)),
         "test": summary(real),
         "by_bin": {quantity: [] for quantity in BINS},
     }
