@@ -12,6 +12,7 @@ With a ``dask.distributed.Client`` each chunk is one task; workers build the emu
 from the model file once, and the client writes what they return.
 """
 
+import hashlib
 import json
 import os
 import time
@@ -90,15 +91,20 @@ class ChunkResult:
     draws: np.ndarray | None = field(default=None)
 
 
-def fit_chunk(setup: StarInference, stars: StarTokens, config: CatalogueConfig, index: int):
-    """Posteriors of the stars of chunk ``index`` (its randomness depends on seed and index)."""
+def fit_chunk(
+    setup: StarInference, stars: StarTokens, config: CatalogueConfig, index: int, anchors=None
+):
+    """Posteriors of the stars of chunk ``index`` (its randomness depends on seed and index).
+
+    ``anchors``: labels [n, 5] at which to take the emulator sigma (see ``stars_data``).
+    """
     start = time.perf_counter()
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), index)
     is_key, nuts_key = jax.random.split(key)
     n = len(stars)
     table = _empty_table(stars)
     draws = np.full((n, _draws_per_star(config), len(LABEL_INPUTS)), np.nan, np.float32)
-    data, usable, problems, mean, sigma = stars_data(setup, stars)
+    data, usable, problems, mean, sigma = stars_data(setup, stars, anchors)
     for row, reason in problems.items():
         table.loc[row, ["path", "flags"]] = ["skipped", reason]
     if not usable:
@@ -221,6 +227,7 @@ def run_catalogue(
     *,
     client=None,
     progress: bool = True,
+    anchors=None,
 ) -> pd.DataFrame:
     """Posteriors for every star of ``stars``, written under ``out_dir``; resumes.
 
@@ -233,6 +240,8 @@ def run_catalogue(
         model_path: Model .safetensors (default: the shipped one).
         client: A ``dask.distributed.Client``: one task per chunk on its workers.
         progress: Show a progress bar in stars/s.
+        anchors: Physical labels [len(stars), 5] at which each star's emulator sigma is
+            taken (default: its amortized prediction); e.g. the truth of simulated stars.
 
     Returns:
         The catalogue, one row per star in input order.
@@ -242,7 +251,7 @@ def run_catalogue(
     chunk_dir.mkdir(parents=True, exist_ok=True)
     if client is None and setup is None:
         setup = StarInference.default(model_path)
-    _check_manifest(out / "run.json", stars, config, model_path)
+    _check_manifest(out / "run.json", stars, config, model_path, anchors)
     n_chunks = -(-len(stars) // config.chunk_size)
     todo = [i for i in range(n_chunks) if not _chunk_path(chunk_dir, i).exists()]
     done_stars = len(stars) - sum(len(_chunk_rows(stars, config, i)) for i in todo)
@@ -251,9 +260,10 @@ def run_catalogue(
     )
     if client is None:
         for i in todo:
-            chunk = stars.take(_chunk_rows(stars, config, i))
-            _write_chunk(chunk_dir, i, fit_chunk(setup, chunk, config, i))
-            bar.update(len(chunk))
+            rows = _chunk_rows(stars, config, i)
+            result = fit_chunk(setup, stars.take(rows), config, i, _rows_of(anchors, rows))
+            _write_chunk(chunk_dir, i, result)
+            bar.update(len(rows))
     else:
         from dask.distributed import as_completed
 
@@ -264,6 +274,7 @@ def run_catalogue(
                 stars.take(_chunk_rows(stars, config, i)),
                 config,
                 i,
+                _rows_of(anchors, _chunk_rows(stars, config, i)),
                 pure=False,
             ): i
             for i in todo
@@ -281,8 +292,12 @@ def _worker_setup(model_path):
     return StarInference.default(model_path)
 
 
-def _fit_chunk_on_worker(model_path, stars, config, index):
-    return fit_chunk(_worker_setup(model_path), stars, config, index)
+def _fit_chunk_on_worker(model_path, stars, config, index, anchors):
+    return fit_chunk(_worker_setup(model_path), stars, config, index, anchors)
+
+
+def _rows_of(anchors, rows):
+    return None if anchors is None else np.asarray(anchors)[rows]
 
 
 def _chunk_rows(stars, config, index):
@@ -328,7 +343,7 @@ def _join_chunks(out: Path, chunk_dir: Path, n_chunks: int) -> pd.DataFrame:
     return table
 
 
-def _check_manifest(path: Path, stars: StarTokens, config: CatalogueConfig, model_path):
+def _check_manifest(path: Path, stars: StarTokens, config: CatalogueConfig, model_path, anchors):
     """Write run.json, or check that a resumed run has the same input and settings."""
     manifest = {
         "format_version": _FORMAT_VERSION,
@@ -337,10 +352,13 @@ def _check_manifest(path: Path, stars: StarTokens, config: CatalogueConfig, mode
         "model": str(model_path) if model_path is not None else "shipped default",
         "config": config.to_dict(),
     }
+    if anchors is not None:
+        digest = hashlib.sha256(np.ascontiguousarray(anchors, np.float64).tobytes())
+        manifest["anchors_sha256"] = digest.hexdigest()
     if path.exists():
         previous = json.loads(path.read_text())
         if previous != manifest:
-            changed = sorted(k for k in manifest if previous.get(k) != manifest[k])
+            changed = sorted(k for k in manifest | previous if previous.get(k) != manifest.get(k))
             raise DataError(
                 f"{path.parent} holds a catalogue run with a different {', '.join(changed)}; "
                 "rerun with the same input and settings to resume, or choose another --out"

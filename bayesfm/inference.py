@@ -100,8 +100,11 @@ def amortized_labels(setup: StarInference, stars: StarTokens):
     return _into_support(setup.prior, mean), sigma
 
 
-def stars_data(setup: StarInference, stars: StarTokens):
+def stars_data(setup: StarInference, stars: StarTokens, anchors=None):
     """``StarData`` of every usable star, anchored at its amortized prediction.
+
+    ``anchors``: physical labels [len(stars), 5] at which to take each star's emulator sigma
+    instead (known labels, or the true labels of simulated stars).
 
     Returns:
         (data stacked over usable rows or None, usable rows, {row: problem},
@@ -114,8 +117,16 @@ def stars_data(setup: StarInference, stars: StarTokens):
     if has_tokens.any():
         rows = np.flatnonzero(has_tokens)
         mean[rows], sigma[rows] = amortized_labels(setup, stars.take(rows))
+    if anchors is None:
+        anchors = mean
+    elif np.shape(anchors) != mean.shape:
+        raise DataError(
+            f"anchors have shape {np.shape(anchors)}; one row of {LABEL_INPUTS} per star"
+        )
+    elif not np.isfinite(anchors).all():
+        raise DataError("anchors hold NaN or inf; give finite labels for every star")
     data, usable, problems = stacked_star_data(
-        stars, range(len(stars)), setup.emulator, setup.noise, mean
+        stars, range(len(stars)), setup.emulator, setup.noise, anchors
     )
     return data, usable, problems, mean[usable], sigma[usable]
 

@@ -92,6 +92,7 @@ class NoiseModel:
                 tuple(data["names"]),
                 np.asarray(data["error_scale"]),
                 np.asarray(data["correlation"]),
+                float(data.get("inflation", 1.0)),
             )
         except (OSError, KeyError, ValueError) as err:
             raise DataError(f"cannot read a noise model from {path}: {err}") from err

@@ -85,6 +85,20 @@ def test_resume_refuses_other_settings(in_process, stars, tiny_model_path):
         run_catalogue(stars, out, other, model_path=tiny_model_path, progress=False)
 
 
+def test_anchored_run_resumes_only_with_the_same_anchors(tiny_model_path, stars, tmp_path):
+    setup = StarInference.default(tiny_model_path)
+    config = CatalogueConfig(**{**FAST.__dict__, "method": "importance"})
+    two = stars.take([0, 1])
+    anchors = np.array([[4800.0, 2.5, 0.0, 0.0, 0.05], [5800.0, 4.4, -0.2, 0.1, 0.02]])
+    table = run_catalogue(two, tmp_path, config, setup, progress=False, anchors=anchors)
+    assert np.isfinite(table["teff_median"]).all()
+    again = run_catalogue(two, tmp_path, config, setup, progress=False, anchors=anchors)
+    pd.testing.assert_frame_equal(again, table)
+    for other in (anchors + 1.0, None):
+        with pytest.raises(DataError, match="different anchors_sha256"):
+            run_catalogue(two, tmp_path, config, setup, progress=False, anchors=other)
+
+
 def test_config_round_trip_and_unknown_setting():
     assert CatalogueConfig.from_dict(FAST.to_dict()) == FAST
     with pytest.raises(DataError, match="unknown catalogue setting"):

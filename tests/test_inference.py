@@ -205,3 +205,25 @@ def test_stars_simulated_from_the_prior_are_recovered_by_batched_svi(tiny_setup)
     )
     assert z.shape == (4, 400, 5) and np.isfinite(z).all() and np.isfinite(loss).all()
     assert not np.allclose(np.median(z, axis=1), (mean - tiny_setup.loc) / tiny_setup.scale)
+
+
+def test_anchors_set_where_the_emulator_sigma_is_taken(tiny_setup):
+    stars = _simulated_star(tiny_setup, (LOW + HIGH) / 2).take([0, 0])
+    anchors = np.stack([LOW, HIGH])
+    data, *_ = stars_data(tiny_setup, stars, anchors)
+    _, expected = jax.vmap(tiny_setup.emulator.emulate)(jnp.asarray(anchors, jnp.float32))
+    np.testing.assert_allclose(data.emulator_sigma, expected, rtol=1e-6)
+    amortized, *_ = stars_data(tiny_setup, stars)
+    assert not np.allclose(amortized.emulator_sigma, data.emulator_sigma)
+    with pytest.raises(DataError, match="shape"):
+        stars_data(tiny_setup, stars, anchors[:1])
+    with pytest.raises(DataError, match="NaN or inf"):
+        stars_data(tiny_setup, stars, np.where(anchors == LOW[0], np.nan, anchors))
+
+
+def test_noise_model_save_load_keeps_the_inflation(tiny_setup, tmp_path):
+    noise = dataclasses.replace(tiny_setup.noise, inflation=1.3)
+    noise.save(tmp_path / "noise.json")
+    loaded = NoiseModel.load(tmp_path / "noise.json")
+    assert loaded.inflation == 1.3
+    np.testing.assert_array_equal(loaded.total_scale, noise.total_scale)

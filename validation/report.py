@@ -34,6 +34,7 @@ from bayesfm.split import split_mask
 from bayesfm.star_tokens import StarTokens
 
 LABELS = ("teff", "logg", "fe_h", "alpha_m")
+SBC_METHODS = ("importance", "svi", "nuts")
 BINS = {  # reference quantity -> bin edges
     "teff": [3000, 4000, 4500, 5000, 5500, 6000, 8000],
     "logg": [-1, 1.5, 2.5, 3.5, 4.2, 6],
@@ -121,10 +122,21 @@ def main():
         config["seed"],
     )
     results["methods"] = methods_section(check, methods)
+    first_computed = {"held-out catalogue": held["seconds"]}
+    first_computed |= {f"{m} on check stars": r["seconds"] for m, r in methods.items()}
 
     sbc = sbc_stars(setup, test, config)
-    results["sbc"] = timed(
-        "sbc", sbc_section, setup, sbc, config, (catalogue, nuts_catalogue), svi_config, work
+    sbc_settings = (config, (catalogue, nuts_catalogue), svi_config)
+    results["sbc"] = timed("sbc", sbc_section, setup, sbc, *sbc_settings, work / "sbc")
+    results["sbc_truth_sigma"] = timed(  # the likelihood's sigma at the true labels instead
+        "sbc, sigma at true labels",
+        sbc_section,
+        setup,
+        sbc,
+        *sbc_settings,
+        work / "sbc_truth_sigma",
+        config["sbc_truth_sigma_nuts_stars"],
+        sbc[1],
     )
     results["sbc_noise"] = anchor_noise_section(setup, sbc)
     results["misfit"] = timed(
@@ -142,7 +154,11 @@ def main():
         "hidden spectrum", hidden_section, setup, test, config, catalogue, work
     )
     results["loci"] = timed("loci", loci_section, setup, test)
+    for name in ("sbc", "sbc_truth_sigma"):
+        first_computed |= {f"{name} {m}": results[name][m]["seconds"] for m in SBC_METHODS}
+    first_computed["hidden spectrum"] = results["hidden_spectrum"]["seconds"]
     results["seconds"] = {**timings, "total": time.perf_counter() - start}
+    results["first_computed_seconds"] = first_computed
 
     FIGURES.mkdir(parents=True, exist_ok=True)
     write_figures(results, FIGURES)
@@ -157,34 +173,43 @@ def main():
 # --- posteriors ---------------------------------------------------------------------------
 
 
-def catalogue_draws(stars: StarTokens, out: Path, config: CatalogueConfig, setup):
-    """Run (or resume) a catalogue; return its table and draws [n, S, 5] in star order."""
-    table = run_catalogue(stars, out, config, setup)
+def catalogue_draws(stars: StarTokens, out: Path, config: CatalogueConfig, setup, anchors=None):
+    """Run (or resume) a catalogue; return its table, draws [n, S, 5] in star order and the
+    seconds its chunks took when first computed."""
+    table = run_catalogue(stars, out, config, setup, anchors=anchors)
     chunks = sorted((out / "chunks").glob("chunk_*_draws.npz"))
     draws = np.concatenate([np.load(p, allow_pickle=False)["draws"] for p in chunks])
-    return {"table": table, "draws": draws}
+    return {"table": table, "draws": draws, "seconds": float(table["seconds"].sum())}
 
 
-def svi_draws(setup, stars: StarTokens, path: Path, config: BatchedSviConfig, seed: int):
-    """Batched SVI posteriors of ``stars`` (cached in ``path`` for the same stars, settings
-    and seed); draws [n, S, 5] physical."""
-    settings = json.dumps({**asdict(config), "seed": seed}, sort_keys=True)
+def svi_draws(
+    setup, stars: StarTokens, path: Path, config: BatchedSviConfig, seed: int, anchors=None
+):
+    """Batched SVI posteriors of ``stars`` (cached in ``path`` for the same stars, settings,
+    seed and sigma anchors); draws [n, S, 5] physical and the seconds they took."""
+    anchored = "amortized" if anchors is None else np.asarray(anchors).round(4).tolist()
+    settings = json.dumps({**asdict(config), "seed": seed, "anchors": anchored}, sort_keys=True)
     if path.exists():
         cached = np.load(path, allow_pickle=False)
-        same = {"source_id", "settings"} <= set(cached.files) and (
+        same = {"source_id", "settings", "seconds"} <= set(cached.files) and (
             np.array_equal(cached["source_id"], stars.source_id)
             and str(cached["settings"]) == settings
         )
         if same:
-            return {"draws": cached["draws"]}
+            return {"draws": cached["draws"], "seconds": float(cached["seconds"])}
+    start = time.perf_counter()
     draws = np.full((len(stars), config.num_draws, len(LABEL_INPUTS)), np.nan, np.float32)
-    data, usable, _, mean, _ = stars_data(setup, stars)
+    data, usable, _, mean, _ = stars_data(setup, stars, anchors)
     z, _ = run_batched_svi(
         setup, data, (mean - setup.loc) / setup.scale, jax.random.PRNGKey(seed), config
     )
     draws[usable] = setup.loc + setup.scale * z
-    np.savez(path, draws=draws, source_id=stars.source_id, settings=np.str_(settings))
-    return {"draws": draws}
+    seconds = time.perf_counter() - start
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        path, draws=draws, source_id=stars.source_id, settings=np.str_(settings), seconds=seconds
+    )
+    return {"draws": draws, "seconds": seconds}
 
 
 # --- held-out accuracy and calibration ------------------------------------------------------
@@ -318,23 +343,30 @@ def sbc_stars(setup, test, config):
     return simulated_catalogue(setup, test.take(np.arange(n)), key)
 
 
-def sbc_section(setup, sbc, config, catalogues, svi_config, work) -> dict:
+def sbc_section(
+    setup, sbc, config, catalogues, svi_config, work, nuts_stars=None, anchors=None
+) -> dict:
+    """Rank histograms and uniformity tests of importance sampling, SVI and NUTS (on the
+    first ``nuts_stars``, default ``sbc_nuts_stars``) on the SBC stars; ``anchors``: labels
+    at which the likelihood takes the emulator sigma (default: the amortized prediction)."""
     (sim, truth), (catalogue, nuts_catalogue) = sbc, catalogues
+    k = min(config["sbc_nuts_stars"] if nuts_stars is None else nuts_stars, len(sim))
     runs = {
         "importance": catalogue_draws(
-            sim, work / "sbc_importance", replace(catalogue, method="importance"), setup
-        )["draws"],
-        "svi": svi_draws(setup, sim, work / "sbc_svi.npz", svi_config, config["seed"] + 2)["draws"],
+            sim, work / "importance", replace(catalogue, method="importance"), setup, anchors
+        ),
+        "svi": svi_draws(setup, sim, work / "svi.npz", svi_config, config["seed"] + 2, anchors),
+        "nuts": catalogue_draws(
+            sim.take(np.arange(k)),
+            work / "nuts",
+            nuts_catalogue,
+            setup,
+            None if anchors is None else anchors[:k],
+        ),
     }
-    k = min(config["sbc_nuts_stars"], len(sim))
-    runs["nuts"] = catalogue_draws(
-        sim.take(np.arange(k)),
-        work / "sbc_nuts",
-        nuts_catalogue,
-        setup,
-    )["draws"]
     out, ranks_out = {}, {}
-    for method, draws in runs.items():
+    for method, run in runs.items():
+        draws = run["draws"]
         per_label, ranks_out[method] = {}, {}
         for i, name in enumerate(LABEL_INPUTS):
             ranks = np.array(
@@ -346,11 +378,11 @@ def sbc_section(setup, sbc, config, catalogues, svi_config, work) -> dict:
             )
             per_label[name] = {"n": len(ranks), **rank_uniformity(ranks, config["sbc_ranks"])}
             ranks_out[method][name] = ranks
-        out[method] = {"n": int(len(draws)), "labels": per_label}
+        out[method] = {"n": int(len(draws)), "labels": per_label, "seconds": run["seconds"]}
     out["arrays"] = {
         "ranks": ranks_out,
         "num_ranks": config["sbc_ranks"],
-        "importance_medians": np.nanmedian(runs["importance"], axis=1),
+        "importance_medians": np.nanmedian(runs["importance"]["draws"], axis=1),
     }
     return out
 
@@ -524,6 +556,7 @@ def hidden_section(setup, test, config, catalogue, work) -> dict:
         "n": n,
         "coverage_all": central_coverage(pit.ravel()),
         "tokens": per_token,
+        "seconds": result["seconds"],
     }
 
 

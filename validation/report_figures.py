@@ -14,7 +14,16 @@ UNITS = {"teff": "K", "logg": "dex", "fe_h": "dex", "alpha_m": "dex", "a_k": "ma
 
 
 def write_figures(results: dict, folder: Path) -> None:
-    for draw in (accuracy, calibration, coverage_by_bin, sbc, extinction, hidden, loci):
+    for draw in (
+        accuracy,
+        calibration,
+        coverage_by_bin,
+        sbc,
+        sbc_truth_sigma,
+        extinction,
+        hidden,
+        loci,
+    ):
         figure = draw(results)
         figure.savefig(folder / f"{draw.__name__}.png", dpi=110, bbox_inches="tight")
         plt.close(figure)
@@ -84,7 +93,16 @@ def coverage_by_bin(results):
 
 def sbc(results):
     """SBC rank histograms per method and parameter."""
-    arrays = results["sbc"]["arrays"]
+    return _rank_histograms(results["sbc"])
+
+
+def sbc_truth_sigma(results):
+    """SBC rank histograms with the likelihood's emulator sigma at the true labels."""
+    return _rank_histograms(results["sbc_truth_sigma"])
+
+
+def _rank_histograms(section):
+    arrays = section["arrays"]
     methods = list(arrays["ranks"])
     figure, axes = plt.subplots(
         len(methods), len(LABEL_INPUTS), figsize=(3.0 * len(LABEL_INPUTS), 2.4 * len(methods))
@@ -95,7 +113,7 @@ def sbc(results):
             ranks = arrays["ranks"][method][name]
             axes[r, c].hist(ranks, bins=10, range=(-0.5, arrays["num_ranks"] + 0.5))
             axes[r, c].axhline(len(ranks) / 10, color="k", lw=0.8)
-            p = results["sbc"][method]["labels"][name]["p_value"]
+            p = section[method]["labels"][name]["p_value"]
             axes[r, c].set_title(f"{method}: {name} (p={p:.2g})", fontsize=9)
     return figure
 
