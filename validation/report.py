@@ -4,7 +4,8 @@ Run:  python validation/report.py [--config configs/validation.json]
 
 Writes validation/REPORT.md, validation/results.json and validation/figures/*.png. The
 expensive parts (catalogue runs, SBC fits) go under the config's ``work_dir`` and resume
-when the command is rerun, so an interrupted report loses at most one chunk.
+when the command is rerun, so an interrupted report loses at most one chunk. ``--only
+SECTION ...`` recomputes just those sections and keeps the rest from results.json.
 """
 
 import argparse
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from evaluate_transformer import xgboost_predictions
 from report_figures import write_figures
-from report_markdown import write_markdown
+from report_markdown import SECTIONS, write_markdown
 from scipy import stats
 
 from bayesfm.batched_svi import BatchedSviConfig, run_batched_svi
@@ -41,14 +42,27 @@ BINS = {  # reference quantity -> bin edges
     "snr": [0, 100, 200, 400, 1e5],
     "a_k": [-1, 0.02, 0.05, 0.1, 0.3, 5],
 }
+USES = {"misfit": ("heldout", "sbc")}  # sections whose arrays another section needs
+RESULTS = Path("validation/results.json")
 FIGURES = Path("validation/figures")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/validation.json")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        metavar="SECTION",
+        help="recompute only these sections (and those they use); keep the others from "
+        f"{RESULTS} written with the same config. Sections: {', '.join(SECTIONS)}",
+    )
     args = parser.parse_args()
     config = json.loads(Path(args.config).read_text())
+    computing = set(args.only or SECTIONS)
+    computing |= {used for name in computing for used in USES.get(name, ())}
+    kept = kept_results(config) if args.only else {}
     work = Path(config["work_dir"])
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -59,6 +73,7 @@ def main():
     splits = {s: split_mask(tokens.source_id, s) for s in ("train", "validation", "test")}
     test_rows = np.flatnonzero(splits["test"])[: config["test_stars"]]
     test = tokens.take(test_rows)
+    snr = library.snr[test_rows]
     catalogue = CatalogueConfig.from_dict(
         {**config["catalogue"], "seed": config["seed"], "save_draws": True}
     )
@@ -76,7 +91,9 @@ def main():
     results["nuts_settings"] = {
         key: nuts_catalogue.to_dict()[key] for key in ("nuts", "convergence")
     }
-    timings = {}
+    results |= {name: kept[name] for name in SECTIONS if name not in computing}
+    results["recomputed"] = [name for name in SECTIONS if name in computing]
+    timings, first_computed = {}, dict(kept.get("first_computed_seconds", {}))
 
     def timed(name, fn, *a):
         t0 = time.perf_counter()
@@ -85,89 +102,113 @@ def main():
         print(f"[report] {name}: {timings[name]:.0f} s", flush=True)
         return out
 
-    held = timed(
-        "held-out catalogue",
-        catalogue_draws,
-        test,
-        work / "heldout",
-        replace(catalogue, method=config["test_method"]),
-        setup,
-    )
-    amortized = amortized_labels(setup, test)
-    observables = [n for n in setup.emulator.outputs if n in tokens.names]
-    xgb_all = timed("xgboost", xgboost_predictions, tokens, observables, list(LABELS), splits)
-    xgb = {k: v[: len(test)] for k, v in xgb_all.items()}
-    snr = library.snr[test_rows]
-    results["heldout"] = heldout_section(test, held, amortized, xgb, snr)
-
-    m = config["method_check_stars"]
-    check = test.take(np.arange(min(m, len(test))))
-    methods = {}
-    for method, settings in (("nuts", nuts_catalogue), ("importance", catalogue)):
-        methods[method] = timed(
-            f"{method} on {len(check)} stars",
+    if "heldout" in computing:
+        held = timed(
+            "held-out catalogue",
             catalogue_draws,
-            check,
-            work / f"check_{method}",
-            replace(settings, method=method),
+            test,
+            work / "heldout",
+            replace(catalogue, method=config["test_method"]),
             setup,
         )
-    methods["svi"] = timed(
-        "svi on check stars",
-        svi_draws,
-        setup,
-        check,
-        work / "check_svi.npz",
-        svi_config,
-        config["seed"],
-    )
-    results["methods"] = methods_section(check, methods)
-    first_computed = {"held-out catalogue": held["seconds"]}
-    first_computed |= {f"{m} on check stars": r["seconds"] for m, r in methods.items()}
+        amortized = amortized_labels(setup, test)
+        observables = [n for n in setup.emulator.outputs if n in tokens.names]
+        xgb_all = timed("xgboost", xgboost_predictions, tokens, observables, list(LABELS), splits)
+        xgb = {k: v[: len(test)] for k, v in xgb_all.items()}
+        results["heldout"] = heldout_section(test, held, amortized, xgb, snr)
+        first_computed["held-out catalogue"] = held["seconds"]
+
+    if "methods" in computing:
+        check = test.take(np.arange(min(config["method_check_stars"], len(test))))
+        methods = {}
+        for method, settings in (("nuts", nuts_catalogue), ("importance", catalogue)):
+            methods[method] = timed(
+                f"{method} on {len(check)} stars",
+                catalogue_draws,
+                check,
+                work / f"check_{method}",
+                replace(settings, method=method),
+                setup,
+            )
+        methods["svi"] = timed(
+            "svi on check stars",
+            svi_draws,
+            setup,
+            check,
+            work / "check_svi.npz",
+            svi_config,
+            config["seed"],
+        )
+        results["methods"] = methods_section(check, methods)
+        first_computed |= {f"{m} on check stars": r["seconds"] for m, r in methods.items()}
 
     sbc = sbc_stars(setup, test, config)
     sbc_settings = (config, (catalogue, nuts_catalogue), svi_config)
-    results["sbc"] = timed("sbc", sbc_section, setup, sbc, *sbc_settings, work / "sbc")
-    results["sbc_truth_sigma"] = timed(  # the likelihood's sigma at the true labels instead
-        "sbc, sigma at true labels",
-        sbc_section,
-        setup,
-        sbc,
-        *sbc_settings,
-        work / "sbc_truth_sigma",
-        config["sbc_truth_sigma_nuts_stars"],
-        sbc[1],
-    )
-    results["sbc_noise"] = anchor_noise_section(setup, sbc)
-    results["misfit"] = timed(
-        "misfit",
-        misfit_section,
-        setup,
-        test,
-        results["heldout"]["arrays"]["medians"],
-        snr,
-        sbc,
-        results["sbc"]["arrays"]["importance_medians"],
-    )
-    results["extinction_curve"] = timed("extinction curve", extinction_section, setup)
-    results["hidden_spectrum"] = timed(
-        "hidden spectrum", hidden_section, setup, test, config, catalogue, work
-    )
-    results["loci"] = timed("loci", loci_section, setup, test)
+    if "sbc" in computing:
+        results["sbc"] = timed("sbc", sbc_section, setup, sbc, *sbc_settings, work / "sbc")
+    if "sbc_truth_sigma" in computing:  # the likelihood's sigma at the true labels instead
+        results["sbc_truth_sigma"] = timed(
+            "sbc, sigma at true labels",
+            sbc_section,
+            setup,
+            sbc,
+            *sbc_settings,
+            work / "sbc_truth_sigma",
+            config["sbc_truth_sigma_nuts_stars"],
+            sbc[1],
+        )
     for name in ("sbc", "sbc_truth_sigma"):
-        first_computed |= {f"{name} {m}": results[name][m]["seconds"] for m in SBC_METHODS}
-    first_computed["hidden spectrum"] = results["hidden_spectrum"]["seconds"]
+        if name in computing:
+            first_computed |= {f"{name} {m}": results[name][m]["seconds"] for m in SBC_METHODS}
+    if "sbc_noise" in computing:
+        results["sbc_noise"] = anchor_noise_section(setup, sbc)
+    if "misfit" in computing:
+        results["misfit"] = timed(
+            "misfit",
+            misfit_section,
+            setup,
+            test,
+            results["heldout"]["arrays"]["medians"],
+            snr,
+            sbc,
+            results["sbc"]["arrays"]["importance_medians"],
+        )
+    if "extinction_curve" in computing:
+        results["extinction_curve"] = timed("extinction curve", extinction_section, setup)
+    if "hidden_spectrum" in computing:
+        results["hidden_spectrum"] = timed(
+            "hidden spectrum", hidden_section, setup, test, config, catalogue, work
+        )
+        first_computed["hidden spectrum"] = results["hidden_spectrum"]["seconds"]
+    if "loci" in computing:
+        results["loci"] = timed("loci", loci_section, setup, test)
     results["seconds"] = {**timings, "total": time.perf_counter() - start}
     results["first_computed_seconds"] = first_computed
 
     FIGURES.mkdir(parents=True, exist_ok=True)
-    write_figures(results, FIGURES)
+    write_figures(results, FIGURES, computing)
     for section in results.values():
         if isinstance(section, dict):
             section.pop("arrays", None)
-    Path("validation/results.json").write_text(json.dumps(results, indent=1, default=float))
+    RESULTS.write_text(json.dumps(results, indent=1, default=float))
     write_markdown(results, Path("validation/REPORT.md"))
     print(f"[report] wrote validation/REPORT.md in {time.perf_counter() - start:.0f} s")
+
+
+def kept_results(config: dict) -> dict:
+    """The results of an earlier run of this config, whose sections ``--only`` keeps."""
+    if not RESULTS.exists():
+        raise SystemExit(
+            f"--only keeps sections from {RESULTS}, which does not exist: run the whole report"
+        )
+    kept = json.loads(RESULTS.read_text())
+    changed = [key for key, value in kept["config"].items() if config.get(key) != value]
+    if changed:
+        raise SystemExit(
+            f"{RESULTS} was written with different settings ({', '.join(changed)}) than this "
+            "config: run the whole report, without --only"
+        )
+    return kept
 
 
 # --- posteriors ---------------------------------------------------------------------------

@@ -13,20 +13,22 @@ from bayesfm.emulator import LABEL_INPUTS  # noqa: E402
 UNITS = {"teff": "K", "logg": "dex", "fe_h": "dex", "alpha_m": "dex", "a_k": "mag"}
 
 
-def write_figures(results: dict, folder: Path) -> None:
-    for draw in (
-        accuracy,
-        calibration,
-        coverage_by_bin,
-        sbc,
-        sbc_truth_sigma,
-        extinction,
-        hidden,
-        loci,
+def write_figures(results: dict, folder: Path, sections) -> None:
+    """Draw the figures of the report's ``sections`` (the ones computed in this run)."""
+    for draw, section in (
+        (accuracy, "heldout"),
+        (calibration, "heldout"),
+        (coverage_by_bin, "heldout"),
+        (sbc, "sbc"),
+        (sbc_truth_sigma, "sbc_truth_sigma"),
+        (extinction, "extinction_curve"),
+        (hidden, "hidden_spectrum"),
+        (loci, "loci"),
     ):
-        figure = draw(results)
-        figure.savefig(folder / f"{draw.__name__}.png", dpi=110, bbox_inches="tight")
-        plt.close(figure)
+        if section in sections:
+            figure = draw(results)
+            figure.savefig(folder / f"{draw.__name__}.png", dpi=110, bbox_inches="tight")
+            plt.close(figure)
 
 
 def _panels(n, height=3.0):

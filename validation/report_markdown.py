@@ -4,6 +4,18 @@ from pathlib import Path
 
 from bayesfm.emulator import LABEL_INPUTS
 
+SECTIONS = (  # results.json's sections, in report.py's order
+    "heldout",
+    "methods",
+    "sbc",
+    "sbc_truth_sigma",
+    "sbc_noise",
+    "misfit",
+    "extinction_curve",
+    "hidden_spectrum",
+    "loci",
+)
+
 CALIBRATED = ("teff", "logg", "fe_h")  # the labels the coverage target is set for
 TARGET = 0.03  # |coverage - nominal| allowed at 68% and 95%
 SBC_ALPHA = 0.01  # an SBC uniformity test passes with p above this
@@ -13,11 +25,7 @@ def write_markdown(results: dict, path: Path) -> None:
     lines = [
         "# bayesfm validation report",
         "",
-        f"Regenerate: `python validation/report.py --config {results['config_file']}`. "
-        f"From scratch it takes about {_from_scratch_hours(results):.1f} h on the machine that "
-        "wrote this (see Run time); a rerun resumes the expensive steps from the config's "
-        f"work_dir (this invocation: {results['seconds']['total'] / 60:.0f} min). Every number "
-        "below is also in `validation/results.json`.",
+        *_regenerate(results),
         "",
         *_scope(results),
         *_heldout(results["heldout"]),
@@ -44,10 +52,40 @@ def write_markdown(results: dict, path: Path) -> None:
     path.write_text("\n".join(lines))
 
 
-def _from_scratch_hours(results):
-    """First-computation seconds of the resumable runs plus this invocation's wall time
-    (which counts their loading too: an upper bound)."""
-    return (sum(results["first_computed_seconds"].values()) + results["seconds"]["total"]) / 3600
+RESUMABLE_STEPS = (  # the steps whose first-computation seconds results.json records
+    "held-out catalogue",
+    *(f"{m} on check stars" for m in ("nuts", "importance", "svi")),
+    *(f"{s} {m}" for s in ("sbc", "sbc_truth_sigma") for m in ("importance", "svi", "nuts")),
+    "hidden spectrum",
+)
+
+
+def _regenerate(results):
+    """How to regenerate the report, how long that takes, and which run wrote which section."""
+    first, total = results["first_computed_seconds"], results["seconds"]["total"]
+    # this invocation's wall time counts the loading of resumed steps too: an upper bound
+    hours = (sum(first.values()) + total) / 3600
+    missing = [step for step in RESUMABLE_STEPS if step not in first]
+    lines = [
+        f"Regenerate: `python validation/report.py --config {results['config_file']}`. "
+        + (
+            f"From scratch it takes about {hours:.1f} h on the machine that wrote this"
+            if not missing
+            else f"From scratch, the steps timed under Run time take {hours:.1f} h on the "
+            f"machine that wrote this, and {', '.join(missing)} (run before their times "
+            "were recorded) add to that"
+        )
+        + "; a rerun resumes the expensive steps from the config's work_dir (this invocation: "
+        f"{total / 60:.0f} min). Every number below is also in `validation/results.json`."
+    ]
+    kept = [name for name in SECTIONS if name not in results["recomputed"]]
+    if kept:
+        lines += [
+            "",
+            f"This invocation recomputed {', '.join(results['recomputed'])} (`--only`); "
+            f"{', '.join(kept)} come from an earlier run of the same config.",
+        ]
+    return lines
 
 
 def _table(header, rows):
