@@ -118,8 +118,8 @@ def main():
         results["heldout"] = heldout_section(test, held, amortized, xgb, snr)
         first_computed["held-out catalogue"] = held["seconds"]
 
+    check = test.take(np.arange(min(config["method_check_stars"], len(test))))
     if "methods" in computing:
-        check = test.take(np.arange(min(config["method_check_stars"], len(test))))
         methods = {}
         for method, settings in (("nuts", nuts_catalogue), ("importance", catalogue)):
             methods[method] = timed(
@@ -160,6 +160,18 @@ def main():
     for name in ("sbc", "sbc_truth_sigma"):
         if name in computing:
             first_computed |= {f"{name} {m}": results[name][m]["seconds"] for m in SBC_METHODS}
+    if "reanchored" in computing:
+        results["reanchored"] = timed(
+            "re-anchored importance sampling",
+            reanchor_section,
+            setup,
+            sbc,
+            check,
+            catalogue,
+            config,
+            work,
+        )
+        first_computed["re-anchored passes"] = results["reanchored"]["seconds"]
     if "sbc_noise" in computing:
         results["sbc_noise"] = anchor_noise_section(setup, sbc)
     if "misfit" in computing:
@@ -407,24 +419,58 @@ def sbc_section(
     }
     out, ranks_out = {}, {}
     for method, run in runs.items():
-        draws = run["draws"]
-        per_label, ranks_out[method] = {}, {}
-        for i, name in enumerate(LABEL_INPUTS):
-            ranks = np.array(
-                [
-                    sbc_ranks(d[np.isfinite(d)][None], t[None], config["sbc_ranks"])[0]
-                    for d, t in zip(draws[:, :, i], truth[: len(draws), i], strict=True)
-                    if np.isfinite(d).sum() >= config["sbc_ranks"]
-                ]
-            )
-            per_label[name] = {"n": len(ranks), **rank_uniformity(ranks, config["sbc_ranks"])}
-            ranks_out[method][name] = ranks
-        out[method] = {"n": int(len(draws)), "labels": per_label, "seconds": run["seconds"]}
+        per_label, ranks_out[method] = rank_tests(run["draws"], truth, config["sbc_ranks"])
+        out[method] = {"n": len(run["draws"]), "labels": per_label, "seconds": run["seconds"]}
     out["arrays"] = {
         "ranks": ranks_out,
         "num_ranks": config["sbc_ranks"],
         "importance_medians": np.nanmedian(runs["importance"]["draws"], axis=1),
     }
+    return out
+
+
+def rank_tests(draws, truth, num_ranks):
+    """Per parameter: the SBC ranks of ``truth`` among ``draws`` [n, S, 5] (stars with at least
+    ``num_ranks`` finite draws) and their uniformity test."""
+    tests, ranks_of = {}, {}
+    for i, name in enumerate(LABEL_INPUTS):
+        ranks = np.array(
+            [
+                sbc_ranks(d[np.isfinite(d)][None], t[None], num_ranks)[0]
+                for d, t in zip(draws[:, :, i], truth[: len(draws), i], strict=True)
+                if np.isfinite(d).sum() >= num_ranks
+            ]
+        )
+        tests[name] = {"n": len(ranks), **rank_uniformity(ranks, num_ranks)}
+        ranks_of[name] = ranks
+    return tests, ranks_of
+
+
+def reanchor_section(setup, sbc, check, catalogue, config, work) -> dict:
+    """Importance sampling repeated ``reanchor_passes`` times, each pass taking the emulator
+    sigma at the previous pass's posterior medians (pass 1: the amortized anchor; no truth
+    used): SBC uniformity on the SBC stars and coverage of APOGEE on the check stars."""
+    (sim, truth), settings = sbc, replace(catalogue, method="importance")
+    first_pass = {"sbc": work / "sbc" / "importance", "check": work / "check_importance"}
+    out = {"sbc": [], "check": [], "seconds": 0.0}
+    for name, stars in (("sbc", sim), ("check", check)):
+        anchors = None
+        for k in range(1, config["reanchor_passes"] + 1):
+            out_dir = first_pass[name] if k == 1 else work / "reanchored" / f"{name}_pass{k}"
+            run = catalogue_draws(stars, out_dir, settings, setup, anchors)
+            draws, out["seconds"] = run["draws"], out["seconds"] + (k > 1) * run["seconds"]
+            if name == "sbc":
+                out[name].append(rank_tests(draws, truth, config["sbc_ranks"])[0])
+            else:
+                out[name].append(
+                    {
+                        label: calibration(draws[:, :, i], *reference(stars, label))["coverage"]
+                        for i, label in enumerate(LABEL_INPUTS)
+                    }
+                )
+            medians = np.nanmedian(draws, axis=1)
+            anchors = np.where(np.isfinite(medians), medians, np.asarray(setup.loc)[None])
+    out["n"] = {"sbc": len(sim), "check": len(check)}
     return out
 
 
