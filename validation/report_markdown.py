@@ -430,6 +430,9 @@ def _verdict(results):
         if abs(cal[name]["coverage"][level] - float(level)) > TARGET
     ]
     sbc_fail, truth_fail = _failed_tests(results["sbc"]), _failed_tests(results["sbc_truth_sigma"])
+    reanchored_fail = [
+        n for n, t in results["reanchored"]["sbc"][-1].items() if t["p_value"] <= SBC_ALPHA
+    ]
     return [
         "## Targets",
         "",
@@ -439,6 +442,9 @@ def _verdict(results):
         + ("passed." if not sbc_fail else "failed for " + "; ".join(sbc_fail) + "."),
         "- The same with the likelihood's sigma at the true labels (controlled test): "
         + ("passed." if not truth_fail else "failed for " + "; ".join(truth_fail) + "."),
+        "- Re-anchored importance sampling (no truth): SBC "
+        + ("passed" if not reanchored_fail else "failed for " + ", ".join(reanchored_fail))
+        + f" after pass {len(results['reanchored']['sbc'])}.",
         "",
     ]
 
