@@ -117,6 +117,7 @@ def _rank_histograms(section):
             axes[r, c].axhline(len(ranks) / 10, color="k", lw=0.8)
             p = section[method]["labels"][name]["p_value"]
             axes[r, c].set_title(f"{method}: {name} (p={p:.2g})", fontsize=9)
+    figure.tight_layout()
     return figure
 
 
