@@ -62,7 +62,7 @@ def main():
     config = json.loads(Path(args.config).read_text())
     computing = set(args.only or SECTIONS)
     computing |= {used for name in computing for used in USES.get(name, ())}
-    kept = kept_results(config) if args.only else {}
+    kept = kept_results(config, computing) if args.only else {}
     work = Path(config["work_dir"])
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -207,8 +207,8 @@ def main():
     print(f"[report] wrote validation/REPORT.md in {time.perf_counter() - start:.0f} s")
 
 
-def kept_results(config: dict) -> dict:
-    """The results of an earlier run of this config, whose sections ``--only`` keeps."""
+def kept_results(config: dict, computing) -> dict:
+    """The results of an earlier run of this config, whose other sections ``--only`` keeps."""
     if not RESULTS.exists():
         raise SystemExit(
             f"--only keeps sections from {RESULTS}, which does not exist: run the whole report"
@@ -220,6 +220,9 @@ def kept_results(config: dict) -> dict:
             f"{RESULTS} was written with different settings ({', '.join(changed)}) than this "
             "config: run the whole report, without --only"
         )
+    missing = [name for name in SECTIONS if name not in computing and name not in kept]
+    if missing:
+        raise SystemExit(f"{RESULTS} has no {', '.join(missing)}: add them to --only")
     return kept
 
 
