@@ -453,28 +453,39 @@ def reanchor_section(setup, sbc, check, catalogue, config, work) -> dict:
     """Importance sampling repeated ``reanchor_passes`` times, each pass taking the emulator
     sigma at the previous pass's posterior medians (pass 1: the amortized anchor; no truth
     used): SBC uniformity on the SBC stars and coverage of APOGEE on the check stars."""
-    (sim, truth), settings = sbc, replace(catalogue, method="importance")
-    first_pass = {"sbc": work / "sbc" / "importance", "check": work / "check_importance"}
-    out = {"sbc": [], "check": [], "seconds": 0.0}
-    for name, stars in (("sbc", sim), ("check", check)):
-        anchors = None
-        for k in range(1, config["reanchor_passes"] + 1):
-            out_dir = first_pass[name] if k == 1 else work / "reanchored" / f"{name}_pass{k}"
-            run = catalogue_draws(stars, out_dir, settings, setup, anchors)
-            draws, out["seconds"] = run["draws"], out["seconds"] + (k > 1) * run["seconds"]
-            if name == "sbc":
-                out[name].append(rank_tests(draws, truth, config["sbc_ranks"])[0])
-            else:
-                out[name].append(
-                    {
-                        label: calibration(draws[:, :, i], *reference(stars, label))["coverage"]
-                        for i, label in enumerate(LABEL_INPUTS)
-                    }
-                )
-            medians = np.nanmedian(draws, axis=1)
-            anchors = np.where(np.isfinite(medians), medians, np.asarray(setup.loc)[None])
-    out["n"] = {"sbc": len(sim), "check": len(check)}
-    return out
+    (sim, truth), passes = sbc, config["reanchor_passes"]
+    settings = replace(catalogue, method="importance")
+    sbc_runs = reanchored_runs(
+        setup, sim, (work / "sbc" / "importance", work / "reanchored" / "sbc"), settings, passes
+    )
+    check_runs = reanchored_runs(
+        setup, check, (work / "check_importance", work / "reanchored" / "check"), settings, passes
+    )
+    return {
+        "sbc": [rank_tests(run["draws"], truth, config["sbc_ranks"])[0] for run in sbc_runs],
+        "check": [
+            {
+                label: calibration(run["draws"][:, :, i], *reference(check, label))["coverage"]
+                for i, label in enumerate(LABEL_INPUTS)
+            }
+            for run in check_runs
+        ],
+        "n": {"sbc": len(sim), "check": len(check)},
+        "seconds": sum(run["seconds"] for run in sbc_runs[1:] + check_runs[1:]),
+    }
+
+
+def reanchored_runs(setup, stars, folders, settings, passes) -> list:
+    """``catalogue_draws`` of each pass. ``folders``: (the first pass's run, with the amortized
+    anchor and shared with the report's other sections; the prefix of the later passes' runs,
+    which take the sigma at the previous pass's posterior medians)."""
+    (first_pass, later), runs, anchors = folders, [], None
+    for k in range(1, passes + 1):
+        out = first_pass if k == 1 else later.with_name(f"{later.name}_pass{k}")
+        runs.append(catalogue_draws(stars, out, settings, setup, anchors))
+        medians = np.nanmedian(runs[-1]["draws"], axis=1)
+        anchors = np.where(np.isfinite(medians), medians, np.asarray(setup.loc)[None])
+    return runs
 
 
 def anchor_noise_section(setup, sbc) -> dict:

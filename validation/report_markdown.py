@@ -312,7 +312,7 @@ def _reanchored(section):
         for k, (tests, cov) in enumerate(zip(section["sbc"], section["check"], strict=True))
     ]
     first, last = section["check"][0], section["check"][-1]
-    failing = [n for n, t in section["sbc"][-1].items() if t["p_value"] <= SBC_ALPHA]
+    failing = _reanchored_failures(section)
     return [
         "### Re-anchoring the sigma at the posterior medians (no truth needed)",
         "",
@@ -331,6 +331,11 @@ def _reanchored(section):
         f"{_coverage_gap(first):.3f} (pass 1) to {_coverage_gap(last):.3f}.",
         "",
     ]
+
+
+def _reanchored_failures(section):
+    """The parameters whose SBC test fails after the last re-anchoring pass."""
+    return [n for n, t in section["sbc"][-1].items() if t["p_value"] <= SBC_ALPHA]
 
 
 def _coverage_gap(coverage):
@@ -430,9 +435,7 @@ def _verdict(results):
         if abs(cal[name]["coverage"][level] - float(level)) > TARGET
     ]
     sbc_fail, truth_fail = _failed_tests(results["sbc"]), _failed_tests(results["sbc_truth_sigma"])
-    reanchored_fail = [
-        n for n, t in results["reanchored"]["sbc"][-1].items() if t["p_value"] <= SBC_ALPHA
-    ]
+    reanchored_fail = _reanchored_failures(results["reanchored"])
     return [
         "## Targets",
         "",
