@@ -1,6 +1,7 @@
 """Held-out accuracy and calibration of the foundation model, against an XGBoost baseline.
 
 Run:  python validation/evaluate_transformer.py [--model PATH] [--out validation/transformer_results.json]
+      [--split validation]  (compare candidate models on the validation split; report on test)
 
 Prints, for the test split (never used in training or tuning):
 - spectra(+colours) -> labels: robust sigma, bias and RMS of the transformer's amortized
@@ -44,12 +45,13 @@ XGB_PARAMS = {
 XGB_ROUNDS, XGB_EARLY_STOP = 3000, 100
 
 
-def xgboost_predictions(tokens, features, labels, splits):
-    """Test-split predictions of one XGBoost regressor per label (early-stopped on validation)."""
+def xgboost_predictions(tokens, features, labels, splits, evaluate_on="test"):
+    """Predictions on split ``evaluate_on`` of one XGBoost regressor per label (trained on
+    the train split, early-stopped on validation)."""
     import xgboost as xgb
 
     x = tokens.values[:, tokens.index(features)]
-    test = xgb.DMatrix(x[splits["test"]])
+    test = xgb.DMatrix(x[splits[evaluate_on]])
     out = {}
     for label in labels:
         y, _ = tokens.column(label)
@@ -72,18 +74,20 @@ def main():
     parser.add_argument("--model", default=None, help="model .safetensors (default: shipped)")
     parser.add_argument("--out", default="validation/transformer_results.json")
     parser.add_argument("--skip-xgboost", action="store_true")
+    parser.add_argument("--split", default="test", choices=("test", "validation"))
     args = parser.parse_args()
 
     model = FoundationModel.load(args.model)
     vocabulary = model.vocabulary
     tokens = load_library(binning=vocabulary.binning).tokens
     splits = {s: split_mask(tokens.source_id, s) for s in ("train", "validation", "test")}
-    test = tokens.take(splits["test"])
+    test = tokens.take(splits[args.split])
     observables = list(vocabulary.names_in_group("xp_bp", "xp_rp", "colour"))
     labels = list(LABELS)
     results = {
         "model": args.model or "shipped",
         "n_parameters": model.n_parameters,
+        "split": args.split,
         "n_test": len(test),
     }
 
@@ -108,7 +112,7 @@ def main():
     }
     if not args.skip_xgboost:
         start = time.time()
-        xgb = xgboost_predictions(tokens, observables, labels, splits)
+        xgb = xgboost_predictions(tokens, observables, labels, splits, args.split)
         results["xgboost_seconds"] = time.time() - start
         results["xgboost_spectra_to_labels"] = {
             label: residual_stats(xgb[label], truth[:, i]) for i, label in enumerate(labels)
@@ -165,8 +169,9 @@ def main():
 
 
 def _print(r):
-    print(f"model: {r['model']}  ({r['n_parameters']} parameters), {r['n_test']} test stars")
-    print("\nspectra(+colours) -> labels, test split")
+    split = r["split"]
+    print(f"model: {r['model']}  ({r['n_parameters']} parameters), {r['n_test']} {split} stars")
+    print(f"\nspectra(+colours) -> labels, {split} split")
     print(
         f"{'label':<8} {'sigma_rob':>10} {'bias':>9} {'rms':>9} {'calib':>6} {'raw':>6} | {'XGB sigma':>10} {'XGB bias':>9} {'XGB rms':>9}"
     )
