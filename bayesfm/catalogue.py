@@ -249,9 +249,9 @@ def run_catalogue(
     out = Path(out_dir)
     chunk_dir = out / "chunks"
     chunk_dir.mkdir(parents=True, exist_ok=True)
-    if client is None and setup is None:
+    if setup is None:
         setup = StarInference.default(model_path)
-    _check_manifest(out / "run.json", stars, config, model_path, anchors)
+    _check_manifest(out / "run.json", stars, config, setup, model_path, anchors)
     n_chunks = -(-len(stars) // config.chunk_size)
     todo = [i for i in range(n_chunks) if not _chunk_path(chunk_dir, i).exists()]
     done_stars = len(stars) - sum(len(_chunk_rows(stars, config, i)) for i in todo)
@@ -343,13 +343,14 @@ def _join_chunks(out: Path, chunk_dir: Path, n_chunks: int) -> pd.DataFrame:
     return table
 
 
-def _check_manifest(path: Path, stars: StarTokens, config: CatalogueConfig, model_path, anchors):
-    """Write run.json, or check that a resumed run has the same input and settings."""
+def _check_manifest(path: Path, stars, config: CatalogueConfig, setup, model_path, anchors):
+    """Write run.json, or check that a resumed run has the same input, model and settings."""
     manifest = {
         "format_version": _FORMAT_VERSION,
         "n_stars": len(stars),
         "input_sha256": stars.content_hash(),
         "model": str(model_path) if model_path is not None else "shipped default",
+        "model_prior_noise_sha256": setup.fingerprint(),
         "config": config.to_dict(),
     }
     if anchors is not None:

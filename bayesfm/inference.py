@@ -6,6 +6,8 @@ keeps one compiled ``MCMC`` (``jit_model_args=True``), so the second star does n
 recompile.
 """
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -83,6 +85,19 @@ class StarInference:
 
     def z_support(self):
         return normalised_prior(self.prior, self.loc, self.scale).support
+
+    def fingerprint(self) -> str:
+        """SHA-256 of what shapes a posterior: weights, vocabulary, prior and noise model.
+
+        Resumable runs record it, so that results from another model are never mixed in.
+        """
+        digest = hashlib.sha256()
+        digest.update(json.dumps(self.model.vocabulary.to_dict(), sort_keys=True).encode())
+        digest.update(f"{type(self.prior).__name__} {self.noise.names}".encode())
+        noise = (self.noise.error_scale, self.noise.correlation, self.noise.inflation)
+        for leaf in jax.tree_util.tree_leaves((self.model.params, self.prior, noise)):
+            digest.update(np.ascontiguousarray(leaf, dtype=np.float64).tobytes())
+        return digest.hexdigest()
 
 
 def amortized_labels(setup: StarInference, stars: StarTokens):

@@ -1,5 +1,6 @@
 """Catalogue mode: every star exactly once, resumable after a kill, Dask == in-process."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -83,6 +84,22 @@ def test_resume_refuses_other_settings(in_process, stars, tiny_model_path):
     other = CatalogueConfig(**{**FAST.__dict__, "seed": 1})
     with pytest.raises(DataError, match="different config"):
         run_catalogue(stars, out, other, model_path=tiny_model_path, progress=False)
+
+
+def test_resume_refuses_another_model_or_noise_model(in_process, stars, tiny_model_path):
+    """Same model path and settings, but other weights or noise: the chunks would not mix."""
+    out, _ = in_process
+    setup = StarInference.default(tiny_model_path)
+    _, other_params = build_model(setup.model.config, seed=6)
+    other_model = dataclasses.replace(setup.model, params=other_params)
+    other_noise = dataclasses.replace(setup.noise, inflation=setup.noise.inflation * 2)
+    for other in (
+        dataclasses.replace(setup, model=other_model),
+        dataclasses.replace(setup, noise=other_noise),
+    ):
+        assert other.fingerprint() != setup.fingerprint()
+        with pytest.raises(DataError, match="different model_prior_noise_sha256"):
+            run_catalogue(stars, out, FAST, other, tiny_model_path, progress=False)
 
 
 def test_anchored_run_resumes_only_with_the_same_anchors(tiny_model_path, stars, tmp_path):

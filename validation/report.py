@@ -62,12 +62,12 @@ def main():
     config = json.loads(Path(args.config).read_text())
     computing = set(args.only or SECTIONS)
     computing |= {used for name in computing for used in USES.get(name, ())}
-    kept = kept_results(config, computing) if args.only else {}
+    setup = StarInference.default()
+    kept = kept_results(config, setup.fingerprint(), computing) if args.only else {}
     work = Path(config["work_dir"])
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
 
-    setup = StarInference.default()
     library = load_library(binning=setup.model.vocabulary.binning)
     tokens = library.tokens
     splits = {s: split_mask(tokens.source_id, s) for s in ("train", "validation", "test")}
@@ -87,7 +87,12 @@ def main():
         }
     )
     svi_config = BatchedSviConfig(**config["svi"])
-    results = {"config": config, "config_file": args.config, "n_test": len(test)}
+    results = {
+        "config": config,
+        "config_file": args.config,
+        "model_prior_noise_sha256": setup.fingerprint(),
+        "n_test": len(test),
+    }
     results["nuts_settings"] = {
         key: nuts_catalogue.to_dict()[key] for key in ("nuts", "convergence")
     }
@@ -207,8 +212,9 @@ def main():
     print(f"[report] wrote validation/REPORT.md in {time.perf_counter() - start:.0f} s")
 
 
-def kept_results(config: dict, computing) -> dict:
-    """The results of an earlier run of this config, whose other sections ``--only`` keeps."""
+def kept_results(config: dict, fingerprint: str, computing) -> dict:
+    """The results of an earlier run of this config and inference setup (model, prior and
+    noise model, by ``StarInference.fingerprint``), whose other sections ``--only`` keeps."""
     if not RESULTS.exists():
         raise SystemExit(
             f"--only keeps sections from {RESULTS}, which does not exist: run the whole report"
@@ -219,6 +225,11 @@ def kept_results(config: dict, computing) -> dict:
         raise SystemExit(
             f"{RESULTS} was written with different settings ({', '.join(changed)}) than this "
             "config: run the whole report, without --only"
+        )
+    if kept.get("model_prior_noise_sha256") != fingerprint:
+        raise SystemExit(
+            f"{RESULTS} was written with another model, prior or noise model than the shipped "
+            "ones: run the whole report, without --only"
         )
     missing = [name for name in SECTIONS if name not in computing and name not in kept]
     if missing:
@@ -244,7 +255,8 @@ def svi_draws(
     """Batched SVI posteriors of ``stars`` (cached in ``path`` for the same stars, settings,
     seed and sigma anchors); draws [n, S, 5] physical and the seconds they took."""
     anchored = "amortized" if anchors is None else np.asarray(anchors).round(4).tolist()
-    settings = json.dumps({**asdict(config), "seed": seed, "anchors": anchored}, sort_keys=True)
+    settings = {**asdict(config), "seed": seed, "anchors": anchored, "setup": setup.fingerprint()}
+    settings = json.dumps(settings, sort_keys=True)
     if path.exists():
         cached = np.load(path, allow_pickle=False)
         same = {"source_id", "settings", "seconds"} <= set(cached.files) and (
