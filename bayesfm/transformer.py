@@ -8,6 +8,13 @@ whose queries are the requested tokens cross-attends to it and gives a mean and 
 log-variance per request. Queries do not attend to one another, so a prediction never
 depends on what else was requested: a labels -> spectrum query for K tokens costs K
 independent small cross-attentions, which is what keeps the emulator fast inside NUTS.
+
+Optionally (``summary_width`` > 0) a pooled summary of the whole context joins every
+query: each known token adds a linear embedding ``p_t x + q_t + r_t log s`` to a sum over
+the context (a DeepSets pooling: order-free, padding adds nothing), and an MLP maps the
+sum to a width-d vector added to each request's w. Attention must learn to form precise
+linear combinations of many token values; the pooled sum gives them directly, which is
+what an MLP on all inputs at once is good at (docs/model_card.md measures the gain).
 """
 
 from dataclasses import asdict, dataclass
@@ -33,6 +40,7 @@ class TransformerConfig:
         n_decoder_layers: Cross-attention blocks of the requested tokens.
         mlp_width: Hidden width of each block's MLP.
         embed_errors: Whether the context embedding sees each value's measurement error.
+        summary_width: Width of the pooled context summary added to every query (0: none).
     """
 
     n_tokens: int
@@ -42,6 +50,7 @@ class TransformerConfig:
     n_decoder_layers: int = 2
     mlp_width: int = 128
     embed_errors: bool = True
+    summary_width: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,23 +118,45 @@ class StarTransformer(nnx.Module):
         self.decoder = nnx.List([_Block(config, rngs) for _ in range(config.n_decoder_layers)])
         self.norm_out = nnx.LayerNorm(d, rngs=rngs)
         self.head = nnx.Linear(d, 2, rngs=rngs)
+        p = config.summary_width
+        if p:
+            scale = 1.0 / jnp.sqrt(t)
+            self.summary_w = nnx.Param(scale * init(rngs.params(), (t, p)))
+            self.summary_b = nnx.Param(scale * init(rngs.params(), (t, p)))
+            self.summary_u = nnx.Param(0.1 * scale * init(rngs.params(), (t, p)))
+            self.summary_hidden = nnx.Linear(p, p, rngs=rngs)
+            self.summary_out = nnx.Linear(p, d, rngs=rngs)
 
-    def encode(self, context_index, context_value, context_error, context_mask):
-        """Encoded context [B, C, d]; padded entries never influence real ones."""
-        value = jnp.where(context_mask, context_value, 0.0)[..., None]
-        x = self.token_w[context_index] * value + self.token_b[context_index]
+    def _embed(self, w, b, u, context_index, value, log_error):
+        x = w[context_index] * value[..., None] + b[context_index]
         if self.config.embed_errors:
-            error = jnp.where(context_mask, context_error, 1.0)
-            log_error = jnp.maximum(jnp.log(jnp.maximum(error, 1e-30)), _LOG_ERROR_FLOOR)
-            x = x + self.token_u[context_index] * log_error[..., None]
-        x = jax.nn.gelu(x)
-        for block in self.encoder:
-            x = block(x, x, context_mask)
+            x = x + u[context_index] * log_error[..., None]
         return x
 
+    def encode(self, context_index, context_value, context_error, context_mask):
+        """Encoded context [B, C, d] and its pooled summary [B, d] (zeros without one);
+        padded entries never influence real ones."""
+        value = jnp.where(context_mask, context_value, 0.0)
+        error = jnp.where(context_mask, context_error, 1.0)
+        log_error = jnp.maximum(jnp.log(jnp.maximum(error, 1e-30)), _LOG_ERROR_FLOOR)
+        x = jax.nn.gelu(
+            self._embed(self.token_w, self.token_b, self.token_u, context_index, value, log_error)
+        )
+        for block in self.encoder:
+            x = block(x, x, context_mask)
+        if not self.config.summary_width:
+            return x, jnp.zeros(x.shape[::2], x.dtype)
+        pooled = self._embed(
+            self.summary_w, self.summary_b, self.summary_u, context_index, value, log_error
+        )
+        pooled = jnp.sum(jnp.where(context_mask[..., None], pooled, 0.0), axis=1)
+        hidden = jax.nn.gelu(self.summary_hidden(jax.nn.gelu(pooled)))
+        return x, self.summary_out(hidden)
+
     def decode(self, encoded, context_mask, request_index):
-        """(mean, log_variance) [B, K] of the requested tokens given the encoded context."""
-        q = self.token_w[request_index]
+        """(mean, log_variance) [B, K] of the requested tokens given ``encode``'s output."""
+        encoded, summary = encoded
+        q = self.token_w[request_index] + summary[:, None, :]
         for block in self.decoder:
             q = block(q, encoded, context_mask)
         out = self.head(self.norm_out(q))

@@ -15,12 +15,12 @@ from bayesfm.xp_grid import XPBinning
 TINY = dict(width=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, mlp_width=32)
 
 
-@pytest.fixture(scope="module")
-def setup(example_stars):
+@pytest.fixture(scope="module", params=[0, 24], ids=["attention_only", "pooled_summary"])
+def setup(example_stars, request):
     tokens = example_stars.tokens
     vocabulary = fit_vocabulary(tokens, default_token_specs(), XPBinning())
     stars = normalise_stars(tokens, vocabulary)
-    config = TransformerConfig(n_tokens=len(vocabulary), **TINY)
+    config = TransformerConfig(n_tokens=len(vocabulary), **TINY, summary_width=request.param)
     graphdef, params = build_model(config, seed=1)
     return vocabulary, stars, config, graphdef, params
 
@@ -76,7 +76,7 @@ def test_corrupt_or_mismatched_weights_are_rejected(setup, tmp_path):
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(DataError, match="safetensors"):
         FoundationModel.load(tmp_path / "m")
-    other = TransformerConfig(n_tokens=len(vocabulary), **{**TINY, "width": 8, "n_heads": 1})
+    other = TransformerConfig(**{**config.to_dict(), "width": 8, "n_heads": 1})
     g2, p2 = build_model(other)
     FoundationModel(other, vocabulary, g2, p2).save(tmp_path / "small")
     (tmp_path / "m.safetensors").write_bytes((tmp_path / "small.safetensors").read_bytes())
