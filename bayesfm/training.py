@@ -8,13 +8,14 @@ metrics log and a progress bar.
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 from tqdm.auto import tqdm
 
 from .batching import Batch, TaskMix, sample_batch
@@ -53,6 +54,8 @@ class TrainConfig:
     patience: int = 8
     val_stars: int = 2000
     checkpoint_every_s: float = 120.0
+    loss_per_star: bool = False  # average each star's targets first, so every task counts
+    # by its share of stars rather than by how many tokens it asks for
 
 
 @dataclass(frozen=True)
@@ -109,16 +112,21 @@ def normalise_stars(tokens: StarTokens, vocabulary: Vocabulary) -> NormalisedSta
     )
 
 
-def gaussian_nll(mean, log_variance, value, error, mask):
-    """Mean Gaussian NLL over masked entries, variance = exp(log_variance) + error^2."""
+def gaussian_nll(mean, log_variance, value, error, mask, per_star=False):
+    """Gaussian NLL, variance = exp(log_variance) + error^2, over the masked entries [B, K]:
+    their mean, or with ``per_star`` the mean over stars of each star's mean."""
     variance = jnp.exp(log_variance) + error**2
-    nll = 0.5 * (jnp.log(2 * jnp.pi * variance) + (value - mean) ** 2 / variance)
-    return jnp.sum(jnp.where(mask, nll, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
+    nll = jnp.where(
+        mask, 0.5 * (jnp.log(2 * jnp.pi * variance) + (value - mean) ** 2 / variance), 0.0
+    )
+    if not per_star:
+        return jnp.sum(nll) / jnp.maximum(jnp.sum(mask), 1)
+    count = jnp.sum(mask, axis=1)
+    star_mean = jnp.sum(nll, axis=1) / jnp.maximum(count, 1)
+    return jnp.sum(star_mean) / jnp.maximum(jnp.sum(count > 0), 1)
 
 
-def _batch_loss(graphdef, params, batch: Batch):
-    from flax import nnx
-
+def _batch_loss(graphdef, params, batch: Batch, per_star=False):
     model = nnx.merge(graphdef, params)
     mean, log_variance = model(
         batch.context_index,
@@ -128,7 +136,7 @@ def _batch_loss(graphdef, params, batch: Batch):
         batch.target_index,
     )
     return gaussian_nll(
-        mean, log_variance, batch.target_value, batch.target_error, batch.target_mask
+        mean, log_variance, batch.target_value, batch.target_error, batch.target_mask, per_star
     )
 
 
@@ -147,20 +155,22 @@ def make_optimizer(config: TrainConfig):
     return optimizer, schedule
 
 
-def make_train_step(graphdef, optimizer):
+def make_train_step(graphdef, optimizer, per_star=False):
     """A pure jitted ``(params, opt_state, batch) -> (params, opt_state, loss)``."""
 
     @jax.jit
     def train_step(params, opt_state, batch):
-        loss, grads = jax.value_and_grad(lambda p: _batch_loss(graphdef, p, batch))(params)
+        loss, grads = jax.value_and_grad(lambda p: _batch_loss(graphdef, p, batch, per_star))(
+            params
+        )
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
     return train_step
 
 
-def make_eval_loss(graphdef):
-    return jax.jit(lambda params, batch: _batch_loss(graphdef, params, batch))
+def make_eval_loss(graphdef, per_star=False):
+    return jax.jit(lambda params, batch: _batch_loss(graphdef, params, batch, per_star))
 
 
 def _token_groups(vocabulary: Vocabulary):
@@ -177,10 +187,14 @@ def _draw(stars: NormalisedStars, rows, rng, vocabulary, mix):
     )
 
 
-def _warm_start_params(run: RunConfig, model_config: TransformerConfig, vocabulary: Vocabulary):
-    """Weights of the model named by ``run.init_from``, checked against this run."""
+def _warm_start_params(run: RunConfig, model_config: TransformerConfig, vocabulary, params):
+    """``params`` with the weights of the model named by ``run.init_from``, checked against
+    this run. A start without the pooled summary may grow one: it begins from ``params``."""
     start = FoundationModel.load(None if run.init_from == "default" else run.init_from)
-    if start.config != model_config:
+    grown = start.config
+    if grown.summary_width == 0:
+        grown = replace(grown, summary_width=model_config.summary_width)
+    if grown != model_config:
         raise DataError(
             f"init_from model {run.init_from!r} has config {start.config}, the run needs "
             f"{model_config}; make the config's 'model' section match it"
@@ -190,7 +204,19 @@ def _warm_start_params(run: RunConfig, model_config: TransformerConfig, vocabula
             f"init_from model {run.init_from!r} was trained with another vocabulary or "
             "normalisation (different data or binning); warm starts need the same"
         )
-    return start.params
+    merged = _merged(nnx.to_pure_dict(params), nnx.to_pure_dict(start.params))
+    nnx.replace_by_pure_dict(params, merged)
+    return params
+
+
+def _merged(base: dict, update: dict) -> dict:
+    """Nested dict ``base`` with every leaf that ``update`` has replaced by update's."""
+    return {
+        key: _merged(value, update[key])
+        if isinstance(value, dict) and key in update
+        else update.get(key, value)
+        for key, value in base.items()
+    }
 
 
 def train(run: RunConfig, tokens: StarTokens, out_dir, progress: bool = True) -> FoundationModel:
@@ -214,11 +240,11 @@ def train(run: RunConfig, tokens: StarTokens, out_dir, progress: bool = True) ->
     model_config = TransformerConfig(n_tokens=len(vocabulary), **run.model)
     graphdef, params = build_model(model_config, seed=run.seed)
     if run.init_from is not None:
-        params = _warm_start_params(run, model_config, vocabulary)
+        params = _warm_start_params(run, model_config, vocabulary, params)
     optimizer, schedule = make_optimizer(cfg)
     opt_state = optimizer.init(params)
-    train_step = make_train_step(graphdef, optimizer)
-    eval_loss = make_eval_loss(graphdef)
+    train_step = make_train_step(graphdef, optimizer, cfg.loss_per_star)
+    eval_loss = make_eval_loss(graphdef, cfg.loss_per_star)
     val_rng = np.random.default_rng([run.seed, 2**31 - 1])
     val_rows = val_rng.permutation(len(val_tokens))[: cfg.val_stars]
     val_batches = [

@@ -1,11 +1,15 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
+from flax import nnx
 
+from bayesfm.errors import DataError
 from bayesfm.foundation_model import FoundationModel
 from bayesfm.library import load_library
-from bayesfm.training import RunConfig, TrainConfig, train
+from bayesfm.pytree_io import flatten_named
+from bayesfm.training import RunConfig, TrainConfig, gaussian_nll, train
 
 TINY = dict(width=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, mlp_width=32)
 
@@ -31,3 +35,34 @@ def test_train_two_steps_checkpoints_and_resumes(some_stars, tmp_path, capsys):
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
     reloaded = FoundationModel.load(tmp_path / "best")
     assert reloaded.vocabulary.names == again.vocabulary.names
+
+
+def test_per_star_loss_weights_each_star_equally():
+    mean = np.zeros((2, 3), np.float32)
+    log_variance = np.zeros((2, 3), np.float32)
+    value = np.array([[1.0, 1.0, 1.0], [3.0, 0.0, 0.0]], np.float32)
+    error = np.zeros((2, 3), np.float32)
+    mask = np.array([[True, True, True], [True, False, False]])
+    terms = 0.5 * (np.log(2 * np.pi) + value**2)
+    per_token = float(gaussian_nll(mean, log_variance, value, error, mask))
+    per_star = float(gaussian_nll(mean, log_variance, value, error, mask, per_star=True))
+    np.testing.assert_allclose(per_token, terms[mask].mean(), rtol=1e-6)
+    np.testing.assert_allclose(per_star, (terms[0].mean() + terms[1, 0]) / 2, rtol=1e-6)
+
+
+def test_warm_start_keeps_the_weights_and_may_grow_a_pooled_summary(some_stars, tmp_path):
+    settings = TrainConfig(batch_size=16, max_steps=2, warmup_steps=1, eval_every=1, val_stars=32)
+    start = train(RunConfig(model=TINY, training=settings), some_stars, tmp_path / "a", False)
+    frozen = replace(settings, learning_rate=0.0, loss_per_star=True)
+    grown_run = RunConfig(
+        model={**TINY, "summary_width": 8}, training=frozen, init_from=str(tmp_path / "a" / "best")
+    )
+    grown = train(grown_run, some_stars, tmp_path / "b", progress=False)
+    old = flatten_named(nnx.to_pure_dict(start.params))
+    new = flatten_named(nnx.to_pure_dict(grown.params))
+    assert set(new) - set(old) and all(name.startswith("summary") for name in set(new) - set(old))
+    for name, array in old.items():
+        np.testing.assert_array_equal(new[name], array)
+    other = RunConfig(model={**TINY, "width": 8}, training=frozen, init_from=grown_run.init_from)
+    with pytest.raises(DataError, match="init_from model"):
+        train(other, some_stars, tmp_path / "c", progress=False)
