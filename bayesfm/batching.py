@@ -5,7 +5,8 @@ bayesfm asks of it as well as arbitrary ones:
 - ``labels -> rest``: context is a random non-empty subset of the star's labels and
   extinction; targets are all its other tokens (the emulator query inside NUTS);
 - ``observables -> labels``: context is a random subset (at least half) of its XP and
-  colour tokens, sometimes with extinction; targets are its labels (amortized inference);
+  colour tokens, or with probability ``full_observables`` all of them, sometimes with
+  extinction; targets are its labels (amortized inference, which mostly sees whole spectra);
 - ``random``: a random split of its tokens into context and targets.
 Context and targets never overlap; targets are capped per star. Arrays are padded to a few fixed lengths so that a
 jitted step compiles only a handful of shapes.
@@ -42,7 +43,15 @@ class TaskMix(NamedTuple):
 
 
 def sample_batch(
-    rng, values, errors, present, label_tokens, observable_tokens, mix=TaskMix(), max_targets=24
+    rng,
+    values,
+    errors,
+    present,
+    label_tokens,
+    observable_tokens,
+    mix=TaskMix(),
+    max_targets=24,
+    full_observables=0.0,
 ):
     """Draw context/target masks for B stars and pack them.
 
@@ -55,6 +64,8 @@ def sample_batch(
         mix: Task probabilities.
         max_targets: At most this many targets per star (a random subset), which bounds
             the decoder's cost per step.
+        full_observables: Probability that an ``observables -> labels`` star sees all of
+            its observables (0 draws no extra random numbers, so older runs replay exactly).
 
     Returns:
         A Batch.
@@ -72,7 +83,10 @@ def sample_batch(
     lab = task == 0
     context[lab], target[lab] = lab_ctx[lab], (present & ~lab_ctx)[lab]
     # observables -> labels
-    obs_ctx = present & observable_tokens & (u < rng.uniform(0.5, 1.0, size=(b, 1)))
+    kept_fraction = rng.uniform(0.5, 1.0, size=(b, 1))
+    if full_observables > 0:
+        kept_fraction[rng.random((b, 1)) < full_observables] = 1.0
+    obs_ctx = present & observable_tokens & (u < kept_fraction)
     with_extinction = rng.random((b, 1)) < 0.3
     obs_ctx |= present & label_tokens & with_extinction & _is_last(label_tokens)
     obs = task == 1

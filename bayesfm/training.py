@@ -56,6 +56,7 @@ class TrainConfig:
     checkpoint_every_s: float = 120.0
     loss_per_star: bool = False  # average each star's targets first, so every task counts
     # by its share of stars rather than by how many tokens it asks for
+    full_observables: float = 0.0  # share of observables -> labels stars given every observable
 
 
 @dataclass(frozen=True)
@@ -180,10 +181,17 @@ def _token_groups(vocabulary: Vocabulary):
     return labels, observables
 
 
-def _draw(stars: NormalisedStars, rows, rng, vocabulary, mix):
+def _draw(stars: NormalisedStars, rows, rng, vocabulary, run: RunConfig):
     labels, observables = _token_groups(vocabulary)
     return sample_batch(
-        rng, stars.values[rows], stars.errors[rows], stars.present[rows], labels, observables, mix
+        rng,
+        stars.values[rows],
+        stars.errors[rows],
+        stars.present[rows],
+        labels,
+        observables,
+        run.task_mix,
+        full_observables=run.training.full_observables,
     )
 
 
@@ -248,7 +256,7 @@ def train(run: RunConfig, tokens: StarTokens, out_dir, progress: bool = True) ->
     val_rng = np.random.default_rng([run.seed, 2**31 - 1])
     val_rows = val_rng.permutation(len(val_tokens))[: cfg.val_stars]
     val_batches = [
-        _draw(val_stars, val_rows[i : i + cfg.batch_size], val_rng, vocabulary, run.task_mix)
+        _draw(val_stars, val_rows[i : i + cfg.batch_size], val_rng, vocabulary, run)
         for i in range(0, len(val_rows), cfg.batch_size)
     ]
     info = {"data_hash": train_tokens.content_hash(), "run_config": run.to_dict()}
@@ -273,7 +281,7 @@ def train(run: RunConfig, tokens: StarTokens, out_dir, progress: bool = True) ->
         while step < cfg.max_steps and bad_evals < cfg.patience:
             rng = np.random.default_rng([run.seed, step])
             rows = rng.integers(0, len(train_tokens), size=cfg.batch_size)
-            batch = _draw(train_stars, rows, rng, vocabulary, run.task_mix)
+            batch = _draw(train_stars, rows, rng, vocabulary, run)
             params, opt_state, loss = train_step(params, opt_state, batch)
             step += 1
             losses.append(float(loss))
