@@ -64,8 +64,10 @@ def main():
     stars = normalise_stars(tokens, vocabulary)
     inputs = tokens.index(vocabulary.names_in_group("xp_bp", "xp_rp", "colour"))
     labels = tokens.index(list(LABELS))  # columns of the normalised star arrays
-    x = stars.values[:, inputs]
-    y, error, present = (a[:, labels] for a in (stars.values, stars.errors, stars.present))
+    x = jnp.asarray(stars.values[:, inputs])
+    y, error, present = (
+        jnp.asarray(a[:, labels]) for a in (stars.values, stars.errors, stars.present)
+    )
     train = np.flatnonzero(split_mask(tokens.source_id, "train"))
     validation = split_mask(tokens.source_id, "validation")
 
