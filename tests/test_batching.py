@@ -27,4 +27,3 @@ def test_full_observables_puts_every_observable_in_the_context():
         c < set(np.flatnonzero(h & ~labels))
         for c, h in zip(_context_sets(partial), present, strict=True)
     )
-
