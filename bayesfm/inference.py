@@ -95,9 +95,16 @@ class StarInference:
         digest.update(json.dumps(self.model.vocabulary.to_dict(), sort_keys=True).encode())
         digest.update(f"{type(self.prior).__name__} {self.noise.names}".encode())
         noise = (self.noise.error_scale, self.noise.correlation, self.noise.inflation)
-        for leaf in jax.tree_util.tree_leaves((self.model.params, self.prior, noise)):
-            digest.update(np.ascontiguousarray(leaf, dtype=np.float64).tobytes())
+        # numpyro's leaf order can differ between processes: hash the sorted leaf digests
+        leaves = jax.tree_util.tree_leaves((self.model.params, self.prior, noise))
+        for leaf_digest in sorted(_array_digest(leaf) for leaf in leaves):
+            digest.update(leaf_digest.encode())
         return digest.hexdigest()
+
+
+def _array_digest(array) -> str:
+    array = np.ascontiguousarray(array, dtype=np.float64)
+    return hashlib.sha256(f"{array.shape}".encode() + array.tobytes()).hexdigest()
 
 
 def amortized_labels(setup: StarInference, stars: StarTokens):
