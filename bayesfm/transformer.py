@@ -134,7 +134,7 @@ class StarTransformer(nnx.Module):
         return x
 
     def encode(self, context_index, context_value, context_error, context_mask):
-        """Encoded context [B, C, d] and its pooled summary [B, d] (zeros without one);
+        """Encoded context [B, C, d] and its pooled summary [B, d] (None without one);
         padded entries never influence real ones."""
         value = jnp.where(context_mask, context_value, 0.0)
         error = jnp.where(context_mask, context_error, 1.0)
@@ -145,7 +145,7 @@ class StarTransformer(nnx.Module):
         for block in self.encoder:
             x = block(x, x, context_mask)
         if not self.config.summary_width:
-            return x, jnp.zeros(x.shape[::2], x.dtype)
+            return x, None
         pooled = self._embed(
             self.summary_w, self.summary_b, self.summary_u, context_index, value, log_error
         )
@@ -156,7 +156,9 @@ class StarTransformer(nnx.Module):
     def decode(self, encoded, context_mask, request_index):
         """(mean, log_variance) [B, K] of the requested tokens given ``encode``'s output."""
         encoded, summary = encoded
-        q = self.token_w[request_index] + summary[:, None, :]
+        q = self.token_w[request_index]
+        if summary is not None:
+            q = q + summary[:, None, :]
         for block in self.decoder:
             q = block(q, encoded, context_mask)
         out = self.head(self.norm_out(q))

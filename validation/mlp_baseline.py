@@ -22,7 +22,7 @@ from bayesfm.library import load_library
 from bayesfm.metrics import robust_sigma
 from bayesfm.split import split_mask
 from bayesfm.tokens import LABELS
-from bayesfm.training import normalise_stars
+from bayesfm.training import gaussian_nll, normalise_stars
 
 HIDDEN = (256, 256, 256)
 BATCH = 512
@@ -47,10 +47,7 @@ def mlp(layers, x):
 
 
 def nll(layers, x, y, error, present):
-    mean, log_variance = mlp(layers, x)
-    variance = jnp.exp(log_variance) + error**2
-    terms = 0.5 * (jnp.log(variance) + (y - mean) ** 2 / variance)
-    return jnp.sum(jnp.where(present, terms, 0.0)) / jnp.sum(present)
+    return gaussian_nll(*mlp(layers, x), y, error, present)
 
 
 def main():

@@ -63,7 +63,8 @@ def main():
     computing = set(args.only or SECTIONS)
     computing |= {used for name in computing for used in USES.get(name, ())}
     setup = StarInference.default()
-    kept = kept_results(config, setup.fingerprint(), computing) if args.only else {}
+    fingerprint = setup.fingerprint()
+    kept = kept_results(config, fingerprint, computing) if args.only else {}
     work = Path(config["work_dir"])
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -90,7 +91,7 @@ def main():
     results = {
         "config": config,
         "config_file": args.config,
-        "model_prior_noise_sha256": setup.fingerprint(),
+        "model_prior_noise_sha256": fingerprint,
         "n_test": len(test),
     }
     results["nuts_settings"] = {
