@@ -4,7 +4,10 @@ NumPyro's functional ``hmc`` kernel is mapped over stars and chains, so a chunk 
 costs one compiled program and the emulator runs batched. Under ``vmap`` a NUTS step lasts
 as long as the longest trajectory in the batch; ``max_tree_depth`` bounds that (at most
 ``2**max_tree_depth - 1`` gradient evaluations per draw), and a star whose draws keep
-hitting the bound is flagged rather than left to stall its chunk.
+hitting the bound is flagged rather than left to stall its chunk. On a CPU, where a batched
+emulator call gains little beyond a few stars, the stars go through in small groups so that
+fewer chains wait on each other (``benchmarks/nuts_batch_size.py``); an accelerator takes
+them all at once.
 
 Given a Gaussian approximation of each posterior (the importance sampler's last proposal),
 chains start from draws of it and its covariance is the initial inverse mass matrix, so
@@ -21,10 +24,13 @@ import numpyro.distributions as dist
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import potential_energy
 
-from .devices import shard_stars
+from .devices import bucket_size, pad_leading, shard_stars
 from .models import StarData
 
 __all__ = ["BatchedNutsConfig", "ChainDraws", "run_batched_nuts", "chain_diagnostics"]
+
+# stars per compiled call on a CPU: the fastest per star in benchmarks/nuts_batch_size.py
+CPU_LOCKSTEP_STARS = 2
 
 
 @dataclass(frozen=True)
@@ -53,8 +59,16 @@ class ChainDraws(NamedTuple):
     at_depth_bound: np.ndarray
 
 
-def run_batched_nuts(setup, data: StarData, z_start, z_scale_tril, key, config=BatchedNutsConfig()):
-    """Sample the posteriors of n stars together.
+def run_batched_nuts(
+    setup,
+    data: StarData,
+    z_start,
+    z_scale_tril,
+    key,
+    config=BatchedNutsConfig(),
+    lockstep_stars=None,
+):
+    """Sample the posteriors of n stars, ``lockstep_stars`` per compiled call.
 
     Args:
         setup: A ``StarInference`` (emulator, prior, noise model).
@@ -65,6 +79,9 @@ def run_batched_nuts(setup, data: StarData, z_start, z_scale_tril, key, config=B
             N(z_start, LL^T), which is also the initial inverse mass matrix.
         key: PRNG key; star i's chains depend only on (key, i).
         config: Sampler settings.
+        lockstep_stars: Stars per compiled call, whose chains run in lockstep (default: 2 on a CPU,
+            all n, padded to a power of two, on an accelerator). It changes the speed, and the
+            draws only through floating-point rounding, which accept/reject steps amplify.
     """
     n = len(z_start)
     to_z = dist.biject_to(setup.z_support())
@@ -75,8 +92,16 @@ def run_batched_nuts(setup, data: StarData, z_start, z_scale_tril, key, config=B
     u_tril = du_dz @ jnp.asarray(z_scale_tril, jnp.float32)
     keys = jax.random.split(key, n)
     sampler = _compiled_sampler(setup, config)
-    z, diverging, steps = sampler(*shard_stars((u_start, u_tril, data, keys)))
-    z, diverging, steps = (np.asarray(a)[:n] for a in (z, diverging, steps))
+    size = lockstep_stars or (
+        CPU_LOCKSTEP_STARS if jax.default_backend() == "cpu" else bucket_size(n)
+    )
+    inputs = (u_start, u_tril, data, keys)
+    parts = []
+    for start in range(0, n, size):
+        part = jax.tree_util.tree_map(lambda a, s=start: np.asarray(a)[s : s + size], inputs)
+        drawn = sampler(*shard_stars(pad_leading(part, size)))
+        parts.append([np.asarray(a)[: min(size, n - start)] for a in drawn])
+    z, diverging, steps = (np.concatenate(a) for a in zip(*parts, strict=True))
     return ChainDraws(z, diverging, steps >= 2**config.max_tree_depth - 1)
 
 

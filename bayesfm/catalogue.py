@@ -135,9 +135,7 @@ def fit_chunk(
         picked = np.flatnonzero(to_nuts)
         rows = np.asarray(usable)[picked]
         subset = jax.tree_util.tree_map(lambda a: a[picked], data)
-        padded = pad_leading((subset, loc[picked], chol[picked]), bucket_size(len(picked)))
-        chains = run_batched_nuts(setup, *padded, nuts_key, config.nuts)
-        chains = type(chains)(*(a[: len(picked)] for a in chains))
+        chains = run_batched_nuts(setup, subset, loc[picked], chol[picked], nuts_key, config.nuts)
         _record_nuts(table, rows, chains, config.convergence)
         per_star = chains.z.reshape(len(picked), -1, len(LABEL_INPUTS))
         draws[rows, : per_star.shape[1]] = _physical(setup, per_star)

@@ -1,0 +1,64 @@
+"""Wall time per star of batched NUTS against the number of stars sampled in lockstep.
+
+Run:  python benchmarks/nuts_batch_size.py [--stars 64] [--batches 2 8 64]
+          [--warmup 100] [--samples 100]
+
+Under ``vmap`` every NUTS step lasts as long as the longest trajectory in the batch, so a
+big batch amortises the emulator better but waits more. For each batch size the same
+held-out test stars are sampled from the same Laplace starting points (compilation is
+excluded), and the seconds per star and the median of each star's smallest bulk ESS
+are printed, side by side in one run (seconds per star: the wall time over the stars).
+"""
+
+import argparse
+import time
+
+import jax
+import numpy as np
+
+from bayesfm.batched_nuts import BatchedNutsConfig, chain_diagnostics, run_batched_nuts
+from bayesfm.importance import laplace_proposal
+from bayesfm.inference import StarInference, stars_data
+from bayesfm.library import load_library
+from bayesfm.split import split_mask
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stars", type=int, default=64)
+    parser.add_argument("--batches", type=int, nargs="+", default=[2, 8, 64])
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--samples", type=int, default=100)
+    args = parser.parse_args()
+
+    setup = StarInference.default()
+    library = load_library(binning=setup.model.vocabulary.binning)
+    rows = np.flatnonzero(split_mask(library.tokens.source_id, "test"))[: args.stars]
+    data, usable, _, mean, sigma = stars_data(setup, library.tokens.take(rows))
+    loc, chol = laplace_proposal(setup, data, (mean - setup.loc) / setup.scale, sigma / setup.scale)
+    config = BatchedNutsConfig(num_warmup=args.warmup, num_samples=args.samples)
+    print(f"{len(usable)} test stars, {args.warmup} warm-up + {args.samples} draws x 2 chains")
+
+    for size in args.batches:
+        batches = [slice(i, i + size) for i in range(0, len(usable), size)]
+
+        def sample(part, key):
+            subset = jax.tree_util.tree_map(lambda a: a[part], data)
+            return run_batched_nuts(setup, subset, loc[part], chol[part], key, config)
+
+        sample(batches[0], jax.random.PRNGKey(0))  # compile
+        start = time.perf_counter()
+        ess = [
+            chain_diagnostics(sample(part, jax.random.PRNGKey(i)))["min_ess_bulk"]
+            for i, part in enumerate(batches)
+        ]
+        seconds = (time.perf_counter() - start) / len(usable)
+        print(
+            f"{size:3d} stars per batch: {seconds:6.2f} s per star, "
+            f"median min bulk ESS {np.median(np.concatenate(ess)):.0f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
