@@ -95,10 +95,10 @@ def run_batched_nuts(
     size = lockstep_stars or (
         CPU_LOCKSTEP_STARS if jax.default_backend() == "cpu" else bucket_size(n)
     )
-    inputs = (u_start, u_tril, data, keys)
+    inputs = jax.tree_util.tree_map(np.asarray, (u_start, u_tril, data, keys))
     parts = []
     for start in range(0, n, size):
-        part = jax.tree_util.tree_map(lambda a, s=start: np.asarray(a)[s : s + size], inputs)
+        part = jax.tree_util.tree_map(lambda a, s=start: a[s : s + size], inputs)
         drawn = sampler(*shard_stars(pad_leading(part, size)))
         parts.append([np.asarray(a)[: min(size, n - start)] for a in drawn])
     z, diverging, steps = (np.concatenate(a) for a in zip(*parts, strict=True))
