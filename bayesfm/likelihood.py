@@ -45,10 +45,9 @@ _SHRINKAGE = 0.05
 class NoiseModel:
     """Per-token error scales c [K], residual correlation R [K, K] and a global inflation.
 
-    ``inflation`` multiplies every token's error. It is fitted on validation stars so that
-    the posteriors' intervals cover the APOGEE labels at their nominal rates
-    (``validation/fit_inflation.py``): the emulator's errors in label space are systematic
-    and no per-token noise model sees them.
+    ``inflation`` multiplies every token's error: the emulator's errors in label space are
+    systematic and no per-token noise model sees them. ``validation/fit_inflation.py``
+    measures how it moves the coverage of APOGEE labels on validation stars.
     """
 
     names: tuple
