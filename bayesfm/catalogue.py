@@ -34,7 +34,7 @@ from .importance import ImportanceConfig, laplace_proposal, run_importance
 from .inference import StarInference, stars_data
 from .star_tokens import StarTokens
 
-__all__ = ["METHODS", "CatalogueConfig", "fit_chunk", "run_catalogue"]
+__all__ = ["METHODS", "CatalogueConfig", "fit_chunk", "run_catalogue", "load_draws"]
 
 METHODS = ("auto", "importance", "nuts")
 QUANTILES = {"q02_5": 0.025, "q16": 0.16, "median": 0.5, "q84": 0.84, "q97_5": 0.975}
@@ -283,6 +283,14 @@ def run_catalogue(
             bar.update(len(result.table))
     bar.close()
     return _join_chunks(out, chunk_dir, n_chunks)
+
+
+def load_draws(out_dir) -> np.ndarray:
+    """Equal-weight draws [n, S, 5] (physical, star order) of a run with ``save_draws``."""
+    paths = sorted((Path(out_dir) / "chunks").glob("chunk_*_draws.npz"))
+    if not paths:
+        raise DataError(f"{out_dir} has no saved draws: run the catalogue with save_draws=True")
+    return np.concatenate([np.load(p, allow_pickle=False)["draws"] for p in paths])
 
 
 @lru_cache(maxsize=2)

@@ -14,7 +14,7 @@ import pytest
 from dask import distributed
 
 from bayesfm.batched_nuts import BatchedNutsConfig
-from bayesfm.catalogue import CatalogueConfig, run_catalogue
+from bayesfm.catalogue import CatalogueConfig, load_draws, run_catalogue
 from bayesfm.errors import DataError
 from bayesfm.foundation_model import FoundationModel, build_model
 from bayesfm.importance import ImportanceConfig
@@ -77,6 +77,19 @@ def test_forced_paths_are_recorded(tiny_model_path, stars, tmp_path):
     )
     assert (table["path"] == "nuts").all()
     assert np.isfinite(table["max_rhat"]).all() and (table["divergences"] >= 0).all()
+
+
+def test_saved_draws_load_back_in_star_order(tiny_model_path, stars, tmp_path):
+    with pytest.raises(DataError, match="no saved draws"):
+        load_draws(tmp_path)
+    setup = StarInference.default(tiny_model_path)
+    config = CatalogueConfig(
+        **{**FAST.__dict__, "method": "importance", "chunk_size": 2, "save_draws": True}
+    )
+    table = run_catalogue(stars.take([0, 1, 2]), tmp_path, config, setup, progress=False)
+    draws = load_draws(tmp_path)
+    assert draws.shape == (3, FAST.importance.num_keep, 5)
+    np.testing.assert_allclose(np.median(draws[:, :, 0], axis=1), table["teff_median"], rtol=1e-4)
 
 
 def test_resume_refuses_other_settings(in_process, stars, tiny_model_path):

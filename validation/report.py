@@ -24,7 +24,7 @@ from scipy import stats
 
 from bayesfm.batched_svi import BatchedSviConfig, run_batched_svi
 from bayesfm.calibration import central_coverage, pit_values, rank_uniformity, sbc_ranks, z_scores
-from bayesfm.catalogue import CatalogueConfig, run_catalogue
+from bayesfm.catalogue import CatalogueConfig, load_draws, run_catalogue
 from bayesfm.emulator import LABEL_INPUTS
 from bayesfm.inference import StarInference, amortized_labels, stars_data
 from bayesfm.library import data_file, load_library
@@ -245,9 +245,7 @@ def catalogue_draws(stars: StarTokens, out: Path, config: CatalogueConfig, setup
     """Run (or resume) a catalogue; return its table, draws [n, S, 5] in star order and the
     seconds its chunks took when first computed."""
     table = run_catalogue(stars, out, config, setup, anchors=anchors)
-    chunks = sorted((out / "chunks").glob("chunk_*_draws.npz"))
-    draws = np.concatenate([np.load(p, allow_pickle=False)["draws"] for p in chunks])
-    return {"table": table, "draws": draws, "seconds": float(table["seconds"].sum())}
+    return {"table": table, "draws": load_draws(out), "seconds": float(table["seconds"].sum())}
 
 
 def svi_draws(
