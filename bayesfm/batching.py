@@ -1,13 +1,17 @@
 """Any-to-any training batches: random context/target subsets of each star's tokens.
 
-Each star in a batch gets one of three tasks, so that the model learns the queries
+Each star in a batch gets one of four tasks, so that the model learns the queries
 bayesfm asks of it as well as arbitrary ones:
 - ``labels -> rest``: context is a random non-empty subset of the star's labels and
   extinction; targets are all its other tokens (the emulator query inside NUTS);
 - ``observables -> labels``: context is a random subset (at least half) of its XP and
   colour tokens, or with probability ``full_observables`` all of them, sometimes with
   extinction; targets are its labels (amortized inference, which mostly sees whole spectra);
-- ``random``: a random split of its tokens into context and targets.
+- ``random``: a random split of its tokens into context and targets;
+- ``emulator``: exactly the emulator's query: context is all of the emulator's inputs
+  (the four labels and extinction), each at the fixed normalised error the emulator
+  gives it (``EmulatorQuery``); targets are the star's observables. A star lacking an
+  input gets ``labels -> rest`` instead.
 Context and targets never overlap; targets are capped per star. Arrays are padded to a few fixed lengths so that a
 jitted step compiles only a handful of shapes.
 """
@@ -16,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Batch", "TaskMix", "sample_batch", "pack"]
+__all__ = ["Batch", "TaskMix", "EmulatorQuery", "sample_batch", "pack"]
 
 _PAD_MULTIPLE = 24
 
@@ -35,11 +39,34 @@ class Batch(NamedTuple):
 
 
 class TaskMix(NamedTuple):
-    """Probabilities of the three tasks (they must add up to one)."""
+    """Probabilities of the four tasks (they must add up to one)."""
 
     labels_to_rest: float = 0.3
     observables_to_labels: float = 0.3
     random: float = 0.4
+    emulator: float = 0.0
+
+
+class EmulatorQuery(NamedTuple):
+    """The context of the emulator task, over the vocabulary's T tokens.
+
+    Attributes:
+        inputs: Boolean [T], True for the emulator's inputs.
+        errors: Normalised 1-sigma error [T] each input is given (others unused).
+    """
+
+    inputs: np.ndarray
+    errors: np.ndarray
+
+    @classmethod
+    def build(cls, vocabulary, context_errors: dict) -> "EmulatorQuery":
+        """From a vocabulary and {input name: normalised error}."""
+        inputs = np.zeros(len(vocabulary), bool)
+        errors = np.ones(len(vocabulary), np.float32)
+        index = vocabulary.index(list(context_errors))
+        inputs[index] = True
+        errors[index] = list(context_errors.values())
+        return cls(inputs, errors)
 
 
 def sample_batch(
@@ -52,6 +79,7 @@ def sample_batch(
     mix=TaskMix(),
     max_targets=24,
     full_observables=0.0,
+    emulator_query: EmulatorQuery | None = None,
 ):
     """Draw context/target masks for B stars and pack them.
 
@@ -66,12 +94,19 @@ def sample_batch(
             the decoder's cost per step.
         full_observables: Probability that an ``observables -> labels`` star sees all of
             its observables (0 draws no extra random numbers, so older runs replay exactly).
+        emulator_query: The emulator task's context; needed when ``mix.emulator`` > 0.
 
     Returns:
         A Batch.
     """
     b, t = present.shape
-    task = rng.choice(3, size=b, p=np.asarray(mix))
+    task = rng.choice(4, size=b, p=np.asarray(mix))
+    if emulator_query is None and (task == 3).any():
+        raise ValueError("the emulator task needs an emulator_query")
+    if emulator_query is not None:
+        inputs = emulator_query.inputs
+        complete = (present & inputs).sum(axis=1) == inputs.sum()
+        task = np.where((task == 3) & ~complete, 0, task)
     u = rng.random((b, t))
     # random: context is a random fraction of the present tokens
     fraction = rng.uniform(0.05, 0.95, size=(b, 1))
@@ -92,6 +127,11 @@ def sample_batch(
     obs = task == 1
     context[obs] = obs_ctx[obs]
     target[obs] = (present & label_tokens & ~obs_ctx)[obs]
+    emu = task == 3
+    if emu.any():
+        context[emu] = inputs
+        target[emu] = (present & observable_tokens)[emu]
+        errors = np.where(emu[:, None] & inputs, emulator_query.errors, errors)
     # every star needs at least one context and one target token
     _ensure_one(context, target, present, u)
     if t > max_targets:

@@ -13,14 +13,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from .errors import DataError
 from .foundation_model import FoundationModel
+from .tokens import LABEL_INPUTS
 
-__all__ = ["LABEL_INPUTS", "Emulator", "make_emulator"]
-
-LABEL_INPUTS = ("teff", "logg", "fe_h", "alpha_m", "a_k")
-# Normalised 1-sigma error the context embedding is given for a latent (exact) input:
-# about the typical APOGEE error of a label in normalised units, inside what training saw.
-_LATENT_INPUT_ERROR = 0.03
+__all__ = ["LABEL_INPUTS", "Emulator", "make_emulator", "context_errors"]
 
 
 @dataclass(frozen=True)
@@ -61,7 +58,7 @@ def make_emulator(
     out_scale = jnp.asarray(vocabulary.scale[out_index])
     graphdef, params = model.graphdef, model.params
     context_index = jnp.asarray(in_index)[None]
-    context_error = jnp.full((1, len(in_index)), _LATENT_INPUT_ERROR, jnp.float32)
+    context_error = jnp.asarray(context_errors(model, inputs), jnp.float32)[None]
     context_mask = jnp.ones((1, len(in_index)), bool)
     request_index = jnp.asarray(out_index)[None]
 
@@ -72,3 +69,21 @@ def make_emulator(
         return mean[0] * out_scale + out_loc, jnp.exp(0.5 * log_var[0]) * out_scale
 
     return Emulator(tuple(inputs), tuple(outputs), jax.jit(emulate) if jit else emulate)
+
+
+def context_errors(model: FoundationModel, inputs: Sequence[str]):
+    """Normalised errors [n_in] the context embedding gets for latent (exact) inputs: the
+    ones training gave the emulator task (``model.info["emulator_context_errors"]``), so
+    that the emulator is queried only with contexts its training produced."""
+    known = model.info.get("emulator_context_errors")
+    if known is None:
+        raise DataError(
+            "this model records no emulator_context_errors (the context errors its training "
+            "gave latent label inputs); retrain it with this bayesfm"
+        )
+    missing = [name for name in inputs if name not in known]
+    if missing:
+        raise DataError(
+            f"the model was not trained to emulate from {missing}; it knows {list(known)}"
+        )
+    return [known[name] for name in inputs]

@@ -52,6 +52,13 @@ class StarTokens:
         i = self.index([name])[0]
         return self.values[:, i], self.errors[:, i]
 
+    def with_column(self, name: str, values, errors) -> "StarTokens":
+        """A copy with one token's values and errors [N] replaced."""
+        i = self.index([name])[0]
+        new_values, new_errors = self.values.copy(), self.errors.copy()
+        new_values[:, i], new_errors[:, i] = values, errors
+        return StarTokens(self.source_id, self.names, new_values, new_errors)
+
     def take(self, rows) -> "StarTokens":
         """The stars at ``rows`` (indices or a boolean mask)."""
         return StarTokens(self.source_id[rows], self.names, self.values[rows], self.errors[rows])

@@ -19,6 +19,7 @@ __all__ = [
     "COLOURS",
     "LABELS",
     "EXTINCTION",
+    "LABEL_INPUTS",
     "NOMINAL_MAG_ERROR",
     "AK_VALID_RANGE",
     "KNOWN_COLUMNS",
@@ -58,6 +59,8 @@ NOMINAL_MAG_ERROR = {"g": 0.005, "bp": 0.01, "rp": 0.01, "j": 0.025, "h": 0.025,
 # bright enough for Gaia XP (A_G ~ 7 A_K).
 AK_VALID_RANGE = (-0.2, 3.0)
 NOMINAL_AK_ERROR = 0.05  # RJCE scatter [mag]
+# The emulator's inputs, in the order it takes them: the labels, then extinction.
+LABEL_INPUTS = (*LABELS, *EXTINCTION)
 
 _MAGNITUDES = tuple(NOMINAL_MAG_ERROR)
 KNOWN_COLUMNS = frozenset(

@@ -18,13 +18,15 @@ import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
-from .batching import Batch, TaskMix, sample_batch
+from .batching import Batch, EmulatorQuery, TaskMix, sample_batch
+from .emulator import make_emulator
 from .errors import DataError
+from .extinction_fit import clean_extinction, save_extinction
 from .foundation_model import FoundationModel, build_model
 from .pytree_io import load_leaves, save_leaves
 from .split import split_mask
 from .star_tokens import StarTokens
-from .tokens import default_token_specs
+from .tokens import LABEL_INPUTS, NOMINAL_AK_ERROR, default_token_specs
 from .transformer import TransformerConfig
 from .vocabulary import Vocabulary, fit_vocabulary
 from .xp_grid import XPBinning
@@ -57,6 +59,11 @@ class TrainConfig:
     loss_per_star: bool = False  # average each star's targets first, so every task counts
     # by its share of stars rather than by how many tokens it asks for
     full_observables: float = 0.0  # share of observables -> labels stars given every observable
+    max_targets: int = 24  # targets per star (a random subset beyond this)
+    # Latent extinction: every this many steps each train star's a_k is refitted through the
+    # current emulator with a N(ak_targ, extinction_prior_sd) prior (0: ak_targ as given).
+    latent_extinction_every: int = 0
+    extinction_prior_sd: float = NOMINAL_AK_ERROR
 
 
 @dataclass(frozen=True)
@@ -181,7 +188,7 @@ def _token_groups(vocabulary: Vocabulary):
     return labels, observables
 
 
-def _draw(stars: NormalisedStars, rows, rng, vocabulary, run: RunConfig):
+def _draw(stars: NormalisedStars, rows, rng, vocabulary, run: RunConfig, query: EmulatorQuery):
     labels, observables = _token_groups(vocabulary)
     return sample_batch(
         rng,
@@ -191,8 +198,20 @@ def _draw(stars: NormalisedStars, rows, rng, vocabulary, run: RunConfig):
         labels,
         observables,
         run.task_mix,
+        max_targets=run.training.max_targets,
         full_observables=run.training.full_observables,
+        emulator_query=query,
     )
+
+
+def emulator_context_errors(stars: NormalisedStars, vocabulary: Vocabulary) -> dict:
+    """The normalised error the emulator task gives each latent input: its median over the
+    training stars, a context the error embedding has seen many times."""
+    index = vocabulary.index(LABEL_INPUTS)
+    return {
+        name: float(np.median(stars.errors[stars.present[:, i], i]))
+        for name, i in zip(LABEL_INPUTS, index, strict=True)
+    }
 
 
 def _warm_start_params(run: RunConfig, model_config: TransformerConfig, vocabulary, params):
@@ -245,6 +264,9 @@ def train(run: RunConfig, tokens: StarTokens, out_dir, progress: bool = True) ->
     vocabulary = fit_vocabulary(train_tokens, default_token_specs(run.binning), run.binning)
     train_stars = normalise_stars(train_tokens, vocabulary)
     val_stars = normalise_stars(val_tokens, vocabulary)
+    context_errors = emulator_context_errors(train_stars, vocabulary)
+    query = EmulatorQuery.build(vocabulary, context_errors)
+    ak_targ = train_tokens.column("a_k")[0]
     model_config = TransformerConfig(n_tokens=len(vocabulary), **run.model)
     graphdef, params = build_model(model_config, seed=run.seed)
     if run.init_from is not None:
@@ -256,21 +278,45 @@ def train(run: RunConfig, tokens: StarTokens, out_dir, progress: bool = True) ->
     val_rng = np.random.default_rng([run.seed, 2**31 - 1])
     val_rows = val_rng.permutation(len(val_tokens))[: cfg.val_stars]
     val_batches = [
-        _draw(val_stars, val_rows[i : i + cfg.batch_size], val_rng, vocabulary, run)
+        _draw(val_stars, val_rows[i : i + cfg.batch_size], val_rng, vocabulary, run, query)
         for i in range(0, len(val_rows), cfg.batch_size)
     ]
-    info = {"data_hash": train_tokens.content_hash(), "run_config": run.to_dict()}
+    info = {
+        "data_hash": train_tokens.content_hash(),
+        "run_config": run.to_dict(),
+        "emulator_context_errors": context_errors,
+    }
 
-    step, best_val, bad_evals = 0, np.inf, 0
+    def current_model(p):
+        return FoundationModel(model_config, vocabulary, graphdef, p, info)
+
+    step, best_val, bad_evals, cleaned_at = 0, np.inf, 0, -1
     checkpoint = out / "checkpoint.npz"
     if checkpoint.exists():
         (params, opt_state), extras = load_leaves(checkpoint, (params, opt_state))
-        step, best_val, bad_evals = (
+        step, best_val, bad_evals, cleaned_at = (
             int(extras["step"]),
             float(extras["best_val"]),
             int(extras["bad_evals"]),
+            int(extras.get("cleaned_at", -1)),
         )
+        if cleaned_at >= 0:
+            train_tokens = train_tokens.with_column("a_k", extras["a_k"], extras["a_k_err"])
+            train_stars = normalise_stars(train_tokens, vocabulary)
         print(f"resuming from step {step} (best validation NLL {best_val:.4f})")
+
+    def save_checkpoint():
+        a_k, a_k_err = train_tokens.column("a_k")
+        save_leaves(
+            checkpoint,
+            (params, opt_state),
+            step=step,
+            best_val=best_val,
+            bad_evals=bad_evals,
+            cleaned_at=cleaned_at,
+            a_k=a_k,
+            a_k_err=a_k_err,
+        )
 
     def evaluate(p):
         return float(np.mean([eval_loss(p, b) for b in val_batches]))
@@ -279,9 +325,17 @@ def train(run: RunConfig, tokens: StarTokens, out_dir, progress: bool = True) ->
     last_save, start, losses = time.time(), time.time(), []
     with (out / "metrics.jsonl").open("a") as log:
         while step < cfg.max_steps and bad_evals < cfg.patience:
+            every = cfg.latent_extinction_every
+            if every and step % every == 0 and cleaned_at != step:
+                emulator = make_emulator(current_model(params))
+                train_tokens = clean_extinction(
+                    emulator, train_tokens, ak_targ, cfg.extinction_prior_sd, progress
+                )
+                train_stars, cleaned_at = normalise_stars(train_tokens, vocabulary), step
+                save_checkpoint()
             rng = np.random.default_rng([run.seed, step])
             rows = rng.integers(0, len(train_tokens), size=cfg.batch_size)
-            batch = _draw(train_stars, rows, rng, vocabulary, run)
+            batch = _draw(train_stars, rows, rng, vocabulary, run, query)
             params, opt_state, loss = train_step(params, opt_state, batch)
             step += 1
             losses.append(float(loss))
@@ -290,8 +344,11 @@ def train(run: RunConfig, tokens: StarTokens, out_dir, progress: bool = True) ->
                 val = evaluate(params)
                 if val < best_val:
                     best_val, bad_evals = val, 0
-                    FoundationModel(model_config, vocabulary, graphdef, params, info).save(
-                        out / "best"
+                    current_model(params).save(out / "best")
+                    save_extinction(
+                        out / "best_extinction.npz",
+                        train_tokens.source_id,
+                        *train_tokens.column("a_k"),
                     )
                 else:
                     bad_evals += 1
@@ -308,16 +365,10 @@ def train(run: RunConfig, tokens: StarTokens, out_dir, progress: bool = True) ->
                 bar.set_postfix(train=f"{record['train_nll']:.3f}", val=f"{val:.3f}")
                 losses = []
             if time.time() - last_save > cfg.checkpoint_every_s or step == cfg.max_steps:
-                save_leaves(
-                    checkpoint,
-                    (params, opt_state),
-                    step=step,
-                    best_val=best_val,
-                    bad_evals=bad_evals,
-                )
+                save_checkpoint()
                 last_save = time.time()
     bar.close()
-    save_leaves(checkpoint, (params, opt_state), step=step, best_val=best_val, bad_evals=bad_evals)
+    save_checkpoint()
     if not (out / "best.safetensors").exists():
-        FoundationModel(model_config, vocabulary, graphdef, params, info).save(out / "best")
+        current_model(params).save(out / "best")
     return FoundationModel.load(out / "best")

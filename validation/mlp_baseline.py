@@ -23,27 +23,10 @@ from bayesfm.metrics import robust_sigma
 from bayesfm.split import split_mask
 from bayesfm.tokens import LABELS
 from bayesfm.training import gaussian_nll, normalise_stars
+from bayesfm.yardstick import init_mlp, mlp
 
 HIDDEN = (256, 256, 256)
 BATCH = 512
-
-
-def init_mlp(key, sizes):
-    layers = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
-        key, sub = jax.random.split(key)
-        layers.append(
-            (jax.random.normal(sub, (fan_in, fan_out)) / np.sqrt(fan_in), jnp.zeros(fan_out))
-        )
-    return layers
-
-
-def mlp(layers, x):
-    for w, b in layers[:-1]:
-        x = jax.nn.gelu(x @ w + b)
-    w, b = layers[-1]
-    mean, log_variance = jnp.split(x @ w + b, 2, axis=-1)
-    return mean, log_variance
 
 
 def nll(layers, x, y, error, present):

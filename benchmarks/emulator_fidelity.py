@@ -1,0 +1,153 @@
+"""Emulator fidelity: how closely each emulator reproduces test stars' XP and colour tokens.
+
+Run:  python benchmarks/emulator_fidelity.py [--model PATH] [--mlp-steps 20000] [--stars N]
+
+Side by side in one run, on the test split's stars that have all four APOGEE labels and a
+valid ak_targ: the transformer emulator exactly as the NumPyro models call it
+(``make_emulator``), and the MLP yardstick (``bayesfm.yardstick``, trained here on the
+train split) with and without a latent A_K per training star. Each is measured at the
+stars' APOGEE labels with A_K = ak_targ, and with A_K fitted per star (grid over
+[-0.2, 1.5] mag, minimum of chi-square + log det, no prior). Per wavelength region:
+median |obs - mean| / obs error and / total sigma (sqrt(obs error^2 + emulator sigma^2):
+0.67 if the sigma means what it says), and the robust sigma of the BP-RP residual [mag].
+Writes benchmarks/emulator_fidelity.json.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bayesfm.emulator import make_emulator
+from bayesfm.extinction_fit import fit_extinction
+from bayesfm.foundation_model import FoundationModel
+from bayesfm.library import load_library
+from bayesfm.metrics import robust_sigma
+from bayesfm.split import split_mask
+from bayesfm.tokens import LABEL_INPUTS
+from bayesfm.yardstick import MlpEmulatorConfig, train_mlp_emulator
+
+REGIONS_NM = {
+    "BP 400-500": (400, 500),
+    "BP 500-660": (500, 660),
+    "RP 660-800": (660, 800),
+    "RP 800-1000": (800, 1000),
+}
+FIT_RANGE = (-0.2, 1.5)
+OUT = Path(__file__).with_suffix(".json")
+
+
+def fidelity(emulator, inputs, observed, errors) -> dict:
+    """The table's row for one emulator at ``inputs`` [N, 5] (physical)."""
+    mean, sigma = (np.asarray(a) for a in _emulate(emulator, inputs))
+    residual = np.abs(observed - mean)
+    over_error = residual / errors
+    over_total = residual / np.sqrt(errors**2 + sigma**2)
+    centres = np.array([float(n[3:]) if n.startswith("xp_") else np.nan for n in emulator.outputs])
+    row = {}
+    for region, (lo, hi) in REGIONS_NM.items():
+        cols = (centres > lo) & (centres < hi)
+        row[region] = {
+            "over_obs_error": float(np.nanmedian(over_error[:, cols])),
+            "over_total_sigma": float(np.nanmedian(over_total[:, cols])),
+            "relative": float(np.nanmedian(residual[:, cols] / np.abs(observed[:, cols]))),
+        }
+    bp_rp = emulator.outputs.index("bp_rp")
+    row["bp_rp_robust_sigma_mag"] = robust_sigma(mean[:, bp_rp] - observed[:, bp_rp])
+    return row
+
+
+def _emulate(emulator, inputs, batch=1024):
+    import jax
+
+    batched = jax.jit(jax.vmap(emulator.emulate))
+    parts = [batched(inputs[i : i + batch]) for i in range(0, len(inputs), batch)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def measure(name, emulator, inputs, observed, errors) -> dict:
+    start = time.time()
+    fitted = fit_extinction(
+        emulator,
+        inputs[:, :4],
+        observed,
+        errors,
+        broad_range=FIT_RANGE,
+        n_grid=35,
+        refine=True,
+        progress=True,
+    )
+    with_fit = inputs.copy()
+    with_fit[:, 4] = fitted.a_k
+    result = {
+        "at_ak_targ": fidelity(emulator, inputs, observed, errors),
+        "a_k_fitted": fidelity(emulator, with_fit, observed, errors),
+        "fitted_minus_ak_targ_robust_sigma_mag": robust_sigma(fitted.a_k - inputs[:, 4]),
+        "seconds": time.time() - start,
+    }
+    print(f"{name}: measured in {result['seconds']:.0f} s")
+    return result
+
+
+def _print(results):
+    header = f"{'emulator':<34} {'A_K':<9}" + "".join(f"{r:>12}" for r in REGIONS_NM)
+    print(header + f"{'BP-RP':>8}   |obs-mean|/total sigma")
+    for name, result in results["emulators"].items():
+        for case in ("at_ak_targ", "a_k_fitted"):
+            row = result[case]
+            cells = "".join(f"{row[r]['over_obs_error']:>12.2f}" for r in REGIONS_NM)
+            totals = " / ".join(f"{row[r]['over_total_sigma']:.2f}" for r in REGIONS_NM)
+            print(
+                f"{name:<34} {case[:8]:<9}{cells}{row['bp_rp_robust_sigma_mag']:>8.3f}   {totals}"
+            )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="transformer weights (default: shipped)")
+    parser.add_argument("--mlp-steps", type=int, default=MlpEmulatorConfig.steps)
+    parser.add_argument("--stars", type=int, default=None, help="first N test stars only")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+
+    model = FoundationModel.load(args.model)
+    vocabulary = model.vocabulary
+    tokens = load_library(binning=vocabulary.binning).tokens
+    emulator = make_emulator(model)
+    test = tokens.take(split_mask(tokens.source_id, "test"))
+    inputs = test.values[:, test.index(LABEL_INPUTS)]
+    observed = test.values[:, test.index(emulator.outputs)]
+    complete = np.isfinite(inputs).all(axis=1) & np.isfinite(observed).any(axis=1)
+    rows = np.flatnonzero(complete)[: args.stars]
+    inputs = inputs[rows].astype(np.float32)
+    observed = observed[rows]
+    errors = test.errors[rows][:, test.index(emulator.outputs)]
+    print(f"{len(rows)} test stars with all four labels and a valid ak_targ")
+
+    train = tokens.take(split_mask(tokens.source_id, "train"))
+    emulators = {f"transformer ({args.model or 'shipped'})": emulator}
+    for latent in (True, False):
+        config = MlpEmulatorConfig(steps=args.mlp_steps, latent_extinction=latent)
+        start = time.time()
+        label = f"MLP yardstick, {'latent A_K' if latent else 'ak_targ as given'}"
+        emulators[label] = train_mlp_emulator(train, vocabulary, config)
+        print(f"{label}: trained in {time.time() - start:.0f} s")
+
+    results = {
+        "n_stars": len(rows),
+        "model": args.model or "shipped",
+        "mlp_steps": args.mlp_steps,
+        "a_k_fit_range_mag": FIT_RANGE,
+        "emulators": {
+            name: measure(name, em, inputs, observed, errors) for name, em in emulators.items()
+        },
+    }
+    _print(results)
+    args.out.write_text(json.dumps(results, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
