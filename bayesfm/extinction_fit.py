@@ -32,6 +32,7 @@ __all__ = [
     "clean_extinction",
     "save_extinction",
     "load_extinction",
+    "default_extinction_path",
 ]
 
 
@@ -198,3 +199,10 @@ def load_extinction(path) -> dict:
     except (OSError, KeyError, ValueError) as error:
         raise DataError(f"{path} is not a cleaned-extinction file ({error})") from error
     return dict(zip(ids.tolist(), zip(a_k.tolist(), err.tolist(), strict=True), strict=True))
+
+
+def default_extinction_path() -> Path:
+    """The shipped model's cleaned A_K of its training stars."""
+    from importlib.resources import files
+
+    return Path(str(files("bayesfm") / "data" / "foundation_model_extinction.npz"))

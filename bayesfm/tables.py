@@ -46,7 +46,12 @@ def read_table_columns(path, column_map: dict | None = None) -> dict:
         name: name for name in table.colnames if name in KNOWN_COLUMNS and name not in mapped
     }
     sources.update({ours: theirs for ours, theirs in column_map.items()})
-    return {ours: _filled(table[theirs]) for ours, theirs in sources.items()}
+    columns = {
+        ours: _filled(table[theirs]) for ours, theirs in sources.items() if ours != "source_id"
+    }
+    if "source_id" in sources:  # its own type, never through a float
+        columns["source_id"] = table[sources["source_id"]]
+    return columns
 
 
 def read_table(

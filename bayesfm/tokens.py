@@ -26,6 +26,7 @@ __all__ = [
     "xp_token_specs",
     "default_token_specs",
     "tokens_from_columns",
+    "source_ids",
 ]
 
 
@@ -125,7 +126,7 @@ def tokens_from_columns(columns: dict, binning: XPBinning = XPBinning()) -> Star
         raise DataError(f"unknown column(s) {unknown}; known columns: {sorted(KNOWN_COLUMNS)}")
     if "source_id" not in columns:
         raise DataError("a 'source_id' column (Gaia DR3 source id) is required")
-    source_id = np.asarray(columns["source_id"]).astype(np.int64)
+    source_id = source_ids(columns["source_id"])
     n = len(source_id)
     cols = {
         name: _as_float(name, value, n) for name, value in columns.items() if name != "source_id"
@@ -173,6 +174,51 @@ def tokens_from_columns(columns: dict, binning: XPBinning = XPBinning()) -> Star
     errors[absent] = np.nan
     tokens = StarTokens(source_id, tuple(s.name for s in specs), values, errors)
     return merge_duplicates(tokens)
+
+
+def source_ids(values) -> np.ndarray:
+    """Gaia source ids [N] as int64, from integers or strings of digits, never via floats.
+
+    Raises:
+        DataError: naming the rows (0-based) of blank, non-integer, non-positive or
+            out-of-range ids, or a column of floating-point ids (float64 keeps 15-16
+            digits, so 19-digit Gaia ids would silently change).
+    """
+    mask = np.ma.getmaskarray(values)
+    array = np.asarray(np.ma.getdata(values))
+    if array.dtype.kind == "f":
+        raise DataError(
+            "the source_id column holds floating-point numbers: 19-digit Gaia source ids do "
+            "not survive a float (they change in the last digits); store them as integers "
+            "(in a CSV, digits without a decimal point or exponent)"
+        )
+    if array.dtype.kind in "iu":
+        ids = array.astype(np.int64)
+        bad = mask | (array <= 0) | (ids != array)  # uint64 beyond int64 wraps negative
+    else:
+        ids, bad = _parse_integers(array, mask)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise DataError(
+            f"source_id is blank, not an integer or out of range (1 to 2^63-1) in {len(rows)} "
+            f"row(s): rows {rows[:10].tolist()} (0-based); every star needs its Gaia DR3 source id"
+        )
+    return ids
+
+
+def _parse_integers(array, mask):
+    ids, bad = np.zeros(array.shape, np.int64), mask.copy()
+    for row, value in enumerate(array.tolist()):
+        if bad[row]:
+            continue
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            bad[row] = True
+            continue
+        bad[row] = not 0 < number < 2**63
+        ids[row] = number if not bad[row] else 0
+    return ids, bad
 
 
 def _as_float(name, value, n):

@@ -60,7 +60,7 @@ class TrainConfig:
     # by its share of stars rather than by how many tokens it asks for
     full_observables: float = 0.0  # share of observables -> labels stars given every observable
     max_targets: int = 24  # targets per star (a random subset beyond this)
-    # Latent extinction: every this many steps each train star's a_k is refitted through the
+    # Latent extinction: every this many steps each train and validation star's a_k is refitted by the
     # current emulator with a N(ak_targ, extinction_prior_sd) prior (0: ak_targ as given).
     latent_extinction_every: int = 0
     extinction_prior_sd: float = NOMINAL_AK_ERROR
@@ -148,6 +148,11 @@ def _batch_loss(graphdef, params, batch: Batch, per_star=False):
     )
 
 
+# Splits whose a_k the latent extinction refits: train (the labels learned from) and
+# validation (so that the NLL that picks the best weights sees the same cleaned labels).
+_FITTED_SPLITS = ("train", "validation")
+
+
 def make_optimizer(config: TrainConfig):
     schedule = optax.warmup_cosine_decay_schedule(
         init_value=0.0,
@@ -202,6 +207,18 @@ def _draw(stars: NormalisedStars, rows, rng, vocabulary, run: RunConfig, query: 
         full_observables=run.training.full_observables,
         emulator_query=query,
     )
+
+
+def _validation_batches(tokens: StarTokens, vocabulary, run: RunConfig, query) -> list:
+    """The fixed batches of validation stars the NLL is evaluated on."""
+    stars = normalise_stars(tokens, vocabulary)
+    rng = np.random.default_rng([run.seed, 2**31 - 1])
+    rows = rng.permutation(len(tokens))[: run.training.val_stars]
+    size = run.training.batch_size
+    return [
+        _draw(stars, rows[i : i + size], rng, vocabulary, run, query)
+        for i in range(0, len(rows), size)
+    ]
 
 
 def emulator_context_errors(stars: NormalisedStars, vocabulary: Vocabulary) -> dict:
@@ -259,14 +276,13 @@ def train(run: RunConfig, tokens: StarTokens, out_dir, progress: bool = True) ->
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(run.to_dict(), indent=1))
     cfg = run.training
-    train_tokens = tokens.take(split_mask(tokens.source_id, "train"))
-    val_tokens = tokens.take(split_mask(tokens.source_id, "validation"))
-    vocabulary = fit_vocabulary(train_tokens, default_token_specs(run.binning), run.binning)
-    train_stars = normalise_stars(train_tokens, vocabulary)
-    val_stars = normalise_stars(val_tokens, vocabulary)
-    context_errors = emulator_context_errors(train_stars, vocabulary)
+    splits = {name: tokens.take(split_mask(tokens.source_id, name)) for name in _FITTED_SPLITS}
+    ak_targ = {name: split.column("a_k")[0] for name, split in splits.items()}
+    vocabulary = fit_vocabulary(splits["train"], default_token_specs(run.binning), run.binning)
+    context_errors = emulator_context_errors(
+        normalise_stars(splits["train"], vocabulary), vocabulary
+    )
     query = EmulatorQuery.build(vocabulary, context_errors)
-    ak_targ = train_tokens.column("a_k")[0]
     model_config = TransformerConfig(n_tokens=len(vocabulary), **run.model)
     graphdef, params = build_model(model_config, seed=run.seed)
     if run.init_from is not None:
@@ -275,14 +291,8 @@ def train(run: RunConfig, tokens: StarTokens, out_dir, progress: bool = True) ->
     opt_state = optimizer.init(params)
     train_step = make_train_step(graphdef, optimizer, cfg.loss_per_star)
     eval_loss = make_eval_loss(graphdef, cfg.loss_per_star)
-    val_rng = np.random.default_rng([run.seed, 2**31 - 1])
-    val_rows = val_rng.permutation(len(val_tokens))[: cfg.val_stars]
-    val_batches = [
-        _draw(val_stars, val_rows[i : i + cfg.batch_size], val_rng, vocabulary, run, query)
-        for i in range(0, len(val_rows), cfg.batch_size)
-    ]
     info = {
-        "data_hash": train_tokens.content_hash(),
+        "data_hash": splits["train"].content_hash(),
         "run_config": run.to_dict(),
         "emulator_context_errors": context_errors,
     }
@@ -301,12 +311,20 @@ def train(run: RunConfig, tokens: StarTokens, out_dir, progress: bool = True) ->
             int(extras.get("cleaned_at", -1)),
         )
         if cleaned_at >= 0:
-            train_tokens = train_tokens.with_column("a_k", extras["a_k"], extras["a_k_err"])
-            train_stars = normalise_stars(train_tokens, vocabulary)
+            splits = {
+                name: split.with_column("a_k", extras[f"{name}_a_k"], extras[f"{name}_a_k_err"])
+                for name, split in splits.items()
+            }
         print(f"resuming from step {step} (best validation NLL {best_val:.4f})")
+    train_stars = normalise_stars(splits["train"], vocabulary)
+    val_batches = _validation_batches(splits["validation"], vocabulary, run, query)
 
     def save_checkpoint():
-        a_k, a_k_err = train_tokens.column("a_k")
+        cleaned = {
+            f"{name}_{column}": value
+            for name, split in splits.items()
+            for column, value in zip(("a_k", "a_k_err"), split.column("a_k"), strict=True)
+        }
         save_leaves(
             checkpoint,
             (params, opt_state),
@@ -314,8 +332,7 @@ def train(run: RunConfig, tokens: StarTokens, out_dir, progress: bool = True) ->
             best_val=best_val,
             bad_evals=bad_evals,
             cleaned_at=cleaned_at,
-            a_k=a_k,
-            a_k_err=a_k_err,
+            **cleaned,
         )
 
     def evaluate(p):
@@ -328,13 +345,18 @@ def train(run: RunConfig, tokens: StarTokens, out_dir, progress: bool = True) ->
             every = cfg.latent_extinction_every
             if every and step % every == 0 and cleaned_at != step:
                 emulator = make_emulator(current_model(params))
-                train_tokens = clean_extinction(
-                    emulator, train_tokens, ak_targ, cfg.extinction_prior_sd, progress
-                )
-                train_stars, cleaned_at = normalise_stars(train_tokens, vocabulary), step
+                splits = {
+                    name: clean_extinction(
+                        emulator, split, ak_targ[name], cfg.extinction_prior_sd, progress
+                    )
+                    for name, split in splits.items()
+                }
+                train_stars = normalise_stars(splits["train"], vocabulary)
+                val_batches = _validation_batches(splits["validation"], vocabulary, run, query)
+                cleaned_at = step
                 save_checkpoint()
             rng = np.random.default_rng([run.seed, step])
-            rows = rng.integers(0, len(train_tokens), size=cfg.batch_size)
+            rows = rng.integers(0, len(splits["train"]), size=cfg.batch_size)
             batch = _draw(train_stars, rows, rng, vocabulary, run, query)
             params, opt_state, loss = train_step(params, opt_state, batch)
             step += 1
@@ -347,8 +369,8 @@ def train(run: RunConfig, tokens: StarTokens, out_dir, progress: bool = True) ->
                     current_model(params).save(out / "best")
                     save_extinction(
                         out / "best_extinction.npz",
-                        train_tokens.source_id,
-                        *train_tokens.column("a_k"),
+                        splits["train"].source_id,
+                        *splits["train"].column("a_k"),
                     )
                 else:
                     bad_evals += 1

@@ -89,14 +89,14 @@ def test_training_with_latent_extinction_saves_and_resumes_the_cleaned_a_k(tmp_p
     assert changed, "no training star's a_k was refitted"
     with np.load(tmp_path / "checkpoint.npz", allow_pickle=False) as checkpoint:
         assert int(checkpoint["extra_cleaned_at"]) == 2
-        a_k = checkpoint["extra_a_k"]
+        a_k = checkpoint["extra_train_a_k"]
     # a resumed run continues from the saved extinctions instead of refitting them
     more = RunConfig(
         **{**run.__dict__, "training": TrainConfig(**{**settings.__dict__, "max_steps": 4})}
     )
     train(more, stars, tmp_path, progress=False)
     with np.load(tmp_path / "checkpoint.npz", allow_pickle=False) as checkpoint:
-        np.testing.assert_array_equal(checkpoint["extra_a_k"], a_k)
+        np.testing.assert_array_equal(checkpoint["extra_train_a_k"], a_k)
     assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 4
 
 

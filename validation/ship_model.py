@@ -5,16 +5,21 @@ Run:  python validation/ship_model.py --run runs/default
 Writes into bayesfm/data/:
 - foundation_model.safetensors / .json: the run's best (validation-split) weights;
 - label_prior.json: a Gaussian mixture over (teff, logg, fe_h, alpha_m, a_k) fitted on the
-  train split's stars that have all five;
-- noise_model.json: the correlated-residual noise model fitted on validation stars.
+  train split's stars that have all five, with the cleaned A_K the run fitted (if it trained
+  with latent extinction);
+- foundation_model_extinction.npz: those cleaned A_K values and errors by source id;
+- noise_model.json: the correlated-residual noise model fitted on validation stars at their
+  APOGEE labels, each star's A_K fitted through the emulator (prior N(ak_targ, 0.05 mag)).
 """
 
 import argparse
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from bayesfm.emulator import LABEL_INPUTS, make_emulator
+from bayesfm.extinction_fit import clean_extinction, default_extinction_path, load_extinction
 from bayesfm.foundation_model import FoundationModel, default_model_path
 from bayesfm.library import load_library
 from bayesfm.likelihood import default_noise_path, fit_noise_model
@@ -30,8 +35,14 @@ def main():
     parser.add_argument("--run", default="runs/default", help="training output folder")
     args = parser.parse_args()
 
-    model = FoundationModel.load(Path(args.run) / "best")
+    run = Path(args.run)
+    model = FoundationModel.load(run / "best")
     tokens = load_library(binning=model.vocabulary.binning).tokens
+    cleaned = run / "best_extinction.npz"
+    if cleaned.exists():
+        tokens = _with_cleaned_extinction(tokens, load_extinction(cleaned))
+        shutil.copyfile(cleaned, default_extinction_path())
+        print(f"cleaned A_K of the train stars -> {default_extinction_path()}")
     inputs = tokens.values[:, tokens.index(LABEL_INPUTS)]
     complete = np.isfinite(inputs).all(axis=1)
 
@@ -40,19 +51,23 @@ def main():
     prior.save(default_prior_path())
     print(f"prior: {PRIOR_COMPONENTS}-component mixture from {train.sum()} train stars")
 
-    validation = split_mask(tokens.source_id, "validation") & complete
     emulator = make_emulator(model)
-    columns = tokens.index(emulator.outputs)
+    validation = tokens.take(split_mask(tokens.source_id, "validation"))
+    ak_targ = validation.column("a_k")[0]
+    validation = clean_extinction(emulator, validation, ak_targ, progress=True)
+    inputs = validation.values[:, validation.index(LABEL_INPUTS)]
+    complete = np.isfinite(inputs).all(axis=1)
+    columns = validation.index(emulator.outputs)
     noise = fit_noise_model(
         emulator,
-        inputs[validation],
-        tokens.values[validation][:, columns],
-        tokens.errors[validation][:, columns],
+        inputs[complete],
+        validation.values[complete][:, columns],
+        validation.errors[complete][:, columns],
     )
     noise.save(default_noise_path())
     off_diagonal = noise.correlation[~np.eye(len(noise.names), dtype=bool)]
     print(
-        f"noise model from {validation.sum()} validation stars: error scales "
+        f"noise model from {complete.sum()} validation stars: error scales "
         f"{noise.error_scale.min():.2f}-{noise.error_scale.max():.2f}, median |correlation| "
         f"{np.median(np.abs(off_diagonal)):.2f}"
     )
@@ -60,6 +75,15 @@ def main():
     model.save(default_model_path())
     size = default_model_path().stat().st_size
     print(f"model: {model.n_parameters} parameters, {size / 1e6:.2f} MB -> {default_model_path()}")
+
+
+def _with_cleaned_extinction(tokens, cleaned: dict):
+    """``tokens`` whose a_k is the cleaned one wherever the run fitted it."""
+    a_k, a_k_err = (column.copy() for column in tokens.column("a_k"))
+    for row, source_id in enumerate(tokens.source_id.tolist()):
+        if source_id in cleaned:
+            a_k[row], a_k_err[row] = cleaned[source_id]
+    return tokens.with_column("a_k", a_k, a_k_err)
 
 
 if __name__ == "__main__":
