@@ -1,10 +1,12 @@
 """A trained foundation model: transformer weights + config + vocabulary, saved without pickle.
 
 On disk a model is two files side by side: ``<name>.safetensors`` (the weights) and
-``<name>.json`` (format version, transformer config, vocabulary with its normalisation,
-the training data's hash and the training summary).
+``<name>.json`` (format version, the weights file's SHA-256, transformer config, vocabulary
+with its normalisation, the training data's hash and the training summary). Loading checks
+the SHA-256, so a damaged weights file is refused rather than giving shifted predictions.
 """
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,13 @@ from .pytree_io import flatten_named, load_named_arrays, save_named_arrays
 from .transformer import StarTransformer, TransformerConfig
 from .vocabulary import Vocabulary
 
-__all__ = ["MODEL_FORMAT_VERSION", "FoundationModel", "build_model", "default_model_path"]
+__all__ = [
+    "MODEL_FORMAT_VERSION",
+    "FoundationModel",
+    "build_model",
+    "default_model_path",
+    "file_sha256",
+]
 
 MODEL_FORMAT_VERSION = 1
 
@@ -56,14 +64,15 @@ class FoundationModel:
     def save(self, path) -> None:
         """Write ``path`` (.safetensors) and its .json sidecar."""
         path = Path(path).with_suffix(".safetensors")
+        arrays = flatten_named(nnx.to_pure_dict(self.params))
+        save_named_arrays(path, arrays)
         meta = {
             "format_version": MODEL_FORMAT_VERSION,
+            "weights_sha256": file_sha256(path),
             "config": self.config.to_dict(),
             "vocabulary": self.vocabulary.to_dict(),
             "info": self.info,
         }
-        arrays = flatten_named(nnx.to_pure_dict(self.params))
-        save_named_arrays(path, arrays)
         path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
@@ -84,6 +93,11 @@ class FoundationModel:
             raise DataError(
                 f"{meta_path}: model format {meta.get('format_version')!r} is not supported "
                 f"(this bayesfm reads version {MODEL_FORMAT_VERSION})"
+            )
+        if meta.get("weights_sha256") != file_sha256(path):
+            raise DataError(
+                f"{path} does not match the SHA-256 recorded in {meta_path.name}: the weights "
+                "file is damaged or was replaced; reinstall bayesfm or re-save the model"
             )
         config = TransformerConfig(**meta["config"])
         vocabulary = Vocabulary.from_dict(meta["vocabulary"])
@@ -109,6 +123,15 @@ class FoundationModel:
         pure = jax.tree_util.tree_unflatten(treedef, [stored[name] for name in expected])
         nnx.replace_by_pure_dict(params, pure)
         return cls(config, vocabulary, graphdef, params, meta.get("info", {}))
+
+
+def file_sha256(path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def default_model_path() -> Path:

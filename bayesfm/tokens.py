@@ -212,7 +212,8 @@ def _parse_integers(array, mask):
         if bad[row]:
             continue
         try:
-            number = int(str(value).strip())
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            number = int(text.strip())
         except ValueError:
             bad[row] = True
             continue

@@ -46,3 +46,28 @@ def test_bad_mappings_are_errors(tmp_path):
         read_table(path, {**MAP, "h": "H_MAG"})
     with pytest.raises(DataError, match="no such table"):
         read_table(tmp_path / "nope.fits", MAP)
+
+
+def test_a_blank_source_id_is_an_error_naming_its_row(tmp_path):
+    path = tmp_path / "blank.csv"
+    path.write_text("source_id,teff,teff_err\n1392245298613681536,5000,50\n,5100,50\n")
+    with pytest.raises(DataError, match=r"rows \[1\]"):
+        read_table(path)
+
+
+def test_float_source_ids_are_refused_not_rounded(tmp_path):
+    path = tmp_path / "floats.csv"
+    path.write_text("source_id,teff,teff_err\n1.392245298613681536e18,5000,50\n")
+    with pytest.raises(DataError, match="floating-point"):
+        read_table(path)
+
+
+def test_nineteen_digit_source_ids_survive_exactly(tmp_path):
+    ids = [1392245298613681536, 5853498713190525696, 9223372036854775807]
+    path = tmp_path / "ids.csv"
+    path.write_text("source_id,teff,teff_err\n" + "".join(f"{i},5000,50\n" for i in ids))
+    assert read_table(path).source_id.tolist() == ids
+    Table({"source_id": [str(i) for i in ids], "teff": [5000.0] * 3, "teff_err": [50.0] * 3}).write(
+        tmp_path / "strings.fits"
+    )
+    assert read_table(tmp_path / "strings.fits").source_id.tolist() == ids

@@ -1,3 +1,5 @@
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -5,7 +7,7 @@ import pytest
 
 from bayesfm.batching import TaskMix, sample_batch
 from bayesfm.errors import DataError
-from bayesfm.foundation_model import FoundationModel, build_model
+from bayesfm.foundation_model import FoundationModel, build_model, file_sha256
 from bayesfm.tokens import default_token_specs
 from bayesfm.training import TrainConfig, make_optimizer, make_train_step, normalise_stars
 from bayesfm.transformer import TransformerConfig
@@ -73,13 +75,23 @@ def test_corrupt_or_mismatched_weights_are_rejected(setup, tmp_path):
     vocabulary, _, config, graphdef, params = setup
     FoundationModel(config, vocabulary, graphdef, params).save(tmp_path / "m")
     weights = tmp_path / "m.safetensors"
-    weights.write_bytes(weights.read_bytes()[:100])
-    with pytest.raises(DataError, match="safetensors"):
+    intact = weights.read_bytes()
+    weights.write_bytes(intact[:100])
+    with pytest.raises(DataError, match="SHA-256"):
         FoundationModel.load(tmp_path / "m")
+    flipped = bytearray(intact)
+    flipped[-5] ^= 0x01  # one bit of one weight
+    weights.write_bytes(bytes(flipped))
+    with pytest.raises(DataError, match="SHA-256"):
+        FoundationModel.load(tmp_path / "m")
+    # weights of another config with a matching checksum: the shape check names the weight
     other = TransformerConfig(**{**config.to_dict(), "width": 8, "n_heads": 1})
     g2, p2 = build_model(other)
     FoundationModel(other, vocabulary, g2, p2).save(tmp_path / "small")
-    (tmp_path / "m.safetensors").write_bytes((tmp_path / "small.safetensors").read_bytes())
+    weights.write_bytes((tmp_path / "small.safetensors").read_bytes())
+    sidecar = tmp_path / "m.json"
+    meta = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**meta, "weights_sha256": file_sha256(weights)}))
     with pytest.raises(DataError, match="shape"):
         FoundationModel.load(tmp_path / "m")
     with pytest.raises(DataError, match="missing"):
