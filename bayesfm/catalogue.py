@@ -13,7 +13,6 @@ from the model file once, and the client writes what they return.
 """
 
 import hashlib
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,6 +31,7 @@ from .emulator import LABEL_INPUTS
 from .errors import DataError
 from .importance import ImportanceConfig, laplace_proposal, run_importance
 from .inference import StarInference, stars_data
+from .run_manifest import check_manifest
 from .star_tokens import StarTokens
 
 __all__ = ["METHODS", "CatalogueConfig", "fit_chunk", "run_catalogue", "load_draws"]
@@ -356,21 +356,11 @@ def _check_manifest(path: Path, stars, config: CatalogueConfig, setup, model_pat
         "n_stars": len(stars),
         "input_sha256": stars.content_hash(),
         "model": str(model_path) if model_path is not None else "shipped default",
+        "weights_sha256": setup.model.weights_sha256,
         "model_prior_noise_sha256": setup.fingerprint(),
         "config": config.to_dict(),
     }
     if anchors is not None:
         digest = hashlib.sha256(np.ascontiguousarray(anchors, np.float64).tobytes())
         manifest["anchors_sha256"] = digest.hexdigest()
-    if path.exists():
-        previous = json.loads(path.read_text())
-        if previous != manifest:
-            changed = sorted(k for k in manifest | previous if previous.get(k) != manifest.get(k))
-            raise DataError(
-                f"{path.parent} holds a catalogue run with a different {', '.join(changed)}; "
-                "rerun with the same input and settings to resume, or choose another --out"
-            )
-        return
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, path)
+    check_manifest(path, manifest, "catalogue")

@@ -46,6 +46,7 @@ class FoundationModel:
         graphdef: The NNX graph definition (structure, no weights).
         params: The NNX state (weights).
         info: Provenance: data hash, training summary, versions.
+        weights_sha256: SHA-256 of the weights file it was loaded from (None if unsaved).
     """
 
     config: TransformerConfig
@@ -53,6 +54,7 @@ class FoundationModel:
     graphdef: object
     params: object
     info: dict = field(default_factory=dict)
+    weights_sha256: str | None = None
 
     def module(self) -> StarTransformer:
         return nnx.merge(self.graphdef, self.params)
@@ -122,7 +124,9 @@ class FoundationModel:
         treedef = jax.tree_util.tree_structure(pure)
         pure = jax.tree_util.tree_unflatten(treedef, [stored[name] for name in expected])
         nnx.replace_by_pure_dict(params, pure)
-        return cls(config, vocabulary, graphdef, params, meta.get("info", {}))
+        return cls(
+            config, vocabulary, graphdef, params, meta.get("info", {}), meta["weights_sha256"]
+        )
 
 
 def file_sha256(path) -> str:

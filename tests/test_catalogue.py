@@ -36,7 +36,7 @@ def tiny_model_path(tmp_path_factory):
     config = TransformerConfig(n_tokens=len(shipped.vocabulary), **TINY)
     graphdef, params = build_model(config, seed=5)
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    FoundationModel(config, shipped.vocabulary, graphdef, params).save(path)
+    FoundationModel(config, shipped.vocabulary, graphdef, params, shipped.info).save(path)
     return path
 
 
@@ -95,7 +95,7 @@ def test_saved_draws_load_back_in_star_order(tiny_model_path, stars, tmp_path):
 def test_resume_refuses_other_settings(in_process, stars, tiny_model_path):
     out, _ = in_process
     other = CatalogueConfig(**{**FAST.__dict__, "seed": 1})
-    with pytest.raises(DataError, match="different config"):
+    with pytest.raises(DataError, match=r"different settings \(config\.seed: 0 there, 1 now"):
         run_catalogue(stars, out, other, model_path=tiny_model_path, progress=False)
 
 
@@ -111,7 +111,7 @@ def test_resume_refuses_another_model_or_noise_model(in_process, stars, tiny_mod
         dataclasses.replace(setup, noise=other_noise),
     ):
         assert other.fingerprint() != setup.fingerprint()
-        with pytest.raises(DataError, match="different model_prior_noise_sha256"):
+        with pytest.raises(DataError, match=r"different settings \(model_prior_noise_sha256"):
             run_catalogue(stars, out, FAST, other, tiny_model_path, progress=False)
 
 
@@ -125,7 +125,7 @@ def test_anchored_run_resumes_only_with_the_same_anchors(tiny_model_path, stars,
     again = run_catalogue(two, tmp_path, config, setup, progress=False, anchors=anchors)
     pd.testing.assert_frame_equal(again, table)
     for other in (anchors + 1.0, None):
-        with pytest.raises(DataError, match="different anchors_sha256"):
+        with pytest.raises(DataError, match=r"different settings \(anchors_sha256"):
             run_catalogue(two, tmp_path, config, setup, progress=False, anchors=other)
 
 

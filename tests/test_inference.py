@@ -36,7 +36,8 @@ def tiny_setup(example_stars):
     vocabulary = fit_vocabulary(tokens, default_token_specs(), XPBinning())
     config = TransformerConfig(n_tokens=len(vocabulary), **TINY)
     graphdef, params = build_model(config, seed=3)
-    model = FoundationModel(config, vocabulary, graphdef, params)
+    context = {"emulator_context_errors": dict.fromkeys(LABEL_INPUTS, 0.03)}
+    model = FoundationModel(config, vocabulary, graphdef, params, context)
     emulator = make_emulator(model)
     rng = np.random.default_rng(0)
     a = rng.normal(size=(len(emulator.outputs), 3))
