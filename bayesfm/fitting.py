@@ -1,10 +1,18 @@
 """Fit a few stars and write everything a person looks at: netCDF, summary CSV, plots.
 
-Each star's results are written as soon as it finishes, and a star whose netCDF file
-already exists is skipped: an interrupted run resumes where it stopped.
+Resumable and safe to kill. Each star's summary rows go to ``stars/<source_id>.csv`` and
+then its ``<source_id>.nc``, each written to a temporary file and renamed into place; the
+netCDF is the commit point. ``summary.csv`` is rebuilt (atomically) from the finished stars
+after each one and at the start of a run, so it never holds a partial or duplicated star.
+A rerun skips stars whose netCDF reads back, redoes any whose file is unreadable, and is
+refused (naming the setting) if its input, model, method or sampler settings differ
+(``run.json``). A star that cannot be fitted is recorded in ``skipped.csv`` and the run
+goes on.
 """
 
+import os
 from pathlib import Path
+from typing import NamedTuple
 
 import arviz as az
 import jax
@@ -13,13 +21,50 @@ from tqdm.auto import tqdm
 
 from .diagnostics import summarise
 from .emulator import LABEL_INPUTS
+from .errors import DataError
 from .inference import GUIDES, NutsRunner, StarInference, run_svi
 from .plots import plot_corner, plot_spectrum, plot_trace
+from .run_manifest import check_manifest
 from .star_tokens import StarTokens
 
-__all__ = ["METHODS", "fit_stars"]
+__all__ = ["METHODS", "FitReport", "fit_stars", "prepare_output_dir"]
 
 METHODS = ("nuts", *(f"svi-{g}" for g in GUIDES))
+_HEADER = (
+    "source_id,method,label,median,q16,q84,mean,sd,r_hat,ess_bulk,reference,"
+    "divergences,converged,sampling_seconds\n"
+)
+
+
+class FitReport(NamedTuple):
+    """What one call of ``fit_stars`` did.
+
+    Attributes:
+        fitted: (source_id, summary table, flags) of each star fitted in this call.
+        skipped: (source_id, reason) of each star that could not be fitted.
+        already_done: Source ids finished by an earlier run.
+    """
+
+    fitted: list
+    skipped: list
+    already_done: list
+
+
+def prepare_output_dir(path) -> Path:
+    """Create ``path`` if needed and check that files can be written there, before any fit."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is an existing file, not a folder; choose a folder name")
+    try:
+        (out / "stars").mkdir(parents=True, exist_ok=True)
+        probe = out / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise DataError(
+            f"cannot write to --out {out} ({err.strerror}); choose another folder"
+        ) from err
+    return out
 
 
 def fit_stars(
@@ -32,26 +77,38 @@ def fit_stars(
     nuts_options=None,
     plots=True,
     progress=True,
-):
-    """Fit stars ``rows`` and write ``<source_id>.nc``, ``<source_id>_*.png`` and ``summary.csv``.
-
-    Returns:
-        A list of (source_id, summary table, flags) for the stars fitted in this call.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    model_name="shipped default",
+) -> FitReport:
+    """Fit stars ``rows`` and write ``<source_id>.nc``, ``<source_id>_*.png`` and ``summary.csv``."""
+    out = prepare_output_dir(out_dir)
+    manifest = {
+        "format_version": 1,
+        "input_sha256": stars.content_hash(),
+        "model": model_name,
+        "weights_sha256": setup.model.weights_sha256,
+        "model_prior_noise_sha256": setup.fingerprint(),
+        "method": method,
+        "seed": seed,
+        "nuts_options": dict(nuts_options or {}) if method == "nuts" else None,
+    }
+    check_manifest(out / "run.json", manifest, "fit")
+    _rebuild_summary(out)
     runner = NutsRunner(setup, **(nuts_options or {})) if method == "nuts" else None
-    results = []
+    report = FitReport([], [], [])
     for row in tqdm(list(rows), desc=f"fitting ({method})", disable=not progress, unit="star"):
         source = int(stars.source_id[row])
-        path = out / f"{source}.nc"
-        if path.exists():
+        if _finished(out, source):
+            report.already_done.append(source)
             continue
         key = jax.random.PRNGKey(seed + row)
-        if runner is not None:
-            idata = runner.run(stars, row, key)
-        else:
-            idata = run_svi(setup, stars, row, key, guide=method.removeprefix("svi-"))
+        try:
+            if runner is not None:
+                idata = runner.run(stars, row, key)
+            else:
+                idata = run_svi(setup, stars, row, key, guide=method.removeprefix("svi-"))
+        except (DataError, RuntimeError) as err:  # numpyro: no valid initial parameters
+            report.skipped.append((source, str(err).splitlines()[0]))
+            continue
         table, flags = summarise(idata)
         reference = {
             n: float(stars.values[row, stars.index([n])[0]])
@@ -63,25 +120,56 @@ def fit_stars(
             plot_corner(idata, out / f"{source}_corner.png", reference)
             plot_trace(idata, out / f"{source}_trace.png")
             plot_spectrum(idata, out / f"{source}_spectrum.png")
-        _append_summary(out / "summary.csv", source, method, table, flags, idata)
-        az.to_netcdf(idata, str(path.with_suffix(".nc.tmp")))
-        path.with_suffix(".nc.tmp").replace(path)
-        results.append((source, table, flags))
-    return results
+        _atomic_write(
+            out / "stars" / f"{source}.csv", _summary_rows(source, method, table, flags, idata)
+        )
+        nc = out / f"{source}.nc"
+        az.to_netcdf(idata, str(nc.with_suffix(".nc.tmp")))
+        os.replace(nc.with_suffix(".nc.tmp"), nc)
+        _rebuild_summary(out)
+        report.fitted.append((source, table, flags))
+    _atomic_write(
+        out / "skipped.csv",
+        "source_id,reason\n"
+        + "".join(
+            f'{source},"{reason.replace(chr(34), chr(39))}"\n' for source, reason in report.skipped
+        ),
+    )
+    return report
 
 
-def _append_summary(path, source, method, table, flags, idata):
-    new = not path.exists()
+def _finished(out: Path, source: int) -> bool:
+    """Whether a star's netCDF and summary rows exist and read back; removes a damaged one."""
+    nc, rows = out / f"{source}.nc", out / "stars" / f"{source}.csv"
+    if not nc.exists():
+        return False
+    try:
+        az.from_netcdf(str(nc)).close()
+    except Exception:  # netCDF/HDF5 raise many types for a truncated file
+        nc.unlink()
+        return False
+    return rows.exists()
+
+
+def _summary_rows(source, method, table, flags, idata) -> str:
     seconds = idata.posterior.attrs.get("sampling_seconds", np.nan)
-    with path.open("a") as f:
-        if new:
-            f.write(
-                "source_id,method,label,median,q16,q84,mean,sd,r_hat,ess_bulk,reference,"
-                "divergences,converged,sampling_seconds\n"
-            )
-        for name, r in table.iterrows():
-            f.write(
-                f"{source},{method},{name},{r['q50']:.6g},{r['q16']:.6g},{r['q84']:.6g},{r['mean']:.6g},"
-                f"{r['sd']:.6g},{r['r_hat']:.4g},{r['ess_bulk']:.0f},{r['reference']:.6g},"
-                f"{flags['divergences']},{flags['converged']},{seconds:.2f}\n"
-            )
+    return "".join(
+        f"{source},{method},{name},{r['q50']:.6g},{r['q16']:.6g},{r['q84']:.6g},{r['mean']:.6g},"
+        f"{r['sd']:.6g},{r['r_hat']:.4g},{r['ess_bulk']:.0f},{r['reference']:.6g},"
+        f"{flags['divergences']},{flags['converged']},{seconds:.2f}\n"
+        for name, r in table.iterrows()
+    )
+
+
+def _rebuild_summary(out: Path) -> None:
+    """summary.csv from the stars whose netCDF is in place (in source-id order)."""
+    done = sorted(
+        path for path in (out / "stars").glob("*.csv") if (out / f"{path.stem}.nc").exists()
+    )
+    _atomic_write(out / "summary.csv", _HEADER + "".join(path.read_text() for path in done))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,3 +1,5 @@
+import pytest
+
 from bayesfm.cli import main
 from bayesfm.examples import example_stars_path
 
@@ -33,3 +35,103 @@ def test_demo_writes_netcdf_summary_and_plots(capsys, tmp_path):
 def test_fit_rejects_rows_out_of_range(capsys, tmp_path):
     assert main(["fit", "--rows", "99", "--out", str(tmp_path)]) == 2
     assert "out of range" in capsys.readouterr().err
+
+
+FAST_NUTS = ["--warmup", "30", "--samples", "30", "--max-samples", "30", "--no-plots"]
+
+
+def _summary_sources(out):
+    import pandas as pd
+
+    return sorted(pd.read_csv(out / "summary.csv")["source_id"].unique().tolist())
+
+
+def test_fit_resume_is_atomic_and_redoes_a_damaged_star(capsys, tmp_path):
+    out = tmp_path / "fit"
+    args = ["fit", "--rows", "0", "1", *FAST_NUTS, "--out", str(out)]
+    assert main(args) == 0
+    first, second = _summary_sources(out)
+    # killed after a star's summary rows but before its netCDF: the rerun fits it once
+    (out / f"{second}.nc").unlink()
+    # an earlier run left a truncated netCDF: the rerun detects and redoes it
+    (out / f"{first}.nc").write_bytes((out / f"{first}.nc").read_bytes()[:200])
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "2 fitted, 0 skipped (skipped.csv), 0 already done" in capsys.readouterr().out
+    assert _summary_sources(out) == [first, second]
+    rows = (out / "summary.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 5  # header + five labels per star, no duplicates
+    assert main(args) == 0
+    assert "0 fitted, 0 skipped (skipped.csv), 2 already done" in capsys.readouterr().out
+
+
+def test_fit_refuses_a_rerun_with_other_settings_naming_them(capsys, tmp_path):
+    out = tmp_path / "fit"
+    assert main(["fit", "--rows", "0", *FAST_NUTS, "--out", str(out)]) == 0
+    other = ["fit", "--rows", "0", *FAST_NUTS, "--seed", "3", "--out", str(out)]
+    assert main(other) == 2
+    assert "seed: 0 there, 3 now" in capsys.readouterr().err
+
+
+def test_fit_skips_a_star_it_cannot_fit_and_goes_on(capsys, tmp_path):
+    table = tmp_path / "stars.csv"
+    table.write_text(
+        "source_id,teff,teff_err\n"  # a star with no observable token at all
+        "1392245298613681536,5000,50\n"
+    )
+    args = ["fit", "--table", str(table), "--rows", "0", *FAST_NUTS, "--out", str(tmp_path / "f")]
+    assert main(args) == 1
+    printed = capsys.readouterr()
+    assert "skipped (" in printed.out and "0 fitted, 1 skipped" in printed.out
+    assert "1392245298613681536" in (tmp_path / "f" / "skipped.csv").read_text()
+    assert "no star was fitted" in printed.err
+
+
+def test_an_empty_table_is_an_error_exit(capsys, tmp_path):
+    table = tmp_path / "empty.csv"
+    table.write_text("source_id,teff,teff_err\n")
+    assert main(["fit", "--table", str(table), "--out", str(tmp_path / "f")]) == 2
+    assert "no stars" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fit", "--table", "t.csv", "--column-map", "{oops"], "--column-map is not valid JSON"),
+        (["fit", "--table", "t.csv", "--column-map", "[1, 2]"], "must be a JSON object"),
+        (
+            ["catalogue", "--split", "test", "--config", "LIST", "--out", "x"],
+            "must be a JSON object",
+        ),
+        (["catalogue", "--split", "test", "--config", "BAD", "--out", "x"], "is not valid JSON"),
+        (["fit", "--out", "FILE"], "is an existing file"),
+        (["catalogue", "--split", "test", "--out", "FILE"], "is an existing file"),
+    ],
+)
+def test_cli_mistakes_are_one_line_messages(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.csv").write_text("source_id\n1\n")
+    (tmp_path / "LIST").write_text("[1, 2]")
+    (tmp_path / "BAD").write_text("{nope")
+    (tmp_path / "FILE").write_text("")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["fit", "--chains", "0"],
+        ["fit", "--samples", "0"],
+        ["fit", "--warmup", "-1"],
+        ["fit", "--n-stars", "x"],
+        ["catalogue", "--split", "test", "--out", "x", "--limit", "0"],
+    ],
+)
+def test_out_of_range_arguments_are_refused_before_any_work(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "must be >=" in err or "not a whole number" in err
