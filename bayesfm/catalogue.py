@@ -33,6 +33,14 @@ from .importance import ImportanceConfig, laplace_proposal, run_importance
 from .inference import StarInference, stars_data
 from .run_manifest import check_manifest
 from .star_tokens import StarTokens
+from .trust import (
+    TrustCriteria,
+    domain_threshold,
+    fit_chi_square,
+    fit_p_value,
+    outside_fraction,
+    trust_columns,
+)
 
 __all__ = ["METHODS", "CatalogueConfig", "fit_chunk", "run_catalogue", "load_draws"]
 
@@ -52,6 +60,7 @@ class CatalogueConfig:
     nuts: BatchedNutsConfig = BatchedNutsConfig()
     importance: ImportanceConfig = ImportanceConfig()
     convergence: ConvergenceCriteria = ConvergenceCriteria(min_ess_bulk=200.0)
+    trust: TrustCriteria = TrustCriteria()
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -62,12 +71,22 @@ class CatalogueConfig:
     def to_dict(self) -> dict:
         out = asdict(self)
         out["convergence"] = self.convergence._asdict()
+        out["trust"] = self.trust._asdict()
         return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "CatalogueConfig":
         """Settings from a dict like ``to_dict``'s; missing keys keep their defaults."""
-        known = {"method", "chunk_size", "seed", "save_draws", "nuts", "importance", "convergence"}
+        known = {
+            "method",
+            "chunk_size",
+            "seed",
+            "save_draws",
+            "nuts",
+            "importance",
+            "convergence",
+            "trust",
+        }
         unknown = sorted(set(data) - known)
         if unknown:
             raise DataError(f"unknown catalogue setting(s) {unknown}; known: {sorted(known)}")
@@ -78,6 +97,7 @@ class CatalogueConfig:
             data["convergence"] = ConvergenceCriteria(
                 **{**cls.convergence._asdict(), **data.get("convergence", {})}
             )
+            data["trust"] = TrustCriteria(**data.get("trust", {}))
         except TypeError as err:
             raise DataError(f"bad catalogue setting: {err}") from err
         return cls(**data)
@@ -141,8 +161,32 @@ def fit_chunk(
         draws[rows, : per_star.shape[1]] = _physical(setup, per_star)
 
     _summarise_draws(table, draws)
+    _assess_trust(setup, table, data, usable, draws, config.trust)
     table["seconds"] = (time.perf_counter() - start) / n  # the chunk's wall time, shared
     return ChunkResult(table, draws if config.save_draws else None)
+
+
+def _assess_trust(setup, table, data, usable, draws, criteria: TrustCriteria):
+    """The trust columns of the usable stars (see ``bayesfm.trust``)."""
+    rows = np.asarray(usable)
+    median = table.loc[rows, [f"{n}_median" for n in LABEL_INPUTS]].to_numpy(np.float32)
+    fitted = np.isfinite(median).all(axis=1)
+    if not fitted.any():
+        return
+    rows, subset = rows[fitted], jax.tree_util.tree_map(lambda a: a[fitted], data)
+    chi2, dof = fit_chi_square(setup, subset, median[fitted])
+    threshold = domain_threshold(setup.prior, criteria.domain_quantile)
+    outside = outside_fraction(setup.prior, draws[rows], threshold)
+    p = fit_p_value(chi2, dof)
+    columns = trust_columns(p, outside, table.loc[rows, "ok"].to_numpy(bool), criteria)
+    table.loc[rows, "fit_chi2"], table.loc[rows, "fit_dof"], table.loc[rows, "fit_p"] = chi2, dof, p
+    table.loc[rows, "outside_domain_fraction"] = outside
+    table.loc[rows, "trusted"] = columns["trusted"]
+    for row, fit_ok, in_domain in zip(rows, columns["fit_ok"], columns["in_domain"], strict=True):
+        notes = [table.at[row, "flags"]] if table.at[row, "flags"] else []
+        notes += [] if fit_ok else ["emulator cannot reproduce the star (chi-square p-value)"]
+        notes += [] if in_domain else ["posterior outside the training labels' domain"]
+        table.at[row, "flags"] = "; ".join(notes)
 
 
 def _draws_per_star(config: CatalogueConfig) -> int:
@@ -167,6 +211,11 @@ def _empty_table(stars: StarTokens) -> pd.DataFrame:
             "min_ess_bulk": np.nan,
             "divergences": -1,
             "depth_bound_fraction": np.nan,
+            "fit_chi2": np.nan,
+            "fit_dof": -1,
+            "fit_p": np.nan,
+            "outside_domain_fraction": np.nan,
+            "trusted": False,
         }
     )
     for name in LABEL_INPUTS:

@@ -34,6 +34,7 @@ __all__ = [
     "CorrelatedTokens",
     "masked_correlation_cholesky",
     "log_likelihood",
+    "whitened_residual",
     "fit_noise_model",
     "default_noise_path",
 ]
@@ -107,6 +108,14 @@ def masked_correlation_cholesky(correlation, mask):
     return jnp.linalg.cholesky(jnp.where(both, correlation, jnp.eye(len(mask))))
 
 
+def whitened_residual(observed, obs_error, mask, corr_chol, mean, sigma, error_scale):
+    """(whitened residual [K], per-token scale [K]) under the noise model (see
+    ``log_likelihood`` for the arguments): the residual's squared norm is its chi-square."""
+    scale = error_scale * jnp.sqrt(obs_error**2 + sigma**2)
+    u = jnp.where(mask, (observed - mean) / scale, 0.0)
+    return jax.scipy.linalg.solve_triangular(corr_chol, u, lower=True), scale
+
+
 def log_likelihood(observed, obs_error, mask, corr_chol, mean, sigma, error_scale):
     """Log-density of the observed tokens [K] under the correlated Gaussian noise model.
 
@@ -118,9 +127,9 @@ def log_likelihood(observed, obs_error, mask, corr_chol, mean, sigma, error_scal
         mean, sigma: Emulator prediction [K] in the same units.
         error_scale: The noise model's per-token factors c [K].
     """
-    scale = error_scale * jnp.sqrt(obs_error**2 + sigma**2)
-    u = jnp.where(mask, (observed - mean) / scale, 0.0)
-    solved = jax.scipy.linalg.solve_triangular(corr_chol, u, lower=True)
+    solved, scale = whitened_residual(
+        observed, obs_error, mask, corr_chol, mean, sigma, error_scale
+    )
     log_det = jnp.sum(jnp.log(jnp.diag(corr_chol))) + jnp.sum(jnp.where(mask, jnp.log(scale), 0.0))
     return -0.5 * jnp.sum(solved**2) - log_det - 0.5 * jnp.sum(mask) * jnp.log(2 * jnp.pi)
 

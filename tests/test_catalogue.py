@@ -193,3 +193,13 @@ def test_dask_cluster_of_two_workers_matches_in_process(
     pd.testing.assert_frame_equal(
         table.drop(columns=timing), expected.drop(columns=timing), check_exact=False, rtol=1e-5
     )
+
+
+def test_trust_columns_are_filled_and_trusted_needs_the_samplers_verdict(in_process):
+    _, table = in_process
+    fitted = table[table["path"].isin(["importance", "nuts"])]
+    assert len(fitted) and fitted["fit_p"].between(0, 1).all()
+    assert (fitted["fit_dof"] > 0).all() and fitted["outside_domain_fraction"].between(0, 1).all()
+    assert not (table["trusted"] & ~table["ok"]).any()
+    flagged = fitted[~fitted["trusted"] & fitted["ok"]]
+    assert all(("emulator cannot" in f) or ("domain" in f) for f in flagged["flags"])

@@ -1,0 +1,85 @@
+"""Per-star trust flags: when not to believe a posterior, beyond the sampler's own verdict.
+
+- **fit**: the chi-square of the observed tokens at the posterior median, whitened by the
+  noise model's covariance, against a chi-square distribution with (observed tokens - 5)
+  degrees of freedom. A p-value below ``min_fit_p`` means the emulator cannot reproduce
+  the star at the labels the posterior allows (a star unlike the training set, or bad data).
+- **domain**: the fraction of posterior draws where the label prior (fitted on the training
+  labels) is below the density that all but ``domain_quantile`` of its own draws reach,
+  i.e. outside the training domain; above ``max_outside_fraction`` flags the star.
+- **sampler**: the method's own verdict (importance: PSIS k-hat and ESS; NUTS: R-hat, ESS
+  and divergences; SVI: the ELBO settled and PSIS k-hat of the guide as a proposal).
+
+``trusted`` is all three.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .likelihood import whitened_residual
+
+__all__ = [
+    "TrustCriteria",
+    "domain_threshold",
+    "fit_chi_square",
+    "fit_p_value",
+    "outside_fraction",
+    "trust_columns",
+]
+
+
+class TrustCriteria(NamedTuple):
+    min_fit_p: float = 1e-3
+    max_outside_fraction: float = 0.5
+    domain_quantile: float = 1e-3
+
+
+def domain_threshold(prior, quantile: float, n: int = 20000, seed: int = 0) -> float:
+    """Prior log-density [physical units] that a fraction ``1 - quantile`` of its draws exceed."""
+    x = prior.sample(jax.random.PRNGKey(seed), (n,))
+    return float(np.quantile(np.asarray(prior.log_prob(x)), quantile))
+
+
+def fit_chi_square(setup, data, x):
+    """(chi-square [N], degrees of freedom [N]) of stacked ``StarData`` at labels ``x`` [N, 5]."""
+    mean, _ = jax.vmap(setup.emulator.emulate)(jnp.asarray(x, jnp.float32))
+    scale = jnp.asarray(setup.noise.total_scale)
+
+    def one(values, errors, mask, chol, mu, sigma):
+        solved, _ = whitened_residual(values, errors, mask, chol, mu, sigma, scale)
+        return jnp.sum(solved**2)
+
+    chi2 = jax.vmap(one)(
+        data.values, data.errors, data.mask, data.corr_chol, mean, data.emulator_sigma
+    )
+    dof = np.maximum(np.asarray(data.mask).sum(axis=1) - len(setup.emulator.inputs), 1)
+    return np.asarray(chi2, float), dof
+
+
+def fit_p_value(chi2, dof):
+    """P(chi-square_dof >= chi2) [N]."""
+    return np.asarray(jax.scipy.special.gammaincc(np.asarray(dof) / 2.0, np.asarray(chi2) / 2.0))
+
+
+def outside_fraction(prior, draws, threshold: float):
+    """Fraction [N] of each star's finite draws [N, S, 5] (physical) below ``threshold``."""
+    draws = np.asarray(draws, np.float32)
+    finite = np.isfinite(draws).all(axis=-1)
+    log_prior = np.asarray(prior.log_prob(jnp.asarray(np.where(finite[..., None], draws, 0.0))))
+    outside = (log_prior < threshold) & finite
+    with np.errstate(invalid="ignore"):
+        return outside.sum(axis=1) / np.where(finite.any(axis=1), finite.sum(axis=1), np.nan)
+
+
+def trust_columns(fit_p, outside, sampler_ok, criteria: TrustCriteria = TrustCriteria()) -> dict:
+    """Columns ``fit_ok``, ``in_domain`` and ``trusted`` (bool [N]) from the three checks."""
+    fit_ok = np.asarray(fit_p) >= criteria.min_fit_p
+    in_domain = np.asarray(outside) <= criteria.max_outside_fraction
+    return {
+        "fit_ok": fit_ok,
+        "in_domain": in_domain,
+        "trusted": fit_ok & in_domain & np.asarray(sampler_ok, bool),
+    }
