@@ -33,14 +33,7 @@ from .importance import ImportanceConfig, laplace_proposal, run_importance
 from .inference import StarInference, stars_data
 from .run_manifest import check_manifest
 from .star_tokens import StarTokens
-from .trust import (
-    TrustCriteria,
-    domain_threshold,
-    fit_chi_square,
-    fit_p_value,
-    outside_fraction,
-    trust_columns,
-)
+from .trust import TrustCriteria, assess, flag_notes
 
 __all__ = ["METHODS", "CatalogueConfig", "fit_chunk", "run_catalogue", "load_draws"]
 
@@ -174,19 +167,13 @@ def _assess_trust(setup, table, data, usable, draws, criteria: TrustCriteria):
     if not fitted.any():
         return
     rows, subset = rows[fitted], jax.tree_util.tree_map(lambda a: a[fitted], data)
-    chi2, dof = fit_chi_square(setup, subset, median[fitted])
-    threshold = domain_threshold(setup.prior, criteria.domain_quantile)
-    outside = outside_fraction(setup.prior, draws[rows], threshold)
-    p = fit_p_value(chi2, dof)
-    columns = trust_columns(p, outside, table.loc[rows, "ok"].to_numpy(bool), criteria)
-    table.loc[rows, "fit_chi2"], table.loc[rows, "fit_dof"], table.loc[rows, "fit_p"] = chi2, dof, p
-    table.loc[rows, "outside_domain_fraction"] = outside
-    table.loc[rows, "trusted"] = columns["trusted"]
+    sampler_ok = table.loc[rows, "ok"].to_numpy(bool)
+    columns = assess(setup, subset, median[fitted], draws[rows], sampler_ok, criteria)
+    for name in ("fit_chi2", "fit_dof", "fit_p", "outside_domain_fraction", "trusted"):
+        table.loc[rows, name] = columns[name]
     for row, fit_ok, in_domain in zip(rows, columns["fit_ok"], columns["in_domain"], strict=True):
         notes = [table.at[row, "flags"]] if table.at[row, "flags"] else []
-        notes += [] if fit_ok else ["emulator cannot reproduce the star (chi-square p-value)"]
-        notes += [] if in_domain else ["posterior outside the training labels' domain"]
-        table.at[row, "flags"] = "; ".join(notes)
+        table.at[row, "flags"] = "; ".join(notes + flag_notes(fit_ok, in_domain))
 
 
 def _draws_per_star(config: CatalogueConfig) -> int:

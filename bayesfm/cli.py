@@ -113,10 +113,16 @@ def _print_fit(report, out, plots: bool) -> int:
     fitted, or 3 if some stars were skipped)."""
     for source, table, flags in report.fitted:
         verdict = "converged" if flags["converged"] else "NOT converged"
-        print(
-            f"\nGaia DR3 {source}: {verdict} (max R-hat {flags['max_rhat']:.3f}, "
-            f"min bulk ESS {flags['min_ess_bulk']:.0f}, {flags['divergences']} divergences)"
+        checks = (
+            f"ELBO {'settled' if flags['elbo_settled'] else 'still moving'}, "
+            f"PSIS k-hat {flags['khat']:.2f}"
+            if "khat" in flags
+            else f"max R-hat {flags['max_rhat']:.3f}, min bulk ESS {flags['min_ess_bulk']:.0f}, "
+            f"{flags['divergences']} divergences"
         )
+        print(f"\nGaia DR3 {source}: {verdict} ({checks}); fit p-value {flags['fit_p']:.2g}")
+        if not flags["trusted"]:
+            print(f"  FLAGGED, do not trust: {'; '.join(flags['notes'])}")
         print(f"  {'label':<8} {'median':>10} {'16%':>10} {'84%':>10} {'reference':>10}")
         for name, r in table.iterrows():
             print(
@@ -130,7 +136,10 @@ def _print_fit(report, out, plots: bool) -> int:
             f"\nresults in {out}/: <source_id>.nc (ArviZ), summary.csv"
             + (", *_corner/trace/spectrum.png" if plots else "")
         )
-    print(f"{fitted} fitted, {skipped} skipped (skipped.csv), {done} already done")
+    flagged = sum(not flags["trusted"] for _, _, flags in report.fitted)
+    print(
+        f"{fitted} fitted ({flagged} flagged), {skipped} skipped (skipped.csv), {done} already done"
+    )
     if fitted + done == 0:
         print("bayesfm: error: no star was fitted", file=sys.stderr)
         return 1

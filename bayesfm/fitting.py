@@ -22,17 +22,18 @@ from tqdm.auto import tqdm
 from .diagnostics import summarise
 from .emulator import LABEL_INPUTS
 from .errors import DataError
-from .inference import GUIDES, NutsRunner, StarInference, run_svi
+from .inference import GUIDES, NutsRunner, StarInference, run_svi, stars_data
 from .plots import plot_corner, plot_spectrum, plot_trace
 from .run_manifest import check_manifest
 from .star_tokens import StarTokens
+from .trust import TrustCriteria, assess, flag_notes
 
 __all__ = ["METHODS", "FitReport", "fit_stars", "prepare_output_dir"]
 
 METHODS = ("nuts", *(f"svi-{g}" for g in GUIDES))
 _HEADER = (
     "source_id,method,label,median,q16,q84,mean,sd,r_hat,ess_bulk,reference,"
-    "divergences,converged,sampling_seconds\n"
+    "divergences,converged,sampling_seconds,fit_p,outside_domain_fraction,trusted\n"
 )
 
 
@@ -110,6 +111,10 @@ def fit_stars(
             report.skipped.append((source, str(err).splitlines()[0]))
             continue
         table, flags = summarise(idata)
+        flags |= _trust(setup, stars, row, idata, flags["converged"])
+        idata.posterior.attrs.update(
+            {k: _attr(flags[k]) for k in ("fit_p", "outside_domain_fraction", "trusted")}
+        )
         reference = {
             n: float(stars.values[row, stars.index([n])[0]])
             for n in LABEL_INPUTS
@@ -138,6 +143,24 @@ def fit_stars(
     return report
 
 
+def _trust(setup, stars, row, idata, converged) -> dict:
+    """The star's trust flags (``bayesfm.trust``) from its posterior draws."""
+    data = stars_data(setup, stars.take([row]))[0]
+    draws = np.stack([idata.posterior[n].values.reshape(-1) for n in LABEL_INPUTS], axis=-1)
+    medians = np.median(draws, axis=0)[None]
+    columns = assess(setup, data, medians, draws[None], [converged], TrustCriteria())
+    flags = {name: columns[name][0] for name in columns}
+    flags["notes"] = flag_notes(flags["fit_ok"], flags["in_domain"])
+    if not converged:
+        flags["notes"].append("the sampler's own checks failed")
+    return flags
+
+
+def _attr(value):
+    """A netCDF-safe attribute (no booleans)."""
+    return int(value) if isinstance(value, bool | np.bool_) else float(value)
+
+
 def _finished(out: Path, source: int) -> bool:
     """Whether a star's netCDF and summary rows exist and read back; removes a damaged one."""
     nc, rows = out / f"{source}.nc", out / "stars" / f"{source}.csv"
@@ -156,7 +179,8 @@ def _summary_rows(source, method, table, flags, idata) -> str:
     return "".join(
         f"{source},{method},{name},{r['q50']:.6g},{r['q16']:.6g},{r['q84']:.6g},{r['mean']:.6g},"
         f"{r['sd']:.6g},{r['r_hat']:.4g},{r['ess_bulk']:.0f},{r['reference']:.6g},"
-        f"{flags['divergences']},{flags['converged']},{seconds:.2f}\n"
+        f"{flags['divergences']},{flags['converged']},{seconds:.2f},{flags['fit_p']:.4g},"
+        f"{flags['outside_domain_fraction']:.4g},{bool(flags['trusted'])}\n"
         for name, r in table.iterrows()
     )
 

@@ -21,7 +21,7 @@ import numpyro.distributions as dist
 from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO, autoguide
 from numpyro.infer.util import log_density, log_likelihood
 
-from .diagnostics import ConvergenceCriteria, summarise
+from .diagnostics import ConvergenceCriteria, quiet_arviz, summarise
 from .emulator import LABEL_INPUTS, Emulator, make_emulator
 from .errors import DataError
 from .foundation_model import FoundationModel
@@ -295,9 +295,9 @@ def run_svi(
     fit_key, draw_key, pp_key = jax.random.split(key, 3)
     t0 = time.perf_counter()
     result = svi.run(fit_key, num_steps, data, progress_bar=False)
-    samples = Predictive(guide_fn, params=result.params, num_samples=num_samples)(draw_key, data)
+    z, log_guide = _guide_draws(guide_fn, result.params, data, draw_key, num_samples)
     samples = Predictive(
-        setup.star_model, posterior_samples={"z": samples["z"]}, return_sites=["z", *LABEL_INPUTS]
+        setup.star_model, posterior_samples={"z": z}, return_sites=["z", *LABEL_INPUTS]
     )(draw_key, data)
     jax.block_until_ready(samples)
     seconds = time.perf_counter() - t0
@@ -305,16 +305,45 @@ def run_svi(
         setup.star_model, posterior_samples={"z": samples["z"]}, return_sites=["obs"]
     )(pp_key, data, replicate=True)
     loglik = log_likelihood(setup.star_model, {"z": samples["z"]}, data)["obs"]
-    idata = az.from_dict(
-        posterior={k: np.asarray(v)[None] for k, v in samples.items()},
-        posterior_predictive={"obs": np.asarray(replicated["obs"])[None]},
-        log_likelihood={"obs": np.asarray(loglik)[None]},
-        observed_data={"obs": np.asarray(data.values)},
-        sample_stats={"lp": np.asarray(_log_joint(setup, data, samples["z"]))[None]},
-        coords={"token": list(setup.emulator.outputs), "label": list(LABEL_INPUTS)},
-        dims={"obs": ["token"], "z": ["label"]},
+    log_joint = _log_joint(setup, data, samples["z"])
+    _, khat = az.psislw(np.asarray(log_joint - log_guide, np.float64))
+    with quiet_arviz():
+        idata = az.from_dict(
+            posterior={k: np.asarray(v)[None] for k, v in samples.items()},
+            posterior_predictive={"obs": np.asarray(replicated["obs"])[None]},
+            log_likelihood={"obs": np.asarray(loglik)[None]},
+            observed_data={"obs": np.asarray(data.values)},
+            sample_stats={"lp": np.asarray(log_joint)[None]},
+            coords={"token": list(setup.emulator.outputs), "label": list(LABEL_INPUTS)},
+            dims={"obs": ["token"], "z": ["label"]},
+        )
+    idata.posterior.attrs.update(
+        {"svi_khat": float(khat), "elbo_settled": int(_elbo_settled(np.asarray(result.losses)))}
     )
     return _finish(idata, data, stars.source_id[row], f"svi-{guide}", seconds)
+
+
+def _guide_draws(guide_fn, params, data, key, n):
+    """(z draws [n, 5], their log guide density [n]): every sample site of the guide's trace
+    counts, so auxiliary latents and Jacobians of multivariate guides are included."""
+    handlers = numpyro.handlers
+    guide = handlers.substitute(guide_fn, data=params)
+
+    def one(k):
+        trace = handlers.trace(handlers.seed(guide, k)).get_trace(data)
+        sites = [site for site in trace.values() if site["type"] == "sample"]
+        log_q = sum(jnp.sum(site["fn"].log_prob(site["value"])) for site in sites)
+        return trace["z"]["value"], log_q
+
+    return jax.vmap(one)(jax.random.split(key, n))
+
+
+def _elbo_settled(losses, tolerance=1.0) -> bool:
+    """Whether the mean loss of the last tenth of the steps is within ``tolerance`` nats of
+    the tenth before it (the ELBO no longer improving)."""
+    tenth = max(len(losses) // 10, 1)
+    last, before = losses[-tenth:], losses[-2 * tenth : -tenth]
+    return bool(np.all(np.isfinite(last)) and abs(np.mean(before) - np.mean(last)) <= tolerance)
 
 
 def _log_joint(setup, data, z_draws):

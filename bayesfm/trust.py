@@ -28,6 +28,8 @@ __all__ = [
     "fit_p_value",
     "outside_fraction",
     "trust_columns",
+    "assess",
+    "flag_notes",
 ]
 
 
@@ -83,3 +85,37 @@ def trust_columns(fit_p, outside, sampler_ok, criteria: TrustCriteria = TrustCri
         "in_domain": in_domain,
         "trusted": fit_ok & in_domain & np.asarray(sampler_ok, bool),
     }
+
+
+def assess(setup, data, medians, draws, sampler_ok, criteria: TrustCriteria) -> dict:
+    """Every trust column [N] for stacked ``StarData`` of N stars.
+
+    Args:
+        setup: The ``StarInference`` the posteriors came from.
+        data: The stars' stacked ``StarData``.
+        medians: Posterior medians [N, 5] (physical).
+        draws: Posterior draws [N, S, 5] (physical; NaN rows are padding).
+        sampler_ok: The sampler's verdict per star [N].
+        criteria: Thresholds.
+
+    Returns:
+        ``fit_chi2``, ``fit_dof``, ``fit_p``, ``outside_domain_fraction``, ``fit_ok``,
+        ``in_domain`` and ``trusted``.
+    """
+    chi2, dof = fit_chi_square(setup, data, medians)
+    p = fit_p_value(chi2, dof)
+    threshold = domain_threshold(setup.prior, criteria.domain_quantile)
+    outside = outside_fraction(setup.prior, draws, threshold)
+    return {
+        "fit_chi2": chi2,
+        "fit_dof": dof,
+        "fit_p": p,
+        "outside_domain_fraction": outside,
+        **trust_columns(p, outside, sampler_ok, criteria),
+    }
+
+
+def flag_notes(fit_ok: bool, in_domain: bool) -> list:
+    """Human-readable reasons for a star's trust flags."""
+    notes = [] if fit_ok else ["emulator cannot reproduce the star (chi-square p-value)"]
+    return notes + ([] if in_domain else ["posterior outside the training labels' domain"])

@@ -1,3 +1,6 @@
+import re
+
+import pandas as pd
 import pytest
 
 from bayesfm.cli import main
@@ -41,8 +44,6 @@ FAST_NUTS = ["--warmup", "30", "--samples", "30", "--max-samples", "30", "--no-p
 
 
 def _summary_sources(out):
-    import pandas as pd
-
     return sorted(pd.read_csv(out / "summary.csv")["source_id"].unique().tolist())
 
 
@@ -57,12 +58,17 @@ def test_fit_resume_is_atomic_and_redoes_a_damaged_star(capsys, tmp_path):
     (out / f"{first}.nc").write_bytes((out / f"{first}.nc").read_bytes()[:200])
     capsys.readouterr()
     assert main(args) == 0
-    assert "2 fitted, 0 skipped (skipped.csv), 0 already done" in capsys.readouterr().out
+    closing = r"2 fitted \(\d flagged\), 0 skipped \(skipped.csv\), 0 already done"
+    assert re.search(closing, capsys.readouterr().out)
     assert _summary_sources(out) == [first, second]
     rows = (out / "summary.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * 5  # header + five labels per star, no duplicates
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["fit_p"].between(0, 1).all() and summary["trusted"].dtype == bool
     assert main(args) == 0
-    assert "0 fitted, 0 skipped (skipped.csv), 2 already done" in capsys.readouterr().out
+    assert (
+        "0 fitted (0 flagged), 0 skipped (skipped.csv), 2 already done" in capsys.readouterr().out
+    )
 
 
 def test_fit_refuses_a_rerun_with_other_settings_naming_them(capsys, tmp_path):
@@ -82,7 +88,7 @@ def test_fit_skips_a_star_it_cannot_fit_and_goes_on(capsys, tmp_path):
     args = ["fit", "--table", str(table), "--rows", "0", *FAST_NUTS, "--out", str(tmp_path / "f")]
     assert main(args) == 1
     printed = capsys.readouterr()
-    assert "skipped (" in printed.out and "0 fitted, 1 skipped" in printed.out
+    assert "skipped (" in printed.out and "0 fitted (0 flagged), 1 skipped" in printed.out
     assert "1392245298613681536" in (tmp_path / "f" / "skipped.csv").read_text()
     assert "no star was fitted" in printed.err
 

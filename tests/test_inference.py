@@ -14,7 +14,7 @@ from bayesfm.diagnostics import ConvergenceCriteria, summarise
 from bayesfm.emulator import LABEL_INPUTS, make_emulator
 from bayesfm.errors import DataError
 from bayesfm.foundation_model import FoundationModel, build_model
-from bayesfm.inference import NutsRunner, StarInference, run_svi, stars_data
+from bayesfm.inference import NutsRunner, StarInference, _elbo_settled, run_svi, stars_data
 from bayesfm.likelihood import NoiseModel, log_likelihood, masked_correlation_cholesky
 from bayesfm.models import star_data
 from bayesfm.priors import uniform_box_prior
@@ -247,3 +247,21 @@ def test_batched_nuts_draws_do_not_depend_on_the_lockstep_group(tiny_setup):
     assert together.z.shape == (3, config.num_chains, 3, 5)
     np.testing.assert_allclose(one_at_a_time.z, together.z, rtol=1e-4, atol=1e-5)
     assert not np.allclose(together.z[0], together.z[1])  # the stars stay in their order
+
+
+def test_svi_verdict_is_the_elbo_and_psis_khat_not_an_rhat(tiny_setup):
+    star = _simulated_star(tiny_setup, np.array([5200.0, 3.2, -0.3, 0.1, 0.15]))
+    short = run_svi(tiny_setup, star, 0, jax.random.PRNGKey(1), num_steps=4, num_samples=200)
+    _, flags = summarise(short)
+    assert np.isfinite(flags["khat"]) and not flags["converged"]
+    assert short.posterior.attrs["elbo_settled"] == 0
+    long = run_svi(tiny_setup, star, 0, jax.random.PRNGKey(1), num_steps=800, num_samples=500)
+    _, flags = summarise(long)
+    assert flags["converged"] == (flags["elbo_settled"] and flags["khat"] <= 0.7)
+
+
+def test_elbo_settles_when_the_loss_stops_falling(rng):
+    flat = 10.0 + rng.normal(0, 0.5, 2000)
+    falling = np.linspace(100.0, 10.0, 2000) + rng.normal(0, 0.5, 2000)
+    assert _elbo_settled(flat) and not _elbo_settled(falling)
+    assert not _elbo_settled(np.append(flat, np.nan))
