@@ -40,7 +40,7 @@ def sample_xp_continuous(source) -> dict:
             warnings.simplefilter("ignore")
             # The default sampling is the library's grid and uses GaiaXPy's precomputed
             # design matrices; an explicit sampling array recomputes them (~0.1% apart).
-            spectra, sampling = calibrate(source, save_file=False, disable_info=True)
+            spectra, sampling = calibrate(source, save_file=False)
     except Exception as err:  # GaiaXPy raises many types for a malformed input
         raise DataError(
             f"GaiaXPy could not read {source!r} as Gaia XP_CONTINUOUS data: {err}"
