@@ -1,0 +1,105 @@
+"""Held-out posteriors of the whole test split: accuracy against the amortized network, coverage,
+and what the trust flags separate.
+
+Run:  python validation/heldout_posteriors.py [--config configs/validation_session.json]
+
+Runs (or resumes) exactly the validation report's held-out catalogue (same stars, settings,
+seed and folder, so the report reuses it), then prints and writes to
+validation/heldout_posteriors.json, per label: the robust sigma of the posterior medians
+against APOGEE and of the amortized prediction on the same stars (and their ratio), the 68%
+and 95% coverage of APOGEE's labels (errors folded in), and the same for trusted and flagged
+stars separately.
+"""
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from report import calibration, catalogue_draws, reference
+
+from bayesfm.catalogue import CatalogueConfig
+from bayesfm.emulator import LABEL_INPUTS
+from bayesfm.inference import StarInference, amortized_labels
+from bayesfm.library import load_library
+from bayesfm.metrics import robust_sigma
+from bayesfm.split import split_mask
+
+OUT = Path("validation/heldout_posteriors.json")
+
+
+def summary(draws, medians, amortized, test, mask) -> dict:
+    """Per label: robust sigma of medians and amortized means, their ratio, coverage."""
+    out = {"n_stars": int(mask.sum())}
+    for i, name in enumerate(LABEL_INPUTS):
+        truth, error = reference(test, name)
+        posterior = robust_sigma(medians[mask, i] - truth[mask])
+        network = robust_sigma(amortized[mask, i] - truth[mask])
+        coverage = calibration(draws[mask, :, i], truth[mask], error[mask])["coverage"]
+        out[name] = {
+            "posterior_median_robust_sigma": posterior,
+            "amortized_robust_sigma": network,
+            "ratio": posterior / network,
+            "coverage_68": coverage["0.68"],
+            "coverage_95": coverage["0.95"],
+        }
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/validation_session.json")
+    args = parser.parse_args()
+    config = json.loads(Path(args.config).read_text())
+    setup = StarInference.default()
+    tokens = load_library(binning=setup.model.vocabulary.binning).tokens
+    test = tokens.take(np.flatnonzero(split_mask(tokens.source_id, "test"))[: config["test_stars"]])
+    catalogue = CatalogueConfig.from_dict(
+        {**config["catalogue"], "seed": config["seed"], "save_draws": True}
+    )
+    held = catalogue_draws(
+        test,
+        Path(config["work_dir"]) / "heldout",
+        replace(catalogue, method=config["test_method"]),
+        setup,
+    )
+    draws, table = held["draws"], held["table"]
+    medians = np.nanmedian(draws, axis=1)
+    amortized = amortized_labels(setup, test)[0]
+    fitted = np.isfinite(medians).all(axis=1)
+    trusted = table["trusted"].to_numpy(bool)
+    results = {
+        "n_test": len(test),
+        "sampler_ok_fraction": float(table["ok"].mean()),
+        "trusted_fraction": float(trusted[fitted].mean()),
+        "fit_flagged_fraction": float((table["fit_p"] < catalogue.trust.min_fit_p)[fitted].mean()),
+        "domain_flagged_fraction": float(
+            (table["outside_domain_fraction"] > catalogue.trust.max_outside_fraction)[fitted].mean()
+        ),
+        "all": summary(draws, medians, amortized, test, fitted),
+        "trusted": summary(draws, medians, amortized, test, fitted & trusted),
+        "flagged": summary(draws, medians, amortized, test, fitted & ~trusted),
+        "catalogue_seconds": held["seconds"],
+    }
+    for group in ("all", "trusted", "flagged"):
+        print(f"\n{group} ({results[group]['n_stars']} stars)")
+        print(f"{'label':<8} {'posterior':>10} {'amortized':>10} {'ratio':>6} {'68%':>6} {'95%':>6}")
+        for name in LABEL_INPUTS:
+            r = results[group][name]
+            print(
+                f"{name:<8} {r['posterior_median_robust_sigma']:>10.4g} "
+                f"{r['amortized_robust_sigma']:>10.4g} {r['ratio']:>6.2f} "
+                f"{r['coverage_68']:>6.3f} {r['coverage_95']:>6.3f}"
+            )
+    print(
+        f"\ntrusted {results['trusted_fraction']:.3f} of fitted stars; sampler checks pass "
+        f"{results['sampler_ok_fraction']:.3f}; fit flagged {results['fit_flagged_fraction']:.3f}, "
+        f"domain flagged {results['domain_flagged_fraction']:.3f}"
+    )
+    OUT.write_text(json.dumps(results, indent=1))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
