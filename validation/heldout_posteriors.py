@@ -2,10 +2,12 @@
 and what the trust flags separate.
 
 Run:  python validation/heldout_posteriors.py [--config configs/validation_session.json]
+      [--stars N]
 
 Runs (or resumes) exactly the validation report's held-out catalogue (same stars, settings,
-seed and folder, so the report reuses it), then prints and writes to
-validation/heldout_posteriors.json, per label: the robust sigma of the posterior medians
+seed and folder, so the report reuses it; with ``--stars N`` only the first N test stars, in
+a folder of their own), then prints and writes to validation/heldout_posteriors.json, per
+label: the robust sigma of the posterior medians
 against APOGEE and of the amortized prediction on the same stars (and their ratio), the 68%
 and 95% coverage of APOGEE's labels (errors folded in), and the same for trusted and flagged
 stars separately.
@@ -50,8 +52,11 @@ def summary(draws, medians, amortized, test, mask) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/validation_session.json")
+    parser.add_argument("--stars", type=int, default=None, help="only the first N test stars")
     args = parser.parse_args()
     config = json.loads(Path(args.config).read_text())
+    if args.stars is not None:
+        config |= {"test_stars": args.stars, "work_dir": f"{config['work_dir']}_first{args.stars}"}
     setup = StarInference.default()
     tokens = load_library(binning=setup.model.vocabulary.binning).tokens
     test = tokens.take(np.flatnonzero(split_mask(tokens.source_id, "test"))[: config["test_stars"]])
@@ -70,6 +75,7 @@ def main():
     fitted = np.isfinite(medians).all(axis=1)
     trusted = table["trusted"].to_numpy(bool)
     results = {
+        "config": args.config,
         "n_test": len(test),
         "sampler_ok_fraction": float(table["ok"].mean()),
         "trusted_fraction": float(trusted[fitted].mean()),
