@@ -90,7 +90,9 @@ def main():
     }
     for group in ("all", "trusted", "flagged"):
         print(f"\n{group} ({results[group]['n_stars']} stars)")
-        print(f"{'label':<8} {'posterior':>10} {'amortized':>10} {'ratio':>6} {'68%':>6} {'95%':>6}")
+        print(
+            f"{'label':<8} {'posterior':>10} {'amortized':>10} {'ratio':>6} {'68%':>6} {'95%':>6}"
+        )
         for name in LABEL_INPUTS:
             r = results[group][name]
             print(
