@@ -6,8 +6,8 @@ Run:  python validation/heldout_posteriors.py [--config configs/validation_sessi
 
 Runs (or resumes) exactly the validation report's held-out catalogue (same stars, settings,
 seed and folder, so the report reuses it; with ``--stars N`` only the first N test stars, in
-a folder of their own), then prints and writes to validation/heldout_posteriors.json, per
-label: the robust sigma of the posterior medians
+a folder of their own), then prints and writes to validation/heldout_posteriors.json
+(heldout_posteriors_first<N>.json), per label: the robust sigma of the posterior medians
 against APOGEE and of the amortized prediction on the same stars (and their ratio), the 68%
 and 95% coverage of APOGEE's labels (errors folded in), and the same for trusted and flagged
 stars separately.
@@ -28,7 +28,7 @@ from bayesfm.library import load_library
 from bayesfm.metrics import robust_sigma
 from bayesfm.split import split_mask
 
-OUT = Path("validation/heldout_posteriors.json")
+OUT = Path("validation")
 
 
 def summary(draws, medians, amortized, test, mask) -> dict:
@@ -105,8 +105,10 @@ def main():
         f"{results['sampler_ok_fraction']:.3f}; fit flagged {results['fit_flagged_fraction']:.3f}, "
         f"domain flagged {results['domain_flagged_fraction']:.3f}"
     )
-    OUT.write_text(json.dumps(results, indent=1))
-    print(f"wrote {OUT}")
+    suffix = "" if args.stars is None else f"_first{args.stars}"
+    out = OUT / f"heldout_posteriors{suffix}.json"
+    out.write_text(json.dumps(results, indent=1))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
