@@ -320,7 +320,26 @@ def heldout_section(test, held, amortized, xgb, snr) -> dict:
         cal_ok = calibration(draws[ok, :, i], truth[ok], error[ok])
         out["calibration_ok_only"][name] = {k: cal_ok[k] for k in ("coverage", "z_sd", "n")}
         out["by_bin"][name] = binned(medians[:, i], draws[..., i], truth, error, test, snr)
+    out["by_trust"] = trust_section(test, draws, medians, table["trusted"].to_numpy(bool))
     out["arrays"] = arrays
+    return out
+
+
+def trust_section(test, draws, medians, trusted) -> dict:
+    """Share of trusted stars, and robust sigma and 68/95% coverage of trusted and flagged
+    stars (``bayesfm.trust``): flags that mean something separate the two."""
+    fitted = np.isfinite(medians).all(axis=1)
+    out = {"trusted_fraction": float(trusted[fitted].mean())}
+    for group, mask in (("trusted", fitted & trusted), ("flagged", fitted & ~trusted)):
+        out[group] = {"n": int(mask.sum())}
+        for i, name in enumerate(LABEL_INPUTS):
+            truth, error = reference(test, name)
+            coverage = calibration(draws[mask, :, i], truth[mask], error[mask])["coverage"]
+            out[group][name] = {
+                "robust_sigma": residual_stats(medians[mask, i], truth[mask])["robust_sigma"],
+                "coverage_68": coverage["0.68"],
+                "coverage_95": coverage["0.95"],
+            }
     return out
 
 

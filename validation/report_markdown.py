@@ -121,6 +121,31 @@ def _scope(results):
     ]
 
 
+def _by_trust(section):
+    """Trusted vs flagged stars (docs/conventions.md, trust flags)."""
+    rows = [
+        [name]
+        + [
+            f"{s[name]['robust_sigma']:.3g} / {s[name]['coverage_68']:.3f} / {s[name]['coverage_95']:.3f}"
+            for s in (section["trusted"], section["flagged"])
+        ]
+        for name in LABEL_INPUTS
+    ]
+    header = [
+        "label",
+        f"trusted ({section['trusted']['n']} stars): robust sigma / 68% / 95%",
+        f"flagged ({section['flagged']['n']} stars)",
+    ]
+    return [
+        "### Trusted vs flagged stars",
+        "",
+        f"{section['trusted_fraction']:.1%} of the fitted stars are `trusted` (fit p-value, "
+        "training domain and the sampler's checks all pass).",
+        "",
+        *_table(header, rows),
+    ]
+
+
 def _heldout(section):
     acc = section["accuracy"]
     rows = []
@@ -157,7 +182,8 @@ def _heldout(section):
     out += _table(
         ["label", "50%", "68%", "90%", "95%", "sd(z)", "68/95% (passed stars only)"], rows
     )
-    out += ["![calibration](figures/calibration.png)", "", "### By bin", ""]
+    out += ["![calibration](figures/calibration.png)", "", *_by_trust(section["by_trust"])]
+    out += ["### By bin", ""]
     for name in CALIBRATED:
         for quantity, bins in section["by_bin"][name].items():
             out.append(
