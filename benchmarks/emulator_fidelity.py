@@ -18,6 +18,7 @@ import json
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from bayesfm.emulator import make_emulator
@@ -60,8 +61,6 @@ def fidelity(emulator, inputs, observed, errors) -> dict:
 
 
 def _emulate(emulator, inputs, batch=1024):
-    import jax
-
     batched = jax.jit(jax.vmap(emulator.emulate))
     parts = [batched(inputs[i : i + batch]) for i in range(0, len(inputs), batch)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
