@@ -10,6 +10,8 @@ refused (naming the setting) if its input, model, method or sampler settings dif
 goes on.
 """
 
+import csv
+import io
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -133,13 +135,7 @@ def fit_stars(
         os.replace(nc.with_suffix(".nc.tmp"), nc)
         _rebuild_summary(out)
         report.fitted.append((source, table, flags))
-    _atomic_write(
-        out / "skipped.csv",
-        "source_id,reason\n"
-        + "".join(
-            f'{source},"{reason.replace(chr(34), chr(39))}"\n' for source, reason in report.skipped
-        ),
-    )
+    _atomic_write(out / "skipped.csv", _csv_text(["source_id", "reason"], report.skipped))
     return report
 
 
@@ -159,6 +155,14 @@ def _trust(setup, stars, row, idata, converged) -> dict:
 def _attr(value):
     """A netCDF-safe attribute (no booleans)."""
     return int(value) if isinstance(value, bool | np.bool_) else float(value)
+
+
+def _csv_text(header, rows) -> str:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return text.getvalue()
 
 
 def _finished(out: Path, source: int) -> bool:
