@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -80,7 +81,7 @@ def test_training_with_latent_extinction_saves_and_resumes_the_cleaned_a_k(tmp_p
         max_targets=36,
     )
     run = RunConfig(seed=0, model=TINY, training=settings)
-    run = RunConfig(**{**run.__dict__, "task_mix": run.task_mix._replace(random=0.2, emulator=0.2)})
+    run = replace(run, task_mix=run.task_mix._replace(random=0.2, emulator=0.2))
     model = train(run, stars, tmp_path, progress=False)
     assert set(model.info["emulator_context_errors"]) == {"teff", "logg", "fe_h", "alpha_m", "a_k"}
     cleaned = load_extinction(tmp_path / "best_extinction.npz")
@@ -91,9 +92,7 @@ def test_training_with_latent_extinction_saves_and_resumes_the_cleaned_a_k(tmp_p
         assert int(checkpoint["extra_cleaned_at"]) == 2
         a_k = checkpoint["extra_train_a_k"]
     # a resumed run continues from the saved extinctions instead of refitting them
-    more = RunConfig(
-        **{**run.__dict__, "training": TrainConfig(**{**settings.__dict__, "max_steps": 4})}
-    )
+    more = replace(run, training=replace(settings, max_steps=4))
     train(more, stars, tmp_path, progress=False)
     with np.load(tmp_path / "checkpoint.npz", allow_pickle=False) as checkpoint:
         np.testing.assert_array_equal(checkpoint["extra_train_a_k"], a_k)
