@@ -37,6 +37,10 @@ class Emulator:
     def __call__(self, x):
         return self.emulate(x)
 
+    def jacobian(self, x):
+        """d mean / d inputs [K, n_in] at physical inputs ``x`` [n_in]."""
+        return jax.jacfwd(lambda v: self.emulate(v)[0])(jnp.asarray(x, jnp.float32))
+
 
 def make_emulator(
     model: FoundationModel,

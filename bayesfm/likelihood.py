@@ -3,16 +3,19 @@
 Treats what DESIGN.md warns about: the flux tokens' errors are correlated (one set of ~110
 XP coefficients makes every pixel) and the emulator's residuals are smooth in wavelength.
 A likelihood that takes tokens as independent would count the same information several
-times over. The ``NoiseModel`` is a full covariance fitted on validation stars:
+times over. The ``NoiseModel`` is a full covariance fitted on validation stars
+(``bayesfm.noise_fit``):
 
-    Sigma = diag(s) R diag(s),   s_k = c_k * sqrt(obs_error_k^2 + emulator_sigma_k^2)
+    Sigma = diag(s) (R + G diag(e^2) G^T) diag(s),   s_k = c_k sqrt(obs_error_k^2 + sigma_k^2)
 
-where c_k rescales each token's total error and R is the correlation matrix of the
-normalised residuals (obs - emulator(APOGEE labels)) / sqrt(obs_error^2 + sigma^2),
-shrunk slightly towards the identity. Missing tokens are removed exactly: their rows and
-columns of R become the identity and their residual zero, which adds nothing to the
-log-density. Because s scales R from both sides, the Cholesky factor of (masked) R is
-fixed per star and each evaluation needs one triangular solve, not a factorisation.
+where c_k rescales each token's total error, R is the correlation of the normalised
+residuals, and G = J / s is the emulator's Jacobian with respect to its inputs (at the
+star's anchor) in units of s. The last term is the emulator's error expressed in label
+space: its spectrum at labels x matches a star whose survey labels are x only up to a
+label offset of 1-sigma e (per input). Missing tokens are removed exactly: their rows and
+columns become the identity and their residual zero, which adds nothing to the
+log-density. Everything but the residual is fixed per star, so each star's Cholesky factor
+is computed once and each evaluation needs one triangular solve, not a factorisation.
 """
 
 import json
@@ -25,36 +28,31 @@ import numpy as np
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
-from .emulator import Emulator
 from .errors import DataError
-from .metrics import robust_sigma
 
 __all__ = [
     "NoiseModel",
     "CorrelatedTokens",
     "masked_correlation_cholesky",
+    "star_covariance_cholesky",
     "log_likelihood",
     "whitened_residual",
-    "fit_noise_model",
     "default_noise_path",
 ]
-
-_SHRINKAGE = 0.05
 
 
 @dataclass(frozen=True)
 class NoiseModel:
-    """Per-token error scales c [K], residual correlation R [K, K] and a global inflation.
-
-    ``inflation`` multiplies every token's error: the emulator's errors in label space are
-    systematic and no per-token noise model sees them. ``validation/fit_inflation.py``
-    measures how it moves the coverage of APOGEE labels on validation stars.
+    """Per-token error scales c [K], residual correlation R [K, K], the emulator's error in
+    label space e [n_in] (physical units of its inputs; None: no such term) and a global
+    inflation of every token's error (1: none; ``validation/fit_inflation.py`` measures it).
     """
 
     names: tuple
     error_scale: np.ndarray
     correlation: np.ndarray
     inflation: float = 1.0
+    label_error: np.ndarray | None = None
 
     @property
     def total_scale(self) -> np.ndarray:
@@ -79,6 +77,7 @@ class NoiseModel:
                     "error_scale": self.error_scale.tolist(),
                     "correlation": self.correlation.tolist(),
                     "inflation": self.inflation,
+                    "label_error": None if self.label_error is None else self.label_error.tolist(),
                 }
             )
         )
@@ -93,6 +92,7 @@ class NoiseModel:
                 np.asarray(data["error_scale"]),
                 np.asarray(data["correlation"]),
                 float(data.get("inflation", 1.0)),
+                None if data.get("label_error") is None else np.asarray(data["label_error"]),
             )
         except (OSError, KeyError, ValueError) as err:
             raise DataError(f"cannot read a noise model from {path}: {err}") from err
@@ -106,6 +106,18 @@ def masked_correlation_cholesky(correlation, mask):
     """
     both = mask[:, None] & mask[None, :]
     return jnp.linalg.cholesky(jnp.where(both, correlation, jnp.eye(len(mask))))
+
+
+def star_covariance_cholesky(noise: NoiseModel, mask, obs_error, sigma, jacobian=None):
+    """Cholesky factor [K, K] of one star's covariance in units of its token scales s: R plus
+    the label-space term (needs the emulator's ``jacobian`` [K, n_in] at the star's anchor),
+    masked tokens' rows and columns set to the identity."""
+    covariance = jnp.asarray(noise.correlation)
+    if noise.label_error is not None:
+        scale = jnp.asarray(noise.total_scale) * jnp.sqrt(obs_error**2 + sigma**2)
+        g = jnp.asarray(jacobian) / scale[:, None] * jnp.asarray(noise.label_error)[None, :]
+        covariance = covariance + g @ g.T
+    return masked_correlation_cholesky(covariance, mask)
 
 
 def whitened_residual(observed, obs_error, mask, corr_chol, mean, sigma, error_scale):
@@ -138,8 +150,9 @@ class CorrelatedTokens(dist.Distribution):
     """Observed tokens [K] around the emulator mean under the correlated noise model.
 
     ``log_prob`` is ``log_likelihood`` (missing tokens drop out). ``sample`` draws every
-    token: observed ones as replicated data (with their noise), missing ones as the true
-    value (emulator uncertainty only): the posterior predictive of unobserved tokens.
+    token from the same covariance: observed ones as replicated data (with their noise),
+    missing ones as the true value (emulator uncertainty only, independent across missing
+    tokens): the posterior predictive of unobserved tokens.
     """
 
     support = constraints.real_vector
@@ -159,8 +172,9 @@ class CorrelatedTokens(dist.Distribution):
     def sample(self, key, sample_shape=()):
         error = jnp.where(self.obs_mask, self.obs_error, 0.0)
         scale = jnp.asarray(self.noise.total_scale) * jnp.sqrt(error**2 + self.sigma**2)
-        cov = jnp.asarray(self.noise.correlation) * scale[..., :, None] * scale[..., None, :]
-        return dist.MultivariateNormal(self.loc, covariance_matrix=cov).sample(key, sample_shape)
+        shape = sample_shape + self.batch_shape + self.event_shape
+        white = jax.random.normal(key, shape)
+        return self.loc + scale * jnp.einsum("...kj,...j->...k", self.corr_chol, white)
 
     def log_prob(self, value):
         k = self.event_shape[0]
@@ -176,32 +190,6 @@ class CorrelatedTokens(dist.Distribution):
             return log_likelihood(v, e, m, c, mu, sd, error_scale)
 
         return jax.vmap(one_star)(flat[0], flat[1], flat[2], chol, flat[3], flat[4]).reshape(shape)
-
-
-def fit_noise_model(emulator: Emulator, inputs, observed, obs_error) -> NoiseModel:
-    """Fit c and R on validation stars with known inputs.
-
-    Args:
-        emulator: The emulator whose outputs the noise model covers.
-        inputs: The stars' APOGEE labels and extinction [N, n_in] (physical units).
-        observed, obs_error: Their observed output tokens and errors [N, K] (NaN if absent).
-    """
-    mean, sigma = jax.vmap(emulator.emulate)(jnp.asarray(inputs, jnp.float32))
-    r = (observed - np.asarray(mean)) / np.sqrt(obs_error**2 + np.asarray(sigma) ** 2)
-    c = np.array([robust_sigma(r[:, k]) for k in range(r.shape[1])])
-    u = np.clip(r / c, -5, 5)
-    k = u.shape[1]
-    corr = np.eye(k)
-    for i in range(k):
-        for j in range(i + 1, k):
-            ok = np.isfinite(u[:, i]) & np.isfinite(u[:, j])
-            corr[i, j] = corr[j, i] = np.corrcoef(u[ok, i], u[ok, j])[0, 1]
-    corr = (1 - _SHRINKAGE) * corr + _SHRINKAGE * np.eye(k)
-    eigenvalues, vectors = np.linalg.eigh(corr)  # pairwise estimates: make it positive definite
-    corr = vectors @ np.diag(np.maximum(eigenvalues, 1e-3)) @ vectors.T
-    d = np.sqrt(np.diag(corr))
-    corr = corr / np.outer(d, d)
-    return NoiseModel(emulator.outputs, c, corr)
 
 
 def default_noise_path() -> Path:

@@ -10,7 +10,7 @@ import numpyro.distributions as dist
 
 from .emulator import Emulator
 from .errors import DataError
-from .likelihood import CorrelatedTokens, NoiseModel, masked_correlation_cholesky
+from .likelihood import CorrelatedTokens, NoiseModel, star_covariance_cholesky
 from .star_tokens import StarTokens
 
 __all__ = ["StarData", "star_data", "stacked_star_data", "star_model", "normalised_prior"]
@@ -23,8 +23,9 @@ class StarData(NamedTuple):
         values: Observed tokens [K] (0 where missing), in the emulator's output order.
         errors: Their 1-sigma errors [K] (1 where missing).
         mask: Which tokens are observed [K] (bool).
-        corr_chol: Cholesky factor of the noise model's correlation over the observed
-            tokens (identity elsewhere) [K, K].
+        corr_chol: Cholesky factor of the star's covariance in units of its token scales
+            over the observed tokens (identity elsewhere) [K, K]
+            (``likelihood.star_covariance_cholesky``).
         emulator_sigma: The emulator's sigma [K] at the star's anchor labels (its amortized
             prediction), used as the emulator variance at every point of the posterior.
             Were it to follow the sampled labels, its log-determinant (34 tokens) would
@@ -46,11 +47,12 @@ def star_data(
 
     ``anchor``: physical labels [5] at which the emulator's sigma is taken.
     """
-    _, sigma = emulator.emulate(jnp.asarray(anchor, jnp.float32))
-    return StarData(*_observed(stars, row, emulator, noise), np.asarray(sigma, np.float32))
+    observed = (field[None] for field in _observed(stars, row, emulator))
+    data = _with_covariance(*observed, np.asarray(anchor)[None], emulator, noise)
+    return StarData(*(field[0] for field in data))
 
 
-def _observed(stars: StarTokens, row: int, emulator: Emulator, noise: NoiseModel):
+def _observed(stars: StarTokens, row: int, emulator: Emulator):
     columns = stars.index(emulator.outputs)
     values, errors = stars.values[row, columns], stars.errors[row, columns]
     mask = np.isfinite(values)
@@ -68,7 +70,6 @@ def _observed(stars: StarTokens, row: int, emulator: Emulator, noise: NoiseModel
         np.where(mask, values, 0.0).astype(np.float32),
         np.where(mask, errors, 1.0).astype(np.float32),
         mask,
-        np.asarray(masked_correlation_cholesky(noise.correlation, mask), np.float32),
     )
 
 
@@ -85,15 +86,37 @@ def stacked_star_data(stars: StarTokens, rows, emulator: Emulator, noise: NoiseM
     usable, problems, parts = [], {}, []
     for row in rows:
         try:
-            parts.append(_observed(stars, row, emulator, noise))
+            parts.append(_observed(stars, row, emulator))
             usable.append(row)
         except DataError as err:
             problems[row] = str(err)
     if not parts:
         return None, usable, problems
-    _, sigma = jax.vmap(emulator.emulate)(jnp.asarray(np.asarray(anchors)[usable], jnp.float32))
-    fields = [np.stack(field) for field in zip(*parts, strict=True)]
-    return StarData(*fields, np.asarray(sigma, np.float32)), usable, problems
+    observed = (np.stack(field) for field in zip(*parts, strict=True))
+    return (
+        _with_covariance(*observed, np.asarray(anchors)[usable], emulator, noise),
+        usable,
+        problems,
+    )
+
+
+def _with_covariance(values, errors, mask, anchors, emulator: Emulator, noise: NoiseModel):
+    """Stacked ``StarData`` from observed tokens [n, K] and anchors [n, n_in]: the emulator's
+    sigma and each star's covariance factor at its anchor."""
+    anchors = jnp.asarray(anchors, jnp.float32)
+    _, sigma = jax.vmap(emulator.emulate)(anchors)
+    if noise.label_error is None:
+        jacobian = jnp.zeros(sigma.shape + (anchors.shape[1],))
+    else:
+        jacobian = jax.vmap(emulator.jacobian)(anchors)
+
+    def factor(m, e, sd, jac):
+        return star_covariance_cholesky(noise, m, e, sd, jac)
+
+    chol = jax.vmap(factor)(mask, errors, sigma, jacobian)
+    return StarData(
+        values, errors, mask, np.asarray(chol, np.float32), np.asarray(sigma, np.float32)
+    )
 
 
 def normalised_prior(prior: dist.Distribution, loc, scale) -> dist.Distribution:

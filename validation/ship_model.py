@@ -8,8 +8,10 @@ Writes into bayesfm/data/:
   train split's stars that have all five, with the cleaned A_K the run fitted (if it trained
   with latent extinction);
 - foundation_model_extinction.npz: those cleaned A_K values and errors by source id;
-- noise_model.json: the correlated-residual noise model fitted on validation stars at their
-  APOGEE labels, each star's A_K fitted through the emulator (prior N(ak_targ, 0.05 mag)).
+- noise_model.json: the noise model fitted on validation stars (``bayesfm.noise_fit``): c and
+  R from the residuals at their APOGEE labels (each star's A_K fitted through the emulator,
+  prior N(ak_targ, 0.05 mag)) and at their best-fit labels, and the emulator's label-space
+  error calibrated against APOGEE's labels and ak_targ.
 """
 
 import argparse
@@ -22,7 +24,8 @@ from bayesfm.emulator import LABEL_INPUTS, make_emulator
 from bayesfm.extinction_fit import clean_extinction, default_extinction_path, load_extinction
 from bayesfm.foundation_model import FoundationModel, default_model_path
 from bayesfm.library import load_library
-from bayesfm.likelihood import default_noise_path, fit_noise_model
+from bayesfm.likelihood import default_noise_path
+from bayesfm.noise_fit import fit_noise_model
 from bayesfm.priors import default_prior_path, fit_gaussian_mixture
 from bayesfm.split import split_mask
 
@@ -53,9 +56,10 @@ def main():
 
     emulator = make_emulator(model)
     validation = tokens.take(split_mask(tokens.source_id, "validation"))
-    ak_targ = validation.column("a_k")[0]
-    validation = clean_extinction(emulator, validation, ak_targ, progress=True)
-    inputs = validation.values[:, validation.index(LABEL_INPUTS)]
+    labels = validation.index(LABEL_INPUTS)
+    reference, reference_error = validation.values[:, labels], validation.errors[:, labels]
+    validation = clean_extinction(emulator, validation, reference[:, -1], progress=True)
+    inputs = validation.values[:, labels]
     complete = np.isfinite(inputs).all(axis=1)
     columns = validation.index(emulator.outputs)
     noise = fit_noise_model(
@@ -63,13 +67,16 @@ def main():
         inputs[complete],
         validation.values[complete][:, columns],
         validation.errors[complete][:, columns],
+        reference[complete],
+        reference_error[complete],
     )
     noise.save(default_noise_path())
     off_diagonal = noise.correlation[~np.eye(len(noise.names), dtype=bool)]
     print(
         f"noise model from {complete.sum()} validation stars: error scales "
         f"{noise.error_scale.min():.2f}-{noise.error_scale.max():.2f}, median |correlation| "
-        f"{np.median(np.abs(off_diagonal)):.2f}"
+        f"{np.median(np.abs(off_diagonal)):.2f}, label-space error "
+        + ", ".join(f"{n} {e:.3g}" for n, e in zip(LABEL_INPUTS, noise.label_error, strict=True))
     )
 
     model.save(default_model_path())

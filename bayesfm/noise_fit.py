@@ -1,0 +1,161 @@
+"""Fitting the likelihood's noise model on validation stars with known labels.
+
+Three parts (``bayesfm.likelihood`` defines the covariance they make up):
+
+1. c and R: the scale and correlation of the normalised residuals
+   (obs - emulator(labels)) / sqrt(obs_error^2 + sigma^2) at the stars' survey labels.
+2. Each star's labels are then fitted to its tokens through the emulator (damped
+   Gauss-Newton, no prior), giving the labels the spectrum prefers and their covariance.
+3. The label-space error e: per input, the spread of (fitted - survey label) that neither
+   the fit's own uncertainty nor the survey's reported error explains, i.e. the e that
+   makes z = (fitted - survey) / sqrt(fit variance + survey error^2 + e^2) have a robust
+   standard deviation of one. c and R are refitted at the fitted labels (each residual
+   divided by sqrt(1 - its leverage), since a fit absorbs part of the noise; fit and c are
+   iterated, as c weights the fit), so that R no longer counts the label offsets that e
+   now describes.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .emulator import Emulator
+from .likelihood import NoiseModel, masked_correlation_cholesky, whitened_residual
+from .metrics import robust_sigma
+
+__all__ = ["fit_noise_model", "residual_noise_model", "fit_labels", "label_error"]
+
+_SHRINKAGE = 0.05
+_GAUSS_NEWTON_STEPS = 12
+_REWEIGHTINGS = 5
+
+
+def fit_noise_model(
+    emulator: Emulator, inputs, observed, obs_error, reference=None, reference_error=None
+) -> NoiseModel:
+    """The full noise model (c, R and the label-space error e) from validation stars.
+
+    Args:
+        emulator: The emulator whose outputs the noise model covers.
+        inputs: The stars' labels [N, n_in] (physical) at which c and R are first fitted.
+        observed, obs_error: Their observed output tokens and errors [N, K] (NaN if absent).
+        reference, reference_error: The survey labels and reported errors [N, n_in] that e
+            is calibrated against (NaN where a star lacks one); None: no label-space term.
+    """
+    noise = residual_noise_model(emulator, inputs, observed, obs_error)
+    if reference is None:
+        return noise
+    # fits with independent tokens, where the hat matrix gives each token's leverage; c
+    # weights the fit, so the two are iterated
+    fitted = inputs
+    for _ in range(_REWEIGHTINGS):
+        independent = NoiseModel(noise.names, noise.error_scale, np.eye(len(noise.names)))
+        fitted, _, leverage = fit_labels(emulator, independent, fitted, observed, obs_error)
+        noise = residual_noise_model(emulator, fitted, observed, obs_error, leverage)
+    fitted, variance, _ = fit_labels(emulator, noise, fitted, observed, obs_error)
+    error = label_error(fitted, variance, reference, reference_error)
+    return NoiseModel(noise.names, noise.error_scale, noise.correlation, label_error=error)
+
+
+def residual_noise_model(
+    emulator: Emulator, inputs, observed, obs_error, leverage=None
+) -> NoiseModel:
+    """c and R from the normalised residuals at ``inputs`` [N, n_in]; ``leverage`` [N, K]:
+    each token's leverage if ``inputs`` were fitted to these tokens (None: they were not)."""
+    mean, sigma = jax.vmap(emulator.emulate)(jnp.asarray(inputs, jnp.float32))
+    r = (observed - np.asarray(mean)) / np.sqrt(obs_error**2 + np.asarray(sigma) ** 2)
+    if leverage is not None:
+        r = r / np.sqrt(np.clip(1.0 - leverage, 0.05, 1.0))
+    c = np.array([robust_sigma(r[:, k]) for k in range(r.shape[1])])
+    u = np.clip(r / c, -5, 5)
+    k = u.shape[1]
+    corr = np.eye(k)
+    for i in range(k):
+        for j in range(i + 1, k):
+            ok = np.isfinite(u[:, i]) & np.isfinite(u[:, j])
+            corr[i, j] = corr[j, i] = np.corrcoef(u[ok, i], u[ok, j])[0, 1]
+    corr = (1 - _SHRINKAGE) * corr + _SHRINKAGE * np.eye(k)
+    eigenvalues, vectors = np.linalg.eigh(corr)  # pairwise estimates: make it positive definite
+    corr = vectors @ np.diag(np.maximum(eigenvalues, 1e-3)) @ vectors.T
+    d = np.sqrt(np.diag(corr))
+    corr = corr / np.outer(d, d)
+    return NoiseModel(emulator.outputs, c, corr)
+
+
+def fit_labels(emulator: Emulator, noise: NoiseModel, start, observed, obs_error):
+    """Each star's labels fitted to its tokens (maximum likelihood under ``noise``'s c and R).
+
+    Damped Gauss-Newton in inputs scaled by their spread, from ``start`` [N, n_in]
+    (physical); the emulator's sigma is held at ``start``.
+
+    Returns:
+        (fitted labels [N, n_in], their variances [N, n_in] from the inverse Fisher matrix,
+        each token's leverage [N, K]: the diagonal of the hat matrix of the scaled Jacobian,
+        exact for independent tokens).
+    """
+    start = np.asarray(start, np.float32)
+    loc, spread = start.mean(axis=0), start.std(axis=0)
+    mask = np.isfinite(observed)
+    values = np.where(mask, observed, 0.0).astype(np.float32)
+    errors = np.where(mask, obs_error, 1.0).astype(np.float32)
+    _, sigma = jax.vmap(emulator.emulate)(jnp.asarray(start))
+    chol = jax.vmap(masked_correlation_cholesky, in_axes=(None, 0))(
+        jnp.asarray(noise.correlation), jnp.asarray(mask)
+    )
+    scale = jnp.asarray(noise.total_scale)
+
+    def residual(z, y, e, m, c, sd):
+        mean, _ = emulator.emulate(loc + spread * z)
+        return whitened_residual(y, e, m, c, mean, sd, scale)[0]
+
+    def one_star(z, y, e, m, c, sd):
+        def step(_, state):
+            z, damping = state
+            r = residual(z, y, e, m, c, sd)
+            jac = jax.jacfwd(residual)(z, y, e, m, c, sd)
+            fisher = jac.T @ jac
+            damped = fisher + damping * jnp.diag(jnp.diag(fisher) + 1e-6)
+            candidate = z - jnp.linalg.solve(damped, jac.T @ r)
+            better = jnp.sum(residual(candidate, y, e, m, c, sd) ** 2) < jnp.sum(r**2)
+            return jnp.where(better, candidate, z), jnp.where(better, damping / 3, damping * 4)
+
+        z, _ = jax.lax.fori_loop(0, _GAUSS_NEWTON_STEPS, step, (z, jnp.float32(1e-2)))
+        jac = jax.jacfwd(residual)(z, y, e, m, c, sd)
+        covariance = jnp.linalg.pinv(jac.T @ jac)
+        scaled = jax.jacfwd(lambda v: residual(v, y, e, m, jnp.eye(len(y)), sd))(z)
+        hat = jnp.sum((scaled @ jnp.linalg.pinv(scaled.T @ scaled)) * scaled, axis=1)
+        return z, jnp.diag(covariance), hat
+
+    z0 = (start - loc) / spread
+    z, variance, leverage = jax.jit(jax.vmap(one_star))(
+        z0, values, errors, jnp.asarray(mask), chol, sigma
+    )
+    leverage = np.where(mask, np.asarray(leverage), np.nan)
+    return loc + spread * np.asarray(z), np.asarray(variance) * spread**2, leverage
+
+
+def label_error(fitted, variance, reference, reference_error) -> np.ndarray:
+    """e [n_in]: per input, the extra spread that makes the z of fitted against reference
+    labels have a robust standard deviation of one (0 where it is already below one)."""
+    error = np.zeros(fitted.shape[1])
+    for i in range(fitted.shape[1]):
+        ok = np.isfinite(reference[:, i]) & np.isfinite(reference_error[:, i])
+        ok &= np.isfinite(fitted[:, i]) & np.isfinite(variance[:, i])
+        offset = fitted[ok, i] - reference[ok, i]
+        error[i] = _extra_spread(offset, variance[ok, i] + reference_error[ok, i] ** 2)
+    return error
+
+
+def _extra_spread(offset, known_variance) -> float:
+    """e >= 0 with robust sigma of offset / sqrt(known_variance + e^2) equal to one."""
+
+    def spread(e):
+        return robust_sigma(offset / np.sqrt(known_variance + e**2))
+
+    if spread(0.0) <= 1.0:
+        return 0.0
+    low, high = 0.0, 10 * robust_sigma(offset)
+    for _ in range(60):  # bisection: the spread falls as e grows
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if spread(middle) > 1.0 else (low, middle)
+    return 0.5 * (low + high)

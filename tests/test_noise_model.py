@@ -1,0 +1,109 @@
+"""The likelihood's noise model: its label-space term, sampling, save/load and fitting."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from bayesfm.emulator import Emulator
+from bayesfm.likelihood import (
+    CorrelatedTokens,
+    NoiseModel,
+    log_likelihood,
+    star_covariance_cholesky,
+)
+from bayesfm.noise_fit import fit_noise_model
+
+K, N_IN = 12, 3
+
+
+def _correlation(rng, k=K):
+    a = rng.normal(size=(k, k))
+    corr = a @ a.T + k * np.eye(k)
+    return corr / np.sqrt(np.outer(np.diag(corr), np.diag(corr)))
+
+
+def _linear_emulator(rng):
+    """A known smooth emulator: a fixed nonlinear map of 3 inputs to 12 outputs."""
+    weights = jnp.asarray(rng.normal(size=(K, N_IN)), jnp.float32)
+    offset = jnp.asarray(rng.normal(size=K), jnp.float32)
+
+    def emulate(x):
+        return weights @ x + 0.1 * jnp.tanh(weights @ x) + offset, jnp.full(K, 0.05)
+
+    names = tuple(f"t{k}" for k in range(K))
+    return Emulator(tuple(f"x{i}" for i in range(N_IN)), names, jax.jit(emulate))
+
+
+def test_label_space_term_adds_j_e2_jt_to_the_covariance(rng):
+    emulator = _linear_emulator(rng)
+    corr, c = _correlation(rng), rng.uniform(0.7, 1.3, K)
+    label_error = np.array([0.3, 0.0, 0.1])
+    noise = NoiseModel(emulator.outputs, c, corr, label_error=label_error)
+    x = rng.normal(size=N_IN)
+    mean, sigma = emulator.emulate(jnp.asarray(x, jnp.float32))
+    jac = np.asarray(emulator.jacobian(x), float)
+    error = rng.uniform(0.01, 0.1, K)
+    mask = np.ones(K, bool)
+    mask[[1, 7]] = False
+    chol = star_covariance_cholesky(noise, mask, error, sigma, jac)
+    s = c * np.sqrt(error**2 + np.asarray(sigma) ** 2)
+    cov = corr * np.outer(s, s) + jac @ np.diag(label_error**2) @ jac.T
+    observed = np.asarray(mean) + rng.normal(size=K) * s
+    ours = log_likelihood(observed, error, mask, chol, mean, sigma, c)
+    keep = np.flatnonzero(mask)
+    reference = stats.multivariate_normal(np.asarray(mean)[keep], cov[np.ix_(keep, keep)]).logpdf(
+        observed[keep]
+    )
+    assert float(ours) == pytest.approx(reference, rel=1e-4)
+
+
+def test_sample_draws_from_the_distribution_log_prob_scores(rng):
+    emulator = _linear_emulator(rng)
+    noise = NoiseModel(emulator.outputs, rng.uniform(0.7, 1.3, K), _correlation(rng))
+    noise = dataclasses.replace(noise, label_error=np.array([0.2, 0.1, 0.0]))
+    x = jnp.asarray(rng.normal(size=N_IN), jnp.float32)
+    mean, sigma = emulator.emulate(x)
+    error = jnp.asarray(rng.uniform(0.02, 0.1, K), jnp.float32)
+    mask = jnp.ones(K, bool)
+    chol = star_covariance_cholesky(noise, mask, error, sigma, emulator.jacobian(x))
+    tokens = CorrelatedTokens(mean, sigma, error, mask, chol, noise)
+    draws = np.asarray(tokens.sample(jax.random.PRNGKey(0), (40000,)), float)
+    # the density log_prob evaluates is the MVN whose covariance the draws must have
+    s = noise.total_scale * np.sqrt(np.asarray(error) ** 2 + np.asarray(sigma) ** 2)
+    cov = np.asarray(chol) @ np.asarray(chol).T * np.outer(s, s)
+    np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.03 * np.abs(cov).max())
+    some = draws[:5]
+    reference = stats.multivariate_normal(np.asarray(mean), cov).logpdf(some)
+    np.testing.assert_allclose(np.asarray(tokens.log_prob(jnp.asarray(some))), reference, rtol=1e-4)
+
+
+def test_noise_model_save_load_round_trips_the_label_error(rng, tmp_path):
+    noise = NoiseModel(tuple("abc"), np.ones(3), np.eye(3), label_error=np.array([55.0, 0.2, 0.1]))
+    noise.save(tmp_path / "noise.json")
+    loaded = NoiseModel.load(tmp_path / "noise.json")
+    np.testing.assert_array_equal(loaded.label_error, noise.label_error)
+    NoiseModel(tuple("abc"), np.ones(3), np.eye(3)).save(tmp_path / "plain.json")
+    assert NoiseModel.load(tmp_path / "plain.json").label_error is None
+
+
+def test_fit_recovers_the_scales_and_a_known_label_space_error(rng):
+    """Tokens made at true labels; survey labels off by a known extra scatter: the fit
+    finds the token scale c and that scatter, and no scatter where there is none."""
+    emulator = _linear_emulator(rng)
+    n, c_true, e_true = 3000, 0.8, np.array([0.25, 0.0, 0.1])
+    truth = rng.normal(size=(n, N_IN))
+    mean, sigma = jax.vmap(emulator.emulate)(jnp.asarray(truth, jnp.float32))
+    obs_error = np.full((n, K), 0.05)
+    total = c_true * np.sqrt(obs_error**2 + np.asarray(sigma) ** 2)
+    observed = np.asarray(mean) + rng.normal(size=(n, K)) * total
+    reported = np.full((n, N_IN), 0.05)
+    survey = truth + rng.normal(size=(n, N_IN)) * np.sqrt(reported**2 + e_true**2)
+    noise = fit_noise_model(emulator, survey, observed, obs_error, survey, reported)
+    np.testing.assert_allclose(noise.error_scale, c_true, rtol=0.1)
+    assert noise.label_error[0] == pytest.approx(e_true[0], rel=0.15)
+    assert noise.label_error[2] == pytest.approx(e_true[2], rel=0.25)
+    assert noise.label_error[1] < 0.05
