@@ -87,19 +87,32 @@ def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config=ImportanceCo
     find_mode = _compiled_mode_finder(setup, config.mode_steps, config.mode_learning_rate)
     z_start = np.asarray(z_mean, np.float32)
     mode, hessian = (np.asarray(a) for a in find_mode(*shard_stars((z_start, data))))
-    mode, hessian = mode[: len(z_start)], hessian[: len(z_start)].astype(np.float64)
-    fallback = np.eye(mode.shape[-1]) * np.asarray(z_sigma, np.float64)[:, None, :] ** 2
-    finite = np.all(np.isfinite(hessian), axis=(1, 2)) & np.all(np.isfinite(mode), axis=1)
-    hessian = np.where(finite[:, None, None], hessian, np.eye(mode.shape[-1]))
-    eigenvalues = np.linalg.eigvalsh(hessian)
-    laplace = finite & np.all(eigenvalues > 0, axis=1)
-    cov = np.where(laplace[:, None, None], np.linalg.inv(hessian), fallback)
-    loc = np.where(laplace[:, None], mode, z_start)
+    mode, hessian = mode[: len(z_start)], hessian[: len(z_start)]
+    loc, cov = proposal_covariance(mode, hessian, z_start, z_sigma)
     chol = config.inflation * np.linalg.cholesky(cov)
     return loc.astype(np.float32), chol.astype(np.float32)
 
 
+def proposal_covariance(mode, hessian, z_start, z_sigma):
+    """(proposal centres [n, 5], covariances [n, 5, 5], positive definite by construction).
+
+    The Laplace approximation (mode, inverse Hessian) where the Hessian is finite and
+    well conditioned; elsewhere the amortized prediction (``z_start``, ``z_sigma``).
+    """
+    hessian = np.asarray(hessian, np.float64)
+    finite = np.all(np.isfinite(hessian), axis=(1, 2)) & np.all(np.isfinite(mode), axis=1)
+    hessian = np.where(finite[:, None, None], hessian, np.eye(mode.shape[-1]))
+    eigenvalues, vectors = np.linalg.eigh(0.5 * (hessian + np.swapaxes(hessian, 1, 2)))
+    laplace = finite & (eigenvalues[:, 0] > _MIN_CONDITION * eigenvalues[:, -1])
+    inverse = np.where(laplace[:, None], 1.0 / np.where(laplace[:, None], eigenvalues, 1.0), 0.0)
+    laplace_cov = np.einsum("nij,nj,nkj->nik", vectors, inverse, vectors)
+    fallback = np.eye(mode.shape[-1]) * np.asarray(z_sigma, np.float64)[:, None, :] ** 2
+    cov = np.where(laplace[:, None, None], laplace_cov, fallback)
+    return np.where(laplace[:, None], mode, z_start), cov
+
+
 _MODE_FINDERS = {}
+_MIN_CONDITION = 1e-7  # smallest / largest Hessian eigenvalue for a Laplace proposal
 
 
 def _compiled_mode_finder(setup, steps, learning_rate):

@@ -136,11 +136,14 @@ def fit_labels(emulator: Emulator, noise: NoiseModel, start, observed, obs_error
 
 def label_error(fitted, variance, reference, reference_error) -> np.ndarray:
     """e [n_in]: per input, the extra spread that makes the z of fitted against reference
-    labels have a robust standard deviation of one (0 where it is already below one)."""
+    labels have a robust standard deviation of one (0 where it is already below one, or where
+    no star has a reference)."""
     error = np.zeros(fitted.shape[1])
     for i in range(fitted.shape[1]):
         ok = np.isfinite(reference[:, i]) & np.isfinite(reference_error[:, i])
         ok &= np.isfinite(fitted[:, i]) & np.isfinite(variance[:, i])
+        if not ok.any():
+            continue
         offset = fitted[ok, i] - reference[ok, i]
         error[i] = _extra_spread(offset, variance[ok, i] + reference_error[ok, i] ** 2)
     return error

@@ -15,7 +15,7 @@ from bayesfm.likelihood import (
     log_likelihood,
     star_covariance_cholesky,
 )
-from bayesfm.noise_fit import fit_noise_model
+from bayesfm.noise_fit import fit_noise_model, label_error
 
 K, N_IN = 12, 3
 
@@ -107,3 +107,15 @@ def test_fit_recovers_the_scales_and_a_known_label_space_error(rng):
     assert noise.label_error[0] == pytest.approx(e_true[0], rel=0.15)
     assert noise.label_error[2] == pytest.approx(e_true[2], rel=0.25)
     assert noise.label_error[1] < 0.05
+
+
+def test_label_error_is_the_unexplained_scatter_and_zero_without_references(rng):
+    n = 4000
+    fitted = rng.normal(size=(n, 3))
+    offset = rng.normal(size=n)  # unit scatter of fitted against reference
+    reference = np.column_stack([np.full(n, np.nan), fitted[:, 1] + offset, fitted[:, 2] + offset])
+    variance = np.column_stack([np.ones(n), np.full(n, 0.5), np.ones(n)])
+    error = label_error(fitted, variance, reference, np.full((n, 3), 0.5))
+    assert error[0] == 0.0  # no star has a reference
+    assert error[1] == pytest.approx(0.5, rel=0.15)  # 1 = 0.5 + 0.5^2 + e^2
+    assert error[2] == 0.0  # 1 + 0.5^2 already explains more than the scatter

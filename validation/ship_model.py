@@ -11,7 +11,8 @@ Writes into bayesfm/data/:
 - noise_model.json: the noise model fitted on validation stars (``bayesfm.noise_fit``): c and
   R from the residuals at their APOGEE labels (each star's A_K fitted through the emulator,
   prior N(ak_targ, 0.05 mag)) and at their best-fit labels, and the emulator's label-space
-  error calibrated against APOGEE's labels and ak_targ.
+  error calibrated against APOGEE's four labels (not against ak_targ, a noisy label whose
+  scatter is its own, not the emulator's: A_K gets no label-space error).
 """
 
 import argparse
@@ -58,7 +59,9 @@ def main():
     validation = tokens.take(split_mask(tokens.source_id, "validation"))
     labels = validation.index(LABEL_INPUTS)
     reference, reference_error = validation.values[:, labels], validation.errors[:, labels]
-    validation = clean_extinction(emulator, validation, reference[:, -1], progress=True)
+    ak_targ = reference[:, -1].copy()
+    validation = clean_extinction(emulator, validation, ak_targ, progress=True)
+    reference[:, -1] = np.nan
     inputs = validation.values[:, labels]
     complete = np.isfinite(inputs).all(axis=1)
     columns = validation.index(emulator.outputs)
