@@ -115,15 +115,17 @@ def fit_labels(emulator: Emulator, noise: NoiseModel, start, observed, obs_error
             jac = jax.jacfwd(residual)(z, y, e, m, c, sd)
             fisher = jac.T @ jac
             damped = fisher + damping * jnp.diag(jnp.diag(fisher) + 1e-6)
-            candidate = z - jnp.linalg.solve(damped, jac.T @ r)
-            better = jnp.sum(residual(candidate, y, e, m, c, sd) ** 2) < jnp.sum(r**2)
+            usable = jnp.all(jnp.isfinite(damped)) & jnp.all(jnp.isfinite(r))
+            damped = jnp.where(usable, damped, jnp.eye(len(z)))  # LAPACK must never see NaN
+            candidate = z - jnp.linalg.solve(damped, jnp.where(usable, jac.T @ r, 0.0))
+            better = usable & (jnp.sum(residual(candidate, y, e, m, c, sd) ** 2) < jnp.sum(r**2))
             return jnp.where(better, candidate, z), jnp.where(better, damping / 3, damping * 4)
 
         z, _ = jax.lax.fori_loop(0, _GAUSS_NEWTON_STEPS, step, (z, jnp.float32(1e-2)))
         jac = jax.jacfwd(residual)(z, y, e, m, c, sd)
-        covariance = jnp.linalg.pinv(jac.T @ jac)
+        covariance = _ridge_inverse(jac.T @ jac)
         scaled = jax.jacfwd(lambda v: residual(v, y, e, m, jnp.eye(len(y)), sd))(z)
-        hat = jnp.sum((scaled @ jnp.linalg.pinv(scaled.T @ scaled)) * scaled, axis=1)
+        hat = jnp.sum((scaled @ _ridge_inverse(scaled.T @ scaled)) * scaled, axis=1)
         return z, jnp.diag(covariance), hat
 
     z0 = (start - loc) / spread
@@ -132,6 +134,16 @@ def fit_labels(emulator: Emulator, noise: NoiseModel, start, observed, obs_error
     )
     leverage = np.where(mask, np.asarray(leverage), np.nan)
     return loc + spread * np.asarray(z), np.asarray(variance) * spread**2, leverage
+
+
+def _ridge_inverse(matrix):
+    """Inverse of a symmetric positive semi-definite matrix with a tiny ridge; NaN where the
+    matrix is not finite (LAPACK is never given NaN: on this CPU that can stall it)."""
+    ridge = 1e-9 * jnp.trace(matrix) + 1e-30
+    regular = matrix + ridge * jnp.eye(len(matrix))
+    usable = jnp.all(jnp.isfinite(regular))
+    inverse = jnp.linalg.inv(jnp.where(usable, regular, jnp.eye(len(matrix))))
+    return jnp.where(usable, inverse, jnp.nan)
 
 
 def label_error(fitted, variance, reference, reference_error) -> np.ndarray:
