@@ -15,7 +15,7 @@ from bayesfm.likelihood import (
     log_likelihood,
     star_covariance_cholesky,
 )
-from bayesfm.noise_fit import label_error
+from bayesfm.noise_fit import fit_noise_model, label_error
 
 K, N_IN = 12, 3
 
@@ -88,6 +88,25 @@ def test_noise_model_save_load_round_trips_the_label_error(rng, tmp_path):
     np.testing.assert_array_equal(loaded.label_error, noise.label_error)
     NoiseModel(tuple("abc"), np.ones(3), np.eye(3)).save(tmp_path / "plain.json")
     assert NoiseModel.load(tmp_path / "plain.json").label_error is None
+
+
+def test_fit_recovers_the_scales_and_a_known_label_space_error(rng):
+    """Tokens made at true labels; survey labels off by a known extra scatter: the fit
+    finds the token scale c and that scatter, and no scatter where there is none."""
+    emulator = _linear_emulator(rng)
+    n, c_true, e_true = 3000, 0.8, np.array([0.25, 0.0, 0.1])
+    truth = rng.normal(size=(n, N_IN))
+    mean, sigma = jax.vmap(emulator.emulate)(jnp.asarray(truth, jnp.float32))
+    obs_error = np.full((n, K), 0.05)
+    total = c_true * np.sqrt(obs_error**2 + np.asarray(sigma) ** 2)
+    observed = np.asarray(mean) + rng.normal(size=(n, K)) * total
+    reported = np.full((n, N_IN), 0.05)
+    survey = truth + rng.normal(size=(n, N_IN)) * np.sqrt(reported**2 + e_true**2)
+    noise = fit_noise_model(emulator, survey, observed, obs_error, survey, reported)
+    np.testing.assert_allclose(noise.error_scale, c_true, rtol=0.1)
+    assert noise.label_error[0] == pytest.approx(e_true[0], rel=0.15)
+    assert noise.label_error[2] == pytest.approx(e_true[2], rel=0.25)
+    assert noise.label_error[1] < 0.05
 
 
 def test_label_error_is_the_unexplained_scatter_and_zero_without_references(rng):
