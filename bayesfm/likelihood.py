@@ -12,7 +12,12 @@ where c_k rescales each token's total error, R is the correlation of the normali
 residuals, and G = J / s is the emulator's Jacobian with respect to its inputs (at the
 star's anchor) in units of s. The last term is the emulator's error expressed in label
 space: its spectrum at labels x matches a star whose survey labels are x only up to a
-label offset of 1-sigma e (per input). Missing tokens are removed exactly: their rows and
+label offset of 1-sigma e (per input). With ``tail_dof`` nu the tokens follow a
+multivariate Student-t with scale matrix Sigma instead of a Gaussian (a Gaussian whose
+covariance is Sigma times a per-star factor drawn from nu / chi-square_nu): the validation
+stars' chi-squares at their survey labels have far heavier tails than a Gaussian allows,
+and the t widens the posterior of a star the emulator fits badly instead of trusting its
+spectrum as much as any other's. Missing tokens are removed exactly: their rows and
 columns become the identity and their residual zero, which adds nothing to the
 log-density. Everything but the residual is fixed per star, so each star's Cholesky factor
 is computed once and each evaluation needs one triangular solve, not a factorisation.
@@ -26,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
+from jax.scipy.special import gammaln
 from numpyro.distributions import constraints
 
 from .errors import DataError
@@ -44,8 +50,9 @@ __all__ = [
 @dataclass(frozen=True)
 class NoiseModel:
     """Per-token error scales c [K], residual correlation R [K, K], the emulator's error in
-    label space e [n_in] (physical units of its inputs; None: no such term) and a global
-    inflation of every token's error (1: none; ``validation/fit_inflation.py`` measures it).
+    label space e [n_in] (physical units of its inputs; None: no such term), a global
+    inflation of every token's error (1: none; ``validation/fit_inflation.py`` measures it)
+    and the Student-t degrees of freedom nu of the tokens (None: Gaussian).
     """
 
     names: tuple
@@ -53,6 +60,7 @@ class NoiseModel:
     correlation: np.ndarray
     inflation: float = 1.0
     label_error: np.ndarray | None = None
+    tail_dof: float | None = None
 
     @property
     def total_scale(self) -> np.ndarray:
@@ -78,6 +86,7 @@ class NoiseModel:
                     "correlation": self.correlation.tolist(),
                     "inflation": self.inflation,
                     "label_error": None if self.label_error is None else self.label_error.tolist(),
+                    "tail_dof": self.tail_dof,
                 }
             )
         )
@@ -93,6 +102,7 @@ class NoiseModel:
                 np.asarray(data["correlation"]),
                 float(data.get("inflation", 1.0)),
                 None if data.get("label_error") is None else np.asarray(data["label_error"]),
+                None if data.get("tail_dof") is None else float(data["tail_dof"]),
             )
         except (OSError, KeyError, ValueError) as err:
             raise DataError(f"cannot read a noise model from {path}: {err}") from err
@@ -108,14 +118,21 @@ def masked_correlation_cholesky(correlation, mask):
     return jnp.linalg.cholesky(jnp.where(both, correlation, jnp.eye(len(mask))))
 
 
-def star_covariance_cholesky(noise: NoiseModel, mask, obs_error, sigma, jacobian=None):
+def star_covariance_cholesky(
+    noise: NoiseModel, mask, obs_error, sigma, jacobian=None, input_error=None
+):
     """Cholesky factor [K, K] of one star's covariance in units of its token scales s: R plus
     the label-space term (needs the emulator's ``jacobian`` [K, n_in] at the star's anchor),
-    masked tokens' rows and columns set to the identity."""
+    masked tokens' rows and columns set to the identity. ``input_error`` [n_in]: the
+    uncertainty of the labels the emulator is evaluated at, when they are measured (a
+    survey's reported errors), added in quadrature to the label-space error."""
     covariance = jnp.asarray(noise.correlation)
     if noise.label_error is not None:
+        label_error = jnp.asarray(noise.label_error)
+        if input_error is not None:
+            label_error = jnp.sqrt(label_error**2 + input_error**2)
         scale = jnp.asarray(noise.total_scale) * jnp.sqrt(obs_error**2 + sigma**2)
-        g = jnp.asarray(jacobian) / scale[:, None] * jnp.asarray(noise.label_error)[None, :]
+        g = jnp.asarray(jacobian) / scale[:, None] * label_error[None, :]
         covariance = covariance + g @ g.T
     return masked_correlation_cholesky(covariance, mask)
 
@@ -128,31 +145,38 @@ def whitened_residual(observed, obs_error, mask, corr_chol, mean, sigma, error_s
     return jax.scipy.linalg.solve_triangular(corr_chol, u, lower=True), scale
 
 
-def log_likelihood(observed, obs_error, mask, corr_chol, mean, sigma, error_scale):
-    """Log-density of the observed tokens [K] under the correlated Gaussian noise model.
+def log_likelihood(observed, obs_error, mask, corr_chol, mean, sigma, error_scale, tail_dof=None):
+    """Log-density of the observed tokens [K] under the correlated noise model.
 
     Args:
         observed: Observed token values [K] (anything where ``mask`` is False).
         obs_error: Their 1-sigma errors [K].
         mask: Which tokens are observed [K] (bool).
-        corr_chol: ``masked_correlation_cholesky(R, mask)`` [K, K].
+        corr_chol: ``star_covariance_cholesky`` [K, K].
         mean, sigma: Emulator prediction [K] in the same units.
         error_scale: The noise model's per-token factors c [K].
+        tail_dof: Student-t degrees of freedom nu (None: Gaussian).
     """
     solved, scale = whitened_residual(
         observed, obs_error, mask, corr_chol, mean, sigma, error_scale
     )
+    chi2, n = jnp.sum(solved**2), jnp.sum(mask)
     log_det = jnp.sum(jnp.log(jnp.diag(corr_chol))) + jnp.sum(jnp.where(mask, jnp.log(scale), 0.0))
-    return -0.5 * jnp.sum(solved**2) - log_det - 0.5 * jnp.sum(mask) * jnp.log(2 * jnp.pi)
+    if tail_dof is None:
+        return -0.5 * chi2 - log_det - 0.5 * n * jnp.log(2 * jnp.pi)
+    nu = tail_dof
+    normalisation = gammaln(0.5 * (nu + n)) - gammaln(0.5 * nu) - 0.5 * n * jnp.log(nu * jnp.pi)
+    return normalisation - log_det - 0.5 * (nu + n) * jnp.log1p(chi2 / nu)
 
 
 class CorrelatedTokens(dist.Distribution):
     """Observed tokens [K] around the emulator mean under the correlated noise model.
 
     ``log_prob`` is ``log_likelihood`` (missing tokens drop out). ``sample`` draws every
-    token from the same covariance: observed ones as replicated data (with their noise),
+    token from the same distribution: observed ones as replicated data (with their noise),
     missing ones as the true value (emulator uncertainty only, independent across missing
-    tokens): the posterior predictive of unobserved tokens.
+    tokens): the posterior predictive of unobserved tokens. With a Student-t noise model
+    each draw's deviation is scaled by one factor sqrt(nu / chi-square_nu).
     """
 
     support = constraints.real_vector
@@ -173,8 +197,14 @@ class CorrelatedTokens(dist.Distribution):
         error = jnp.where(self.obs_mask, self.obs_error, 0.0)
         scale = jnp.asarray(self.noise.total_scale) * jnp.sqrt(error**2 + self.sigma**2)
         shape = sample_shape + self.batch_shape + self.event_shape
-        white = jax.random.normal(key, shape)
-        return self.loc + scale * jnp.einsum("...kj,...j->...k", self.corr_chol, white)
+        normal_key, tail_key = jax.random.split(key)
+        white = jax.random.normal(normal_key, shape)
+        deviation = scale * jnp.einsum("...kj,...j->...k", self.corr_chol, white)
+        nu = self.noise.tail_dof
+        if nu is not None:
+            precision = jax.random.gamma(tail_key, 0.5 * nu, shape[:-1]) / (0.5 * nu)
+            deviation = deviation / jnp.sqrt(precision)[..., None]
+        return self.loc + deviation
 
     def log_prob(self, value):
         k = self.event_shape[0]
@@ -187,7 +217,7 @@ class CorrelatedTokens(dist.Distribution):
         error_scale = jnp.asarray(self.noise.total_scale)
 
         def one_star(v, e, m, c, mu, sd):
-            return log_likelihood(v, e, m, c, mu, sd, error_scale)
+            return log_likelihood(v, e, m, c, mu, sd, error_scale, self.noise.tail_dof)
 
         return jax.vmap(one_star)(flat[0], flat[1], flat[2], chol, flat[3], flat[4]).reshape(shape)
 

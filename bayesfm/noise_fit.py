@@ -13,27 +13,46 @@ Three parts (``bayesfm.likelihood`` defines the covariance they make up):
    divided by sqrt(1 - its leverage), since a fit absorbs part of the noise; fit and c are
    iterated, as c weights the fit), so that R no longer counts the label offsets that e
    now describes.
+4. The tails: the Student-t degrees of freedom nu that best describe the stars' chi-squares
+   at their survey labels under the full covariance (under a multivariate t, chi2 / k
+   follows an F(k, nu) distribution for k observed tokens).
 """
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import stats
 
 from .emulator import Emulator
-from .likelihood import NoiseModel, masked_correlation_cholesky
+from .likelihood import (
+    NoiseModel,
+    masked_correlation_cholesky,
+    star_covariance_cholesky,
+    whitened_residual,
+)
 from .metrics import robust_sigma
 
-__all__ = ["fit_noise_model", "residual_noise_model", "fit_labels", "label_error"]
+__all__ = [
+    "fit_noise_model",
+    "residual_noise_model",
+    "fit_labels",
+    "label_error",
+    "token_chi_square",
+    "fit_tail_dof",
+]
 
 _SHRINKAGE = 0.05
 _GAUSS_NEWTON_STEPS = 12
 _REWEIGHTINGS = 5
+_TAIL_DOF_GRID = np.geomspace(1.0, 1000.0, 300)  # its last value stands for the Gaussian
 
 
 def fit_noise_model(
     emulator: Emulator, inputs, observed, obs_error, reference=None, reference_error=None
 ) -> NoiseModel:
-    """The full noise model (c, R and the label-space error e) from validation stars.
+    """The full noise model (c, R, the label-space error e, the tails nu) from validation stars.
 
     Args:
         emulator: The emulator whose outputs the noise model covers.
@@ -43,8 +62,17 @@ def fit_noise_model(
             is calibrated against (NaN where a star lacks one); None: no label-space term.
     """
     noise = residual_noise_model(emulator, inputs, observed, obs_error)
-    if reference is None:
-        return noise
+    if reference is not None:
+        noise = _with_label_error(
+            emulator, noise, inputs, observed, obs_error, reference, reference_error
+        )
+    input_error = None if reference is None else np.nan_to_num(reference_error)
+    chi2, n_tokens = token_chi_square(emulator, noise, inputs, observed, obs_error, input_error)
+    return dataclasses.replace(noise, tail_dof=fit_tail_dof(chi2, n_tokens))
+
+
+def _with_label_error(emulator, noise, inputs, observed, obs_error, reference, reference_error):
+    """``noise`` refitted at each star's best-fit labels, with the label-space error e."""
     # fits with independent tokens, where the hat matrix gives each token's leverage; c
     # weights the fit, so the two are iterated
     fitted = inputs
@@ -139,6 +167,40 @@ def fit_labels(emulator: Emulator, noise: NoiseModel, start, observed, obs_error
     )
     leverage = np.where(mask, np.asarray(leverage), np.nan)
     return loc + spread * np.asarray(z), np.asarray(variance) * spread**2, leverage
+
+
+def token_chi_square(
+    emulator: Emulator, noise: NoiseModel, inputs, observed, obs_error, input_error=None
+):
+    """(chi-square [N], observed tokens [N]) of each star's tokens [N, K] (NaN if absent) at
+    its labels ``inputs`` [N, n_in] (physical) under ``noise``'s full covariance;
+    ``input_error`` [N, n_in]: those labels' own errors (None: exact labels)."""
+    mask = np.isfinite(observed)
+    values = np.where(mask, observed, 0.0).astype(np.float32)
+    errors = np.where(mask, obs_error, 1.0).astype(np.float32)
+    scale = jnp.asarray(noise.total_scale)
+    x = jnp.asarray(inputs, jnp.float32)
+    input_error = jnp.zeros_like(x) if input_error is None else jnp.asarray(input_error, x.dtype)
+
+    def one_star(x, x_error, y, e, m):
+        mean, sigma = emulator.emulate(x)
+        jacobian = None if noise.label_error is None else emulator.jacobian(x)
+        chol = star_covariance_cholesky(noise, m, e, sigma, jacobian, x_error)
+        solved, _ = whitened_residual(y, e, m, chol, mean, sigma, scale)
+        return jnp.sum(solved**2)
+
+    chi2 = jax.jit(jax.vmap(one_star))(x, input_error, values, errors, jnp.asarray(mask))
+    return np.asarray(chi2, float), mask.sum(axis=1)
+
+
+def fit_tail_dof(chi2, n_tokens) -> float | None:
+    """Maximum-likelihood Student-t degrees of freedom nu for chi-squares [N] of
+    ``n_tokens`` [N] tokens each (chi2 / k ~ F(k, nu)); None where a Gaussian fits best."""
+    ok = np.isfinite(chi2) & (n_tokens > 0)
+    ratio, k = chi2[ok] / n_tokens[ok], n_tokens[ok]
+    log_l = [np.sum(stats.f.logpdf(ratio, k, nu)) for nu in _TAIL_DOF_GRID]
+    best = int(np.argmax(log_l))
+    return None if best == len(_TAIL_DOF_GRID) - 1 else float(_TAIL_DOF_GRID[best])
 
 
 def _ridge_inverse(matrix):

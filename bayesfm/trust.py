@@ -1,8 +1,9 @@
 """Per-star trust flags: when not to believe a posterior, beyond the sampler's own verdict.
 
 - **fit**: the chi-square of the observed tokens at the posterior median, whitened by the
-  noise model's covariance, against a chi-square distribution with (observed tokens - 5)
-  degrees of freedom. A p-value below ``min_fit_p`` means the emulator cannot reproduce
+  noise model's covariance, against its distribution under the noise model with (observed
+  tokens - 5) degrees of freedom: chi-square, or for a Student-t noise model with nu
+  degrees of freedom, (observed tokens - 5) times an F distribution. A p-value below ``min_fit_p`` means the emulator cannot reproduce
   the star at the labels the posterior allows (a star unlike the training set, or bad data).
 - **domain**: the fraction of posterior draws where the label prior (fitted on the training
   labels) is below the density that all but ``domain_quantile`` of its own draws reach,
@@ -61,9 +62,14 @@ def fit_chi_square(setup, data, x):
     return np.asarray(chi2, float), dof
 
 
-def fit_p_value(chi2, dof):
-    """P(chi-square_dof >= chi2) [N]."""
-    return np.asarray(jax.scipy.special.gammaincc(np.asarray(dof) / 2.0, np.asarray(chi2) / 2.0))
+def fit_p_value(chi2, dof, tail_dof=None):
+    """P(chi-square >= chi2) [N] for a Gaussian (``tail_dof`` None) or a Student-t noise model
+    with ``tail_dof`` degrees of freedom (chi2 / dof ~ F(dof, tail_dof))."""
+    chi2, dof = np.asarray(chi2, float), np.asarray(dof, float)
+    if tail_dof is None:
+        return np.asarray(jax.scipy.special.gammaincc(dof / 2.0, chi2 / 2.0))
+    nu = float(tail_dof)
+    return np.asarray(jax.scipy.special.betainc(nu / 2.0, dof / 2.0, nu / (nu + chi2)))
 
 
 def outside_fraction(prior, draws, threshold: float):
@@ -103,7 +109,7 @@ def assess(setup, data, medians, draws, sampler_ok, criteria: TrustCriteria) -> 
         ``in_domain`` and ``trusted``.
     """
     chi2, dof = fit_chi_square(setup, data, medians)
-    p = fit_p_value(chi2, dof)
+    p = fit_p_value(chi2, dof, setup.noise.tail_dof)
     threshold = domain_threshold(setup.prior, criteria.domain_quantile)
     outside = outside_fraction(setup.prior, draws, threshold)
     return {

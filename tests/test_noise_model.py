@@ -15,7 +15,7 @@ from bayesfm.likelihood import (
     log_likelihood,
     star_covariance_cholesky,
 )
-from bayesfm.noise_fit import fit_noise_model, label_error
+from bayesfm.noise_fit import fit_noise_model, fit_tail_dof, label_error
 
 K, N_IN = 12, 3
 
@@ -61,10 +61,29 @@ def test_label_space_term_adds_j_e2_jt_to_the_covariance(rng):
     assert float(ours) == pytest.approx(reference, rel=1e-4)
 
 
-def test_sample_draws_from_the_distribution_log_prob_scores(rng):
+def test_student_t_log_likelihood_is_scipys_multivariate_t(rng):
+    emulator = _linear_emulator(rng)
+    noise = NoiseModel(emulator.outputs, rng.uniform(0.7, 1.3, K), _correlation(rng), tail_dof=6.0)
+    x = rng.normal(size=N_IN)
+    mean, sigma = emulator.emulate(jnp.asarray(x, jnp.float32))
+    error = rng.uniform(0.01, 0.1, K)
+    mask = np.ones(K, bool)
+    mask[[0, 5]] = False
+    chol = star_covariance_cholesky(noise, mask, error, sigma)
+    s = noise.error_scale * np.sqrt(error**2 + np.asarray(sigma) ** 2)
+    observed = np.asarray(mean) + 3 * rng.normal(size=K) * s  # well into the tails
+    ours = log_likelihood(observed, error, mask, chol, mean, sigma, noise.error_scale, 6.0)
+    keep = np.flatnonzero(mask)
+    shape = (noise.correlation * np.outer(s, s))[np.ix_(keep, keep)]
+    reference = stats.multivariate_t(np.asarray(mean)[keep], shape, df=6.0).logpdf(observed[keep])
+    assert float(ours) == pytest.approx(reference, rel=1e-4)
+
+
+@pytest.mark.parametrize("tail_dof", [None, 8.0])
+def test_sample_draws_from_the_distribution_log_prob_scores(rng, tail_dof):
     emulator = _linear_emulator(rng)
     noise = NoiseModel(emulator.outputs, rng.uniform(0.7, 1.3, K), _correlation(rng))
-    noise = dataclasses.replace(noise, label_error=np.array([0.2, 0.1, 0.0]))
+    noise = dataclasses.replace(noise, label_error=np.array([0.2, 0.1, 0.0]), tail_dof=tail_dof)
     x = jnp.asarray(rng.normal(size=N_IN), jnp.float32)
     mean, sigma = emulator.emulate(x)
     error = jnp.asarray(rng.uniform(0.02, 0.1, K), jnp.float32)
@@ -72,22 +91,39 @@ def test_sample_draws_from_the_distribution_log_prob_scores(rng):
     chol = star_covariance_cholesky(noise, mask, error, sigma, emulator.jacobian(x))
     tokens = CorrelatedTokens(mean, sigma, error, mask, chol, noise)
     draws = np.asarray(tokens.sample(jax.random.PRNGKey(0), (40000,)), float)
-    # the density log_prob evaluates is the MVN whose covariance the draws must have
+    # the density log_prob evaluates is the MVN (or multivariate t) with this scale matrix
     s = noise.total_scale * np.sqrt(np.asarray(error) ** 2 + np.asarray(sigma) ** 2)
-    cov = np.asarray(chol) @ np.asarray(chol).T * np.outer(s, s)
-    np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.03 * np.abs(cov).max())
+    shape = np.asarray(chol) @ np.asarray(chol).T * np.outer(s, s)
+    if tail_dof is None:
+        reference_dist, cov = stats.multivariate_normal(np.asarray(mean), shape), shape
+    else:
+        reference_dist = stats.multivariate_t(np.asarray(mean), shape, df=tail_dof)
+        cov = shape * tail_dof / (tail_dof - 2)
+    np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.04 * np.abs(cov).max())
     some = draws[:5]
-    reference = stats.multivariate_normal(np.asarray(mean), cov).logpdf(some)
+    reference = reference_dist.logpdf(some)
     np.testing.assert_allclose(np.asarray(tokens.log_prob(jnp.asarray(some))), reference, rtol=1e-4)
 
 
-def test_noise_model_save_load_round_trips_the_label_error(rng, tmp_path):
-    noise = NoiseModel(tuple("abc"), np.ones(3), np.eye(3), label_error=np.array([55.0, 0.2, 0.1]))
+def test_noise_model_save_load_round_trips_the_label_error_and_tails(rng, tmp_path):
+    noise = NoiseModel(
+        tuple("abc"), np.ones(3), np.eye(3), label_error=np.array([55.0, 0.2, 0.1]), tail_dof=7.5
+    )
     noise.save(tmp_path / "noise.json")
     loaded = NoiseModel.load(tmp_path / "noise.json")
     np.testing.assert_array_equal(loaded.label_error, noise.label_error)
+    assert loaded.tail_dof == 7.5
     NoiseModel(tuple("abc"), np.ones(3), np.eye(3)).save(tmp_path / "plain.json")
-    assert NoiseModel.load(tmp_path / "plain.json").label_error is None
+    plain = NoiseModel.load(tmp_path / "plain.json")
+    assert plain.label_error is None and plain.tail_dof is None
+
+
+def test_tail_dof_is_recovered_from_student_t_chi_squares_and_none_for_gaussian_ones(rng):
+    k = rng.integers(20, 35, size=4000)
+    heavy = k * stats.f.rvs(k, 7.0, random_state=rng)
+    assert fit_tail_dof(heavy, k) == pytest.approx(7.0, rel=0.2)
+    gaussian = stats.chi2.rvs(k, random_state=rng)
+    assert fit_tail_dof(gaussian, k) is None or fit_tail_dof(gaussian, k) > 100
 
 
 def test_fit_recovers_the_scales_and_a_known_label_space_error(rng):
@@ -107,6 +143,7 @@ def test_fit_recovers_the_scales_and_a_known_label_space_error(rng):
     assert noise.label_error[0] == pytest.approx(e_true[0], rel=0.15)
     assert noise.label_error[2] == pytest.approx(e_true[2], rel=0.25)
     assert noise.label_error[1] < 0.05
+    assert noise.tail_dof is None or noise.tail_dof > 50  # Gaussian tokens: no heavy tails
 
 
 def test_label_error_is_the_unexplained_scatter_and_zero_without_references(rng):

@@ -20,6 +20,13 @@ def test_fit_p_value_is_the_chi_square_survival_function():
     np.testing.assert_allclose(fit_p_value(chi2, dof), stats.chi2.sf(chi2, dof), rtol=1e-4)
 
 
+def test_fit_p_value_of_a_student_t_noise_model_is_the_f_survival_function():
+    chi2 = np.array([3.0, 29.0, 60.0, 200.0])
+    dof = np.array([4, 29, 29, 30])
+    expected = stats.f.sf(chi2 / dof, dof, 7.0)
+    np.testing.assert_allclose(fit_p_value(chi2, dof, 7.0), expected, rtol=1e-4)
+
+
 def test_domain_threshold_and_outside_fraction_of_a_normal_prior():
     prior = dist.Normal(np.zeros(5), 1.0).to_event(1)
     threshold = domain_threshold(prior, 0.01, n=200000)

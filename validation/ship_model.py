@@ -12,7 +12,8 @@ Writes into bayesfm/data/:
   R from the residuals at their APOGEE labels (each star's A_K fitted through the emulator,
   prior N(ak_targ, 0.05 mag)) and at their best-fit labels, and the emulator's label-space
   error calibrated against APOGEE's four labels (not against ak_targ, a noisy label whose
-  scatter is its own, not the emulator's: A_K gets no label-space error).
+  scatter is its own, not the emulator's: A_K gets no label-space error), and the Student-t
+  degrees of freedom of the tokens from the stars' chi-squares at their APOGEE labels.
 """
 
 import argparse
@@ -80,6 +81,7 @@ def main():
         f"{noise.error_scale.min():.2f}-{noise.error_scale.max():.2f}, median |correlation| "
         f"{np.median(np.abs(off_diagonal)):.2f}, label-space error "
         + ", ".join(f"{n} {e:.3g}" for n, e in zip(LABEL_INPUTS, noise.label_error, strict=True))
+        + f"; Student-t tails with nu = {noise.tail_dof}"
     )
 
     model.save(default_model_path())
