@@ -12,7 +12,8 @@ where c_k rescales each token's total error, R is the correlation of the normali
 residuals, and G = J / s is the emulator's Jacobian with respect to its inputs (at the
 star's anchor) in units of s. The last term is the emulator's error expressed in label
 space: its spectrum at labels x matches a star whose survey labels are x only up to a
-label offset of 1-sigma e (per input). With ``tail_dof`` nu the tokens follow a
+label offset of 1-sigma e (per input; optionally one e for each side of a split in one label,
+e.g. giants and dwarfs, chosen by the star's anchor). With ``tail_dof`` nu the tokens follow a
 multivariate Student-t with scale matrix Sigma instead of a Gaussian (a Gaussian whose
 covariance is Sigma times a per-star factor drawn from nu / chi-square_nu): the validation
 stars' chi-squares at their survey labels have far heavier tails than a Gaussian allows,
@@ -50,7 +51,9 @@ __all__ = [
 @dataclass(frozen=True)
 class NoiseModel:
     """Per-token error scales c [K], residual correlation R [K, K], the emulator's error in
-    label space e [n_in] (physical units of its inputs; None: no such term), a global
+    label space e [n_in] (physical units of its inputs; None: no such term; [2, n_in] with
+    ``label_error_split`` = (input index, value): the rows for stars below and at or above
+    that value of that input), a global
     inflation of every token's error (1: none; ``validation/fit_inflation.py`` measures it)
     and the Student-t degrees of freedom nu of the tokens (None: Gaussian).
     """
@@ -61,6 +64,7 @@ class NoiseModel:
     inflation: float = 1.0
     label_error: np.ndarray | None = None
     tail_dof: float | None = None
+    label_error_split: tuple | None = None
 
     @property
     def total_scale(self) -> np.ndarray:
@@ -71,6 +75,20 @@ class NoiseModel:
         k = len(self.names)
         if self.error_scale.shape != (k,) or self.correlation.shape != (k, k):
             raise DataError(f"noise model needs {k} error scales and a {k}x{k} correlation matrix")
+        rows = None if self.label_error is None else np.shape(self.label_error)[:-1]
+        if rows not in (None, () if self.label_error_split is None else (2,)):
+            raise DataError(
+                "noise model's label_error needs one row, or two with a label_error_split; "
+                f"got shape {np.shape(self.label_error)} and split {self.label_error_split}"
+            )
+
+    def label_error_at(self, labels):
+        """e [n_in] for a star whose anchor is ``labels`` [n_in] (physical)."""
+        error = jnp.asarray(self.label_error)
+        if self.label_error_split is None:
+            return error
+        index, value = self.label_error_split
+        return jnp.where(labels[index] < value, error[0], error[1])
 
     @classmethod
     def independent(cls, names) -> "NoiseModel":
@@ -87,6 +105,7 @@ class NoiseModel:
                     "inflation": self.inflation,
                     "label_error": None if self.label_error is None else self.label_error.tolist(),
                     "tail_dof": self.tail_dof,
+                    "label_error_split": self.label_error_split,
                 }
             )
         )
@@ -103,9 +122,15 @@ class NoiseModel:
                 float(data.get("inflation", 1.0)),
                 None if data.get("label_error") is None else np.asarray(data["label_error"]),
                 None if data.get("tail_dof") is None else float(data["tail_dof"]),
+                _split(data.get("label_error_split")),
             )
-        except (OSError, KeyError, ValueError) as err:
+        except (OSError, KeyError, ValueError, TypeError) as err:
             raise DataError(f"cannot read a noise model from {path}: {err}") from err
+
+
+def _split(value) -> tuple | None:
+    """(input index, value) from its JSON form."""
+    return None if value is None else (int(value[0]), float(value[1]))
 
 
 def masked_correlation_cholesky(correlation, mask):
@@ -119,16 +144,17 @@ def masked_correlation_cholesky(correlation, mask):
 
 
 def star_covariance_cholesky(
-    noise: NoiseModel, mask, obs_error, sigma, jacobian=None, input_error=None
+    noise: NoiseModel, mask, obs_error, sigma, jacobian=None, anchor=None, input_error=None
 ):
     """Cholesky factor [K, K] of one star's covariance in units of its token scales s: R plus
-    the label-space term (needs the emulator's ``jacobian`` [K, n_in] at the star's anchor),
-    masked tokens' rows and columns set to the identity. ``input_error`` [n_in]: the
+    the label-space term (needs the emulator's ``jacobian`` [K, n_in] at the star's
+    ``anchor`` [n_in], physical), masked tokens' rows and columns set to the identity.
+    ``input_error`` [n_in]: the
     uncertainty of the labels the emulator is evaluated at, when they are measured (a
     survey's reported errors), added in quadrature to the label-space error."""
     covariance = jnp.asarray(noise.correlation)
     if noise.label_error is not None:
-        label_error = jnp.asarray(noise.label_error)
+        label_error = noise.label_error_at(anchor)
         if input_error is not None:
             label_error = jnp.sqrt(label_error**2 + input_error**2)
         scale = jnp.asarray(noise.total_scale) * jnp.sqrt(obs_error**2 + sigma**2)

@@ -110,10 +110,10 @@ def _with_covariance(values, errors, mask, anchors, emulator: Emulator, noise: N
     else:
         jacobian = jax.vmap(emulator.jacobian)(anchors)
 
-    def factor(m, e, sd, jac):
-        return star_covariance_cholesky(noise, m, e, sd, jac)
+    def factor(m, e, sd, jac, anchor):
+        return star_covariance_cholesky(noise, m, e, sd, jac, anchor)
 
-    chol = jax.vmap(factor)(mask, errors, sigma, jacobian)
+    chol = jax.vmap(factor)(mask, errors, sigma, jacobian, anchors)
     return StarData(
         values, errors, mask, np.asarray(chol, np.float32), np.asarray(sigma, np.float32)
     )

@@ -50,7 +50,13 @@ _TAIL_DOF_GRID = np.geomspace(1.0, 1000.0, 300)  # its last value stands for the
 
 
 def fit_noise_model(
-    emulator: Emulator, inputs, observed, obs_error, reference=None, reference_error=None
+    emulator: Emulator,
+    inputs,
+    observed,
+    obs_error,
+    reference=None,
+    reference_error=None,
+    label_error_split=None,
 ) -> NoiseModel:
     """The full noise model (c, R, the label-space error e, the tails nu) from validation stars.
 
@@ -60,19 +66,31 @@ def fit_noise_model(
         observed, obs_error: Their observed output tokens and errors [N, K] (NaN if absent).
         reference, reference_error: The survey labels and reported errors [N, n_in] that e
             is calibrated against (NaN where a star lacks one); None: no label-space term.
+        label_error_split: (input index, value): one e for the stars whose fitted labels are
+            below that value of that input, one for the rest (None: one e for all).
     """
     noise = residual_noise_model(emulator, inputs, observed, obs_error)
     if reference is not None:
         noise = _with_label_error(
-            emulator, noise, inputs, observed, obs_error, reference, reference_error
+            emulator,
+            noise,
+            inputs,
+            observed,
+            obs_error,
+            reference,
+            reference_error,
+            label_error_split,
         )
     input_error = None if reference is None else np.nan_to_num(reference_error)
     chi2, n_tokens = token_chi_square(emulator, noise, inputs, observed, obs_error, input_error)
     return dataclasses.replace(noise, tail_dof=fit_tail_dof(chi2, n_tokens))
 
 
-def _with_label_error(emulator, noise, inputs, observed, obs_error, reference, reference_error):
-    """``noise`` refitted at each star's best-fit labels, with the label-space error e."""
+def _with_label_error(
+    emulator, noise, inputs, observed, obs_error, reference, reference_error, split
+):
+    """``noise`` refitted at each star's best-fit labels, with the label-space error e (one
+    row, or one per side of ``split``, assigned by the fitted labels)."""
     # fits with independent tokens, where the hat matrix gives each token's leverage; c
     # weights the fit, so the two are iterated
     fitted = inputs
@@ -81,8 +99,23 @@ def _with_label_error(emulator, noise, inputs, observed, obs_error, reference, r
         fitted, _, leverage = fit_labels(emulator, independent, fitted, observed, obs_error)
         noise = residual_noise_model(emulator, fitted, observed, obs_error, leverage)
     fitted, variance, _ = fit_labels(emulator, noise, fitted, observed, obs_error)
-    error = label_error(fitted, variance, reference, reference_error)
-    return NoiseModel(noise.names, noise.error_scale, noise.correlation, label_error=error)
+    if split is None:
+        error = label_error(fitted, variance, reference, reference_error)
+    else:
+        below = fitted[:, split[0]] < split[1]
+        error = np.stack(
+            [
+                label_error(fitted[g], variance[g], reference[g], reference_error[g])
+                for g in (below, ~below)
+            ]
+        )
+    return NoiseModel(
+        noise.names,
+        noise.error_scale,
+        noise.correlation,
+        label_error=error,
+        label_error_split=split,
+    )
 
 
 def residual_noise_model(
@@ -185,7 +218,7 @@ def token_chi_square(
     def one_star(x, x_error, y, e, m):
         mean, sigma = emulator.emulate(x)
         jacobian = None if noise.label_error is None else emulator.jacobian(x)
-        chol = star_covariance_cholesky(noise, m, e, sigma, jacobian, x_error)
+        chol = star_covariance_cholesky(noise, m, e, sigma, jacobian, x, x_error)
         solved, _ = whitened_residual(y, e, m, chol, mean, sigma, scale)
         return jnp.sum(solved**2)
 

@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from bayesfm.emulator import Emulator
+from bayesfm.errors import DataError
 from bayesfm.likelihood import (
     CorrelatedTokens,
     NoiseModel,
@@ -144,6 +145,44 @@ def test_fit_recovers_the_scales_and_a_known_label_space_error(rng):
     assert noise.label_error[2] == pytest.approx(e_true[2], rel=0.25)
     assert noise.label_error[1] < 0.05
     assert noise.tail_dof is None or noise.tail_dof > 50  # Gaussian tokens: no heavy tails
+
+
+def test_split_label_error_is_chosen_by_the_anchor_and_fitted_per_side(rng):
+    """Survey labels scatter more for stars with x1 < 0: the fit finds each side's e, and a
+    star's covariance takes the row its anchor selects."""
+    emulator = _linear_emulator(rng)
+    n, c_true = 4000, 0.8
+    e_below, e_above = np.array([0.3, 0.0, 0.15]), np.array([0.1, 0.0, 0.05])
+    truth = rng.normal(size=(n, N_IN))
+    mean, sigma = jax.vmap(emulator.emulate)(jnp.asarray(truth, jnp.float32))
+    obs_error = np.full((n, K), 0.05)
+    total = c_true * np.sqrt(obs_error**2 + np.asarray(sigma) ** 2)
+    observed = np.asarray(mean) + rng.normal(size=(n, K)) * total
+    reported = np.full((n, N_IN), 0.05)
+    e_true = np.where(truth[:, [1]] < 0, e_below, e_above)
+    survey = truth + rng.normal(size=(n, N_IN)) * np.sqrt(reported**2 + e_true**2)
+    noise = fit_noise_model(
+        emulator, survey, observed, obs_error, survey, reported, label_error_split=(1, 0.0)
+    )
+    assert noise.label_error.shape == (2, N_IN)
+    np.testing.assert_allclose(noise.label_error[:, [0, 2]], [[0.3, 0.15], [0.1, 0.05]], rtol=0.3)
+    x = jnp.asarray([0.2, -0.5, 0.1], jnp.float32)
+    np.testing.assert_allclose(noise.label_error_at(x), noise.label_error[0], rtol=1e-6)
+    np.testing.assert_allclose(
+        noise.label_error_at(x.at[1].set(0.5)), noise.label_error[1], rtol=1e-6
+    )
+
+
+def test_a_label_error_table_needs_its_split(tmp_path):
+    with pytest.raises(DataError, match="label_error"):
+        NoiseModel(tuple("abc"), np.ones(3), np.eye(3), label_error=np.ones((2, 3)))
+    split = NoiseModel(
+        tuple("abc"), np.ones(3), np.eye(3), label_error=np.ones((2, 3)), label_error_split=(1, 3.5)
+    )
+    split.save(tmp_path / "noise.json")
+    loaded = NoiseModel.load(tmp_path / "noise.json")
+    assert loaded.label_error_split == (1, 3.5)
+    np.testing.assert_array_equal(loaded.label_error, split.label_error)
 
 
 def test_label_error_is_the_unexplained_scatter_and_zero_without_references(rng):

@@ -12,7 +12,8 @@ Writes into bayesfm/data/:
   R from the residuals at their APOGEE labels (each star's A_K fitted through the emulator,
   prior N(ak_targ, 0.05 mag)) and at their best-fit labels, and the emulator's label-space
   error calibrated against APOGEE's four labels (not against ak_targ, a noisy label whose
-  scatter is its own, not the emulator's: A_K gets no label-space error), and the Student-t
+  scatter is its own, not the emulator's: A_K gets no label-space error), one for giants and
+  one for dwarfs (fitted logg below / above 3.5), and the Student-t
   degrees of freedom of the tokens from the stars' chi-squares at their APOGEE labels.
 """
 
@@ -33,6 +34,7 @@ from bayesfm.split import split_mask
 
 PRIOR_COMPONENTS = 16
 SEED = 0
+GIANT_DWARF_LOGG = 3.5  # one label-space error for giants, one for dwarfs
 
 
 def main():
@@ -73,14 +75,18 @@ def main():
         validation.errors[complete][:, columns],
         reference[complete],
         reference_error[complete],
+        label_error_split=(LABEL_INPUTS.index("logg"), GIANT_DWARF_LOGG),
     )
     noise.save(default_noise_path())
     off_diagonal = noise.correlation[~np.eye(len(noise.names), dtype=bool)]
     print(
         f"noise model from {complete.sum()} validation stars: error scales "
         f"{noise.error_scale.min():.2f}-{noise.error_scale.max():.2f}, median |correlation| "
-        f"{np.median(np.abs(off_diagonal)):.2f}, label-space error "
-        + ", ".join(f"{n} {e:.3g}" for n, e in zip(LABEL_INPUTS, noise.label_error, strict=True))
+        f"{np.median(np.abs(off_diagonal)):.2f}, label-space error (giants | dwarfs) "
+        + ", ".join(
+            f"{n} {giant:.3g} | {dwarf:.3g}"
+            for n, giant, dwarf in zip(LABEL_INPUTS, *noise.label_error, strict=True)
+        )
         + f"; Student-t tails with nu = {noise.tail_dof}"
     )
 
