@@ -127,20 +127,33 @@ def test_tail_dof_is_recovered_from_student_t_chi_squares_and_none_for_gaussian_
     assert fit_tail_dof(gaussian, k) is None or fit_tail_dof(gaussian, k) > 100
 
 
+C_TRUE = 0.8  # the token error scale of the simulated validation stars
+
+
+def _validation_stars(rng, emulator, n, label_error):
+    """(survey labels, observed tokens, token errors, survey labels, reported errors) of n
+    simulated stars, the arguments of ``fit_noise_model``: tokens at the true labels with
+    noise C_TRUE x their total error; survey labels off by their reported 0.05 and by
+    ``label_error(truth)`` [n, N_IN] more."""
+    truth = rng.normal(size=(n, N_IN))
+    mean, sigma = jax.vmap(emulator.emulate)(jnp.asarray(truth, jnp.float32))
+    obs_error = np.full((n, K), 0.05)
+    total = C_TRUE * np.sqrt(obs_error**2 + np.asarray(sigma) ** 2)
+    observed = np.asarray(mean) + rng.normal(size=(n, K)) * total
+    reported = np.full((n, N_IN), 0.05)
+    scatter = np.sqrt(reported**2 + label_error(truth) ** 2)
+    survey = truth + rng.normal(size=(n, N_IN)) * scatter
+    return survey, observed, obs_error, survey, reported
+
+
 def test_fit_recovers_the_scales_and_a_known_label_space_error(rng):
     """Tokens made at true labels; survey labels off by a known extra scatter: the fit
     finds the token scale c and that scatter, and no scatter where there is none."""
     emulator = _linear_emulator(rng)
-    n, c_true, e_true = 3000, 0.8, np.array([0.25, 0.0, 0.1])
-    truth = rng.normal(size=(n, N_IN))
-    mean, sigma = jax.vmap(emulator.emulate)(jnp.asarray(truth, jnp.float32))
-    obs_error = np.full((n, K), 0.05)
-    total = c_true * np.sqrt(obs_error**2 + np.asarray(sigma) ** 2)
-    observed = np.asarray(mean) + rng.normal(size=(n, K)) * total
-    reported = np.full((n, N_IN), 0.05)
-    survey = truth + rng.normal(size=(n, N_IN)) * np.sqrt(reported**2 + e_true**2)
-    noise = fit_noise_model(emulator, survey, observed, obs_error, survey, reported)
-    np.testing.assert_allclose(noise.error_scale, c_true, rtol=0.1)
+    e_true = np.array([0.25, 0.0, 0.1])
+    stars = _validation_stars(rng, emulator, 3000, lambda truth: e_true)
+    noise = fit_noise_model(emulator, *stars)
+    np.testing.assert_allclose(noise.error_scale, C_TRUE, rtol=0.1)
     assert noise.label_error[0] == pytest.approx(e_true[0], rel=0.15)
     assert noise.label_error[2] == pytest.approx(e_true[2], rel=0.25)
     assert noise.label_error[1] < 0.05
@@ -151,19 +164,11 @@ def test_split_label_error_is_chosen_by_the_anchor_and_fitted_per_side(rng):
     """Survey labels scatter more for stars with x1 < 0: the fit finds each side's e, and a
     star's covariance takes the row its anchor selects."""
     emulator = _linear_emulator(rng)
-    n, c_true = 4000, 0.8
     e_below, e_above = np.array([0.3, 0.0, 0.15]), np.array([0.1, 0.0, 0.05])
-    truth = rng.normal(size=(n, N_IN))
-    mean, sigma = jax.vmap(emulator.emulate)(jnp.asarray(truth, jnp.float32))
-    obs_error = np.full((n, K), 0.05)
-    total = c_true * np.sqrt(obs_error**2 + np.asarray(sigma) ** 2)
-    observed = np.asarray(mean) + rng.normal(size=(n, K)) * total
-    reported = np.full((n, N_IN), 0.05)
-    e_true = np.where(truth[:, [1]] < 0, e_below, e_above)
-    survey = truth + rng.normal(size=(n, N_IN)) * np.sqrt(reported**2 + e_true**2)
-    noise = fit_noise_model(
-        emulator, survey, observed, obs_error, survey, reported, label_error_split=(1, 0.0)
+    stars = _validation_stars(
+        rng, emulator, 4000, lambda truth: np.where(truth[:, [1]] < 0, e_below, e_above)
     )
+    noise = fit_noise_model(emulator, *stars, label_error_split=(1, 0.0))
     assert noise.label_error.shape == (2, N_IN)
     np.testing.assert_allclose(noise.label_error[:, [0, 2]], [[0.3, 0.15], [0.1, 0.05]], rtol=0.3)
     x = jnp.asarray([0.2, -0.5, 0.1], jnp.float32)
