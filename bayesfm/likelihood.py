@@ -53,9 +53,9 @@ class NoiseModel:
     """Per-token error scales c [K], residual correlation R [K, K], the emulator's error in
     label space e [n_in] (physical units of its inputs; None: no such term; [2, n_in] with
     ``label_error_split`` = (input index, value): the rows for stars below and at or above
-    that value of that input), a global
-    inflation of every token's error (1: none; ``validation/fit_inflation.py`` measures it)
-    and the Student-t degrees of freedom nu of the tokens (None: Gaussian).
+    that value of that input), a global inflation of every token's error (1: none;
+    ``validation/fit_inflation.py`` measures it) and the Student-t degrees of freedom nu of
+    the tokens (None: Gaussian).
     """
 
     names: tuple
@@ -149,9 +149,9 @@ def star_covariance_cholesky(
     """Cholesky factor [K, K] of one star's covariance in units of its token scales s: R plus
     the label-space term (needs the emulator's ``jacobian`` [K, n_in] at the star's
     ``anchor`` [n_in], physical), masked tokens' rows and columns set to the identity.
-    ``input_error`` [n_in]: the
-    uncertainty of the labels the emulator is evaluated at, when they are measured (a
-    survey's reported errors), added in quadrature to the label-space error."""
+    ``input_error`` [n_in]: the uncertainty of the labels the emulator is evaluated at, when
+    they are measured (a survey's reported errors), added in quadrature to the label-space
+    error."""
     covariance = jnp.asarray(noise.correlation)
     if noise.label_error is not None:
         label_error = noise.label_error_at(anchor)

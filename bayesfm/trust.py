@@ -3,8 +3,9 @@
 - **fit**: the chi-square of the observed tokens at the posterior median, whitened by the
   noise model's covariance, against its distribution under the noise model with (observed
   tokens - 5) degrees of freedom: chi-square, or for a Student-t noise model with nu
-  degrees of freedom, (observed tokens - 5) times an F distribution. A p-value below ``min_fit_p`` means the emulator cannot reproduce
-  the star at the labels the posterior allows (a star unlike the training set, or bad data).
+  degrees of freedom, (observed tokens - 5) times an F distribution. A p-value below
+  ``min_fit_p`` means the emulator cannot reproduce the star at the labels the posterior
+  allows (a star unlike the training set, or bad data).
 - **domain**: the fraction of posterior draws where the label prior (fitted on the training
   labels) is below the density that all but ``domain_quantile`` of its own draws reach,
   i.e. outside the training domain; above ``max_outside_fraction`` flags the star.
