@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, MissingDataPackageError
+from bayesfm.common.errors import DataError, MissingDataPackageError
 
 __all__ = ["main"]
 
@@ -43,8 +43,8 @@ def _count(minimum: int):
 
 
 def _cmd_data(args) -> None:
-    from .library import library_path, load_library
-    from .split import SPLITS, split_mask
+    from bayesfm.sources.library import library_path, load_library
+    from bayesfm.tokens.split import SPLITS, split_mask
 
     path = args.library or library_path()
     print(f"reading {path}")
@@ -70,8 +70,8 @@ def _cmd_data(args) -> None:
 
 
 def _cmd_train(args) -> None:
-    from .library import load_library
-    from .training import RunConfig, train
+    from bayesfm.model.training import RunConfig, train
+    from bayesfm.sources.library import load_library
 
     run = RunConfig.from_file(args.config)
     data = load_library(binning=run.binning)
@@ -95,15 +95,15 @@ def _json_object(text: str, what: str) -> dict:
 def _load_stars(args, binning):
     """The stars to fit: shipped examples, a table, or Gaia archive XP files."""
     if args.xp:
-        from .archive import read_xp_continuous
+        from bayesfm.sources.archive import read_xp_continuous
 
         return read_xp_continuous(args.xp, binning)
     if args.table:
-        from .tables import read_table
+        from bayesfm.sources.tables import read_table
 
         column_map = _json_object(args.column_map, "--column-map") if args.column_map else None
         return read_table(args.table, column_map, binning)
-    from .examples import load_example_stars
+    from bayesfm.sources.examples import load_example_stars
 
     return load_example_stars(binning).tokens
 
@@ -147,8 +147,8 @@ def _print_fit(report, out, plots: bool) -> int:
 
 
 def _cmd_fit(args) -> int:
-    from .fitting import fit_stars, prepare_output_dir
-    from .inference import StarInference
+    from bayesfm.fitting import fit_stars, prepare_output_dir
+    from bayesfm.infer.setup import StarInference
 
     if args.max_samples is not None and args.max_samples < args.samples:
         raise DataError(f"--max-samples {args.max_samples} is below --samples {args.samples}")
@@ -184,8 +184,8 @@ def _cmd_fit(args) -> int:
 def _catalogue_stars(args, binning):
     """The catalogue's stars: a table, Gaia archive XP files, or a split of the library."""
     if args.split:
-        from .library import load_library
-        from .split import split_mask
+        from bayesfm.sources.library import load_library
+        from bayesfm.tokens.split import split_mask
 
         tokens = load_library(binning=binning).tokens
         return tokens.take(np.flatnonzero(split_mask(tokens.source_id, args.split)))
@@ -195,7 +195,7 @@ def _catalogue_stars(args, binning):
 
 
 def _catalogue_config(args):
-    from .catalogue import CatalogueConfig
+    from bayesfm.catalogue.run import CatalogueConfig
 
     settings = {}
     if args.config:
@@ -213,9 +213,9 @@ def _catalogue_config(args):
 def _cmd_catalogue(args) -> None:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise DataError(f"--out {args.out} is an existing file, not a folder; choose a folder name")
-    from .catalogue import run_catalogue
-    from .foundation_model import FoundationModel
-    from .inference import StarInference
+    from bayesfm.catalogue.run import run_catalogue
+    from bayesfm.infer.setup import StarInference
+    from bayesfm.model.foundation_model import FoundationModel
 
     config = _catalogue_config(args)
     distributed = args.scheduler is not None or bool(args.dask_workers)
@@ -265,8 +265,8 @@ def _dask_client(args):
 
 
 def _add_catalogue_parser(commands) -> None:
-    from .catalogue import METHODS
-    from .split import SPLITS
+    from bayesfm.catalogue.run import METHODS
+    from bayesfm.tokens.split import SPLITS
 
     cat = commands.add_parser(
         "catalogue",
@@ -306,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=_cmd_train)
 
-    from .fitting import METHODS
+    from bayesfm.fitting import METHODS
 
     for name, help_text, n_default, out_default in (
         (

@@ -21,14 +21,16 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from .diagnostics import summarise
-from .emulator import LABEL_INPUTS
-from .errors import DataError
-from .inference import GUIDES, NutsRunner, StarInference, run_svi, stars_data
-from .plots import plot_corner, plot_spectrum, plot_trace
-from .run_manifest import check_manifest
-from .star_tokens import StarTokens
-from .trust import TrustCriteria, assess, flag_notes
+from bayesfm.common.errors import DataError
+from bayesfm.common.manifest import check_manifest
+from bayesfm.infer.diagnostics import summarise
+from bayesfm.infer.nuts import NutsRunner
+from bayesfm.infer.setup import StarInference, prepare_stars
+from bayesfm.infer.svi import GUIDES, run_svi
+from bayesfm.infer.trust import TrustCriteria, assess, flag_notes
+from bayesfm.plots import plot_corner, plot_spectrum, plot_trace
+from bayesfm.tokens.labels import LABEL_INPUTS
+from bayesfm.tokens.star_tokens import StarTokens
 
 __all__ = ["METHODS", "FitReport", "fit_stars", "prepare_output_dir"]
 
@@ -141,7 +143,7 @@ def fit_stars(
 
 def _trust(setup, stars, row, idata, converged) -> dict:
     """The star's trust flags (``bayesfm.trust``) from its posterior draws."""
-    data = stars_data(setup, stars.take([row]))[0]
+    data = prepare_stars(setup, stars.take([row]))[0]
     draws = np.stack([idata.posterior[n].values.reshape(-1) for n in LABEL_INPUTS], axis=-1)
     medians = np.median(draws, axis=0)[None]
     columns = assess(setup, data, medians, draws[None], [converged], TrustCriteria())

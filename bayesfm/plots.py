@@ -10,7 +10,7 @@ import arviz as az  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .emulator import LABEL_INPUTS  # noqa: E402
+from bayesfm.tokens.labels import LABEL_INPUTS  # noqa: E402
 
 __all__ = ["plot_corner", "plot_trace", "plot_spectrum"]
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from bayesfm.catalogue import CatalogueConfig, run_catalogue
-from bayesfm.emulator import LABEL_INPUTS
-from bayesfm.inference import StarInference
-from bayesfm.library import load_library
-from bayesfm.metrics import residual_stats
-from bayesfm.split import split_mask
+from bayesfm.catalogue.run import CatalogueConfig, run_catalogue
+from bayesfm.common.metrics import residual_stats
+from bayesfm.infer.setup import StarInference
+from bayesfm.sources.library import load_library
+from bayesfm.tokens.labels import LABEL_INPUTS
+from bayesfm.tokens.split import split_mask
 
 
 def main():

@@ -21,14 +21,14 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from bayesfm.emulator import make_emulator
-from bayesfm.extinction_fit import fit_extinction
-from bayesfm.foundation_model import FoundationModel
-from bayesfm.library import load_library
-from bayesfm.metrics import robust_sigma
-from bayesfm.split import split_mask
-from bayesfm.tokens import LABEL_INPUTS
-from bayesfm.yardstick import MlpEmulatorConfig, train_mlp_emulator
+from bayesfm.common.metrics import robust_sigma
+from bayesfm.model.emulator import make_emulator
+from bayesfm.model.extinction_fit import fit_extinction
+from bayesfm.model.foundation_model import FoundationModel
+from bayesfm.model.yardstick import MlpEmulatorConfig, train_mlp_emulator
+from bayesfm.sources.library import load_library
+from bayesfm.tokens.labels import LABEL_INPUTS
+from bayesfm.tokens.split import split_mask
 
 REGIONS_NM = {
     "BP 400-500": (400, 500),

@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayesfm.emulator import make_emulator
-from bayesfm.foundation_model import FoundationModel
+from bayesfm.model.emulator import make_emulator
+from bayesfm.model.foundation_model import FoundationModel
 
 
 def _median_seconds(fn, repeats):

@@ -16,11 +16,11 @@ import time
 import jax
 import numpy as np
 
-from bayesfm.batched_nuts import BatchedNutsConfig, chain_diagnostics, run_batched_nuts
-from bayesfm.importance import laplace_proposal
-from bayesfm.inference import StarInference, stars_data
-from bayesfm.library import load_library
-from bayesfm.split import split_mask
+from bayesfm.infer.batched_nuts import BatchedNutsConfig, chain_diagnostics, run_batched_nuts
+from bayesfm.infer.importance import laplace_proposal
+from bayesfm.infer.setup import StarInference, prepare_stars
+from bayesfm.sources.library import load_library
+from bayesfm.tokens.split import split_mask
 
 
 def main():
@@ -34,8 +34,10 @@ def main():
     setup = StarInference.default()
     library = load_library(binning=setup.model.vocabulary.binning)
     rows = np.flatnonzero(split_mask(library.tokens.source_id, "test"))[: args.stars]
-    data, usable, _, mean, sigma = stars_data(setup, library.tokens.take(rows))
-    loc, chol = laplace_proposal(setup, data, (mean - setup.loc) / setup.scale, sigma / setup.scale)
+    data, usable, _, mean, sigma = prepare_stars(setup, library.tokens.take(rows))
+    loc, chol = laplace_proposal(
+        setup, data, setup.scaling.normalise(mean), sigma / setup.scaling.scale
+    )
     config = BatchedNutsConfig(num_warmup=args.warmup, num_samples=args.samples)
     print(f"{len(usable)} test stars, {args.warmup} warm-up + {args.samples} draws x 2 chains")
 

@@ -22,10 +22,12 @@ import time  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bayesfm.diagnostics import summarise  # noqa: E402
-from bayesfm.emulator import LABEL_INPUTS  # noqa: E402
-from bayesfm.examples import load_example_stars  # noqa: E402
-from bayesfm.inference import NutsRunner, StarInference, run_svi  # noqa: E402
+from bayesfm.infer.diagnostics import summarise  # noqa: E402
+from bayesfm.infer.nuts import NutsRunner  # noqa: E402
+from bayesfm.infer.setup import StarInference  # noqa: E402
+from bayesfm.infer.svi import run_svi  # noqa: E402
+from bayesfm.sources.examples import load_example_stars  # noqa: E402
+from bayesfm.tokens.labels import LABEL_INPUTS  # noqa: E402
 
 LABELS = ("teff", "logg", "fe_h", "alpha_m")
 

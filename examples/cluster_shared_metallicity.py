@@ -23,7 +23,7 @@ import numpyro.distributions as dist  # noqa: E402
 from numpyro.infer import MCMC, NUTS  # noqa: E402
 
 from bayesfm import FoundationModel, NoiseModel, load_example_stars, make_emulator  # noqa: E402
-from bayesfm.likelihood import CorrelatedTokens, masked_correlation_cholesky  # noqa: E402
+from bayesfm.bayes.likelihood import CorrelatedTokens, masked_correlation_cholesky  # noqa: E402
 
 FE_H, ALPHA_M = -0.25, 0.05
 MEMBERS = np.array(

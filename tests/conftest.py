@@ -7,7 +7,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from bayesfm.examples import load_example_stars  # noqa: E402
+from bayesfm.sources.examples import load_example_stars  # noqa: E402
 
 XP_ARCHIVE_DIR = os.path.join(
     os.path.dirname(__file__), "..", "..", "shared", "data", "gaia_xp_continuous"

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from gaiaxpy import calibrate
 
-from bayesfm.archive import read_xp_continuous, sample_xp_continuous
-from bayesfm.errors import DataError
-from bayesfm.xp_grid import XP_WAVELENGTH_NM, bin_spectra
+from bayesfm.common.errors import DataError
+from bayesfm.sources.archive import read_xp_continuous, sample_xp_continuous
+from bayesfm.tokens.grid import XP_WAVELENGTH_NM, bin_spectra
 
 MISSING_BP_SOURCE = 5405570973190252288
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from bayesfm.batching import TaskMix, sample_batch
+from bayesfm.model.batching import TaskMix, sample_batch
 
 SPECTRUM_ONLY = TaskMix(labels_to_rest=0.0, observables_to_labels=1.0, random=0.0)
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bayesfm.calibration import (
+from bayesfm.infer.calibration import (
     central_coverage,
     pit_values,
     rank_uniformity,

@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 from dask import distributed
 
-from bayesfm.batched_nuts import BatchedNutsConfig
-from bayesfm.catalogue import CatalogueConfig, load_draws, run_catalogue
-from bayesfm.errors import DataError
-from bayesfm.foundation_model import FoundationModel, build_model
-from bayesfm.importance import ImportanceConfig
-from bayesfm.inference import StarInference
-from bayesfm.transformer import TransformerConfig
+from bayesfm.catalogue.run import CatalogueConfig, load_draws, run_catalogue
+from bayesfm.common.errors import DataError
+from bayesfm.infer.batched_nuts import BatchedNutsConfig
+from bayesfm.infer.importance import ImportanceConfig
+from bayesfm.infer.setup import StarInference
+from bayesfm.model.foundation_model import FoundationModel, build_model
+from bayesfm.model.transformer import TransformerConfig
 
 TINY = dict(width=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, mlp_width=32)
 FAST = CatalogueConfig(

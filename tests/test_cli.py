@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from bayesfm.cli import main
-from bayesfm.examples import example_stars_path
+from bayesfm.sources.examples import example_stars_path
 
 
 def test_data_command_reports_counts(capsys, example_stars):

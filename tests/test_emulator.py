@@ -3,10 +3,11 @@
 import jax.numpy as jnp
 import numpy as np
 
-from bayesfm.batching import EmulatorQuery, TaskMix, sample_batch
-from bayesfm.emulator import LABEL_INPUTS, make_emulator
-from bayesfm.foundation_model import FoundationModel
-from bayesfm.training import normalise_stars
+from bayesfm.model.batching import EmulatorQuery, TaskMix, sample_batch
+from bayesfm.model.emulator import make_emulator
+from bayesfm.model.foundation_model import FoundationModel
+from bayesfm.model.training import normalise_stars
+from bayesfm.tokens.labels import LABEL_INPUTS
 
 
 def test_emulator_equals_the_transformer_on_the_emulator_task_context(example_stars, rng):

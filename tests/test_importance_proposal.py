@@ -3,7 +3,7 @@ Hessian cannot give a covariance, instead of failing the whole chunk."""
 
 import numpy as np
 
-from bayesfm.importance import proposal_covariance
+from bayesfm.infer.importance import proposal_covariance
 
 
 def test_proposal_is_laplace_where_the_hessian_is_good_and_amortized_elsewhere(rng):

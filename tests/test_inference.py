@@ -8,22 +8,24 @@ import pytest
 from numpyro import handlers
 from scipy import stats
 
-from bayesfm.batched_nuts import BatchedNutsConfig, run_batched_nuts
-from bayesfm.batched_svi import BatchedSviConfig, run_batched_svi
-from bayesfm.diagnostics import ConvergenceCriteria, summarise
-from bayesfm.emulator import LABEL_INPUTS, make_emulator
-from bayesfm.errors import DataError
-from bayesfm.foundation_model import FoundationModel, build_model
-from bayesfm.inference import NutsRunner, StarInference, _elbo_settled, run_svi, stars_data
-from bayesfm.likelihood import NoiseModel, log_likelihood, masked_correlation_cholesky
-from bayesfm.models import star_data
-from bayesfm.priors import uniform_box_prior
-from bayesfm.simulation import simulate_stars
-from bayesfm.star_tokens import StarTokens
-from bayesfm.tokens import default_token_specs
-from bayesfm.transformer import TransformerConfig
-from bayesfm.vocabulary import fit_vocabulary
-from bayesfm.xp_grid import XPBinning
+from bayesfm.bayes.likelihood import NoiseModel, log_likelihood, masked_correlation_cholesky
+from bayesfm.bayes.priors import uniform_box_prior
+from bayesfm.bayes.simulation import simulate_stars
+from bayesfm.common.errors import DataError
+from bayesfm.infer.batched_nuts import BatchedNutsConfig, run_batched_nuts
+from bayesfm.infer.batched_svi import BatchedSviConfig, run_batched_svi
+from bayesfm.infer.diagnostics import ConvergenceCriteria, summarise
+from bayesfm.infer.nuts import NutsRunner
+from bayesfm.infer.setup import StarInference, one_star, prepare_stars
+from bayesfm.infer.svi import _elbo_settled, run_svi
+from bayesfm.model.emulator import make_emulator
+from bayesfm.model.foundation_model import FoundationModel, build_model
+from bayesfm.model.transformer import TransformerConfig
+from bayesfm.tokens.grid import XPBinning
+from bayesfm.tokens.labels import LABEL_INPUTS
+from bayesfm.tokens.specs import default_token_specs
+from bayesfm.tokens.star_tokens import StarTokens
+from bayesfm.tokens.vocabulary import fit_vocabulary
 
 TINY = dict(width=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, mlp_width=32)
 LOW = np.array([4000.0, 1.0, -1.0, -0.1, 0.0])
@@ -96,7 +98,8 @@ def test_likelihood_matches_scipy_multivariate_normal(rng):
 
 def test_model_trace_has_no_weight_params(tiny_setup):
     star = _simulated_star(tiny_setup, (LOW + HIGH) / 2)
-    data = star_data(star, 0, tiny_setup.emulator, tiny_setup.noise, (LOW + HIGH) / 2)
+    anchor = np.asarray((LOW + HIGH) / 2)[None]
+    data = jax.tree_util.tree_map(lambda a: a[0], prepare_stars(tiny_setup, star, anchor).data)
     trace = handlers.trace(handlers.seed(tiny_setup.star_model, 0)).get_trace(data)
     assert not [name for name, site in trace.items() if site["type"] == "param"]
     sampled = {name for name, site in trace.items() if site["type"] == "sample"}
@@ -167,7 +170,7 @@ def test_bad_stars_are_clear_errors(tiny_setup):
         np.array([7]), names, np.full((1, len(names)), np.nan), np.full((1, len(names)), np.nan)
     )
     with pytest.raises(DataError, match="none of the emulator's output tokens"):
-        star_data(empty, 0, tiny_setup.emulator, tiny_setup.noise, LOW)
+        one_star(tiny_setup, empty, 0)
     star = _simulated_star(tiny_setup, (LOW + HIGH) / 2)
     bad = StarTokens(
         star.source_id,
@@ -176,7 +179,7 @@ def test_bad_stars_are_clear_errors(tiny_setup):
         np.where(np.arange(len(names)) == 3, np.nan, star.errors),
     )
     with pytest.raises(DataError, match="NaN, zero or negative errors"):
-        star_data(bad, 0, tiny_setup.emulator, tiny_setup.noise, LOW)
+        one_star(tiny_setup, bad, 0)
     boxed = dataclasses.replace(tiny_setup, prior=uniform_box_prior(LOW, HIGH))
     runner = NutsRunner(boxed, num_warmup=5, num_samples=5)
     with pytest.raises(DataError, match="outside the prior's support"):
@@ -191,7 +194,7 @@ def test_uniform_box_rejects_bad_bounds():
 def test_stars_simulated_from_the_prior_are_recovered_by_batched_svi(tiny_setup):
     star = _simulated_star(tiny_setup, (LOW + HIGH) / 2, missing=("j_h",))
     stars = star.take([0, 0, 0, 0])
-    data, usable, problems, mean, _ = stars_data(tiny_setup, stars)
+    data, usable, problems, mean, _ = prepare_stars(tiny_setup, stars)
     assert usable == [0, 1, 2, 3] and not problems
     truth, simulated = simulate_stars(tiny_setup, data, jax.random.PRNGKey(5))
     assert truth.shape == (4, 5) and len(np.unique(truth[:, 0])) == 4  # a prior draw each
@@ -201,26 +204,26 @@ def test_stars_simulated_from_the_prior_are_recovered_by_batched_svi(tiny_setup)
     z, loss = run_batched_svi(
         tiny_setup,
         simulated,
-        (mean - tiny_setup.loc) / tiny_setup.scale,
+        tiny_setup.scaling.normalise(mean),
         jax.random.PRNGKey(6),
         config,
     )
     assert z.shape == (4, 400, 5) and np.isfinite(z).all() and np.isfinite(loss).all()
-    assert not np.allclose(np.median(z, axis=1), (mean - tiny_setup.loc) / tiny_setup.scale)
+    assert not np.allclose(np.median(z, axis=1), tiny_setup.scaling.normalise(mean))
 
 
 def test_anchors_set_where_the_emulator_sigma_is_taken(tiny_setup):
     stars = _simulated_star(tiny_setup, (LOW + HIGH) / 2).take([0, 0])
     anchors = np.stack([LOW, HIGH])
-    data, *_ = stars_data(tiny_setup, stars, anchors)
+    data, *_ = prepare_stars(tiny_setup, stars, anchors)
     _, expected = jax.vmap(tiny_setup.emulator.emulate)(jnp.asarray(anchors, jnp.float32))
     np.testing.assert_allclose(data.emulator_sigma, expected, rtol=1e-6)
-    amortized, *_ = stars_data(tiny_setup, stars)
+    amortized, *_ = prepare_stars(tiny_setup, stars)
     assert not np.allclose(amortized.emulator_sigma, data.emulator_sigma)
     with pytest.raises(DataError, match="shape"):
-        stars_data(tiny_setup, stars, anchors[:1])
+        prepare_stars(tiny_setup, stars, anchors[:1])
     with pytest.raises(DataError, match="NaN or inf"):
-        stars_data(tiny_setup, stars, np.where(anchors == LOW[0], np.nan, anchors))
+        prepare_stars(tiny_setup, stars, np.where(anchors == LOW[0], np.nan, anchors))
 
 
 def test_noise_model_save_load_keeps_the_inflation(tiny_setup, tmp_path):
@@ -233,9 +236,9 @@ def test_noise_model_save_load_keeps_the_inflation(tiny_setup, tmp_path):
 
 def test_batched_nuts_draws_do_not_depend_on_the_lockstep_group(tiny_setup):
     stars = _simulated_star(tiny_setup, (LOW + HIGH) / 2).take([0, 0, 0])
-    data, _, _, mean, _ = stars_data(tiny_setup, stars)
+    data, _, _, mean, _ = prepare_stars(tiny_setup, stars)
     _, simulated = simulate_stars(tiny_setup, data, jax.random.PRNGKey(2))  # 3 different stars
-    z_start = (mean - tiny_setup.loc) / tiny_setup.scale
+    z_start = tiny_setup.scaling.normalise(mean)
     tril = np.broadcast_to(0.3 * np.eye(5, dtype=np.float32), (3, 5, 5))
     # a few steps only: rounding differences between batch shapes grow over a long run
     config = BatchedNutsConfig(num_warmup=1, num_samples=3, max_tree_depth=4)

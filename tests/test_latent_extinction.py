@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bayesfm.emulator import Emulator
-from bayesfm.extinction_fit import fit_extinction, load_extinction
-from bayesfm.library import load_library
-from bayesfm.training import RunConfig, TrainConfig, train
+from bayesfm.model.emulator import Emulator
+from bayesfm.model.extinction_fit import fit_extinction, load_extinction
+from bayesfm.model.training import RunConfig, TrainConfig, train
+from bayesfm.sources.library import load_library
 
 TINY = dict(width=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, mlp_width=32)
 SLOPE = jnp.array([-2.0, -1.0, 0.5, 3.0])  # d token / d A_K of a linear toy emulator

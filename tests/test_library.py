@@ -3,9 +3,9 @@ import importlib.util
 import numpy as np
 import pytest
 
-from bayesfm.errors import MissingDataPackageError
-from bayesfm.library import load_library
-from bayesfm.split import split_mask
+from bayesfm.common.errors import MissingDataPackageError
+from bayesfm.sources.library import load_library
+from bayesfm.tokens.split import split_mask
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bayesfm.emulator import Emulator
-from bayesfm.errors import DataError
-from bayesfm.likelihood import (
+from bayesfm.bayes.likelihood import (
     CorrelatedTokens,
     NoiseModel,
     log_likelihood,
     star_covariance_cholesky,
 )
-from bayesfm.noise_fit import fit_noise_model, fit_tail_dof, label_error
+from bayesfm.bayes.noise_fit import fit_noise_model, fit_tail_dof, label_error
+from bayesfm.common.errors import DataError
+from bayesfm.model.emulator import Emulator
 
 K, N_IN = 12, 3
 

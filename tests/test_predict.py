@@ -1,14 +1,14 @@
 import numpy as np
 import pytest
 
-from bayesfm.errors import DataError
-from bayesfm.foundation_model import FoundationModel, build_model
-from bayesfm.predict import TASKS, predict
-from bayesfm.sigma_scale import SigmaScale, fit_sigma_factor
-from bayesfm.tokens import default_token_specs
-from bayesfm.transformer import TransformerConfig
-from bayesfm.vocabulary import fit_vocabulary
-from bayesfm.xp_grid import XPBinning
+from bayesfm.common.errors import DataError
+from bayesfm.model.foundation_model import FoundationModel, build_model
+from bayesfm.model.predict import TASKS, predict
+from bayesfm.model.sigma_scale import SigmaScale, fit_sigma_factor
+from bayesfm.model.transformer import TransformerConfig
+from bayesfm.tokens.grid import XPBinning
+from bayesfm.tokens.specs import default_token_specs
+from bayesfm.tokens.vocabulary import fit_vocabulary
 
 TINY = dict(width=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, mlp_width=32)
 

@@ -3,7 +3,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from bayesfm.split import split_fraction, split_mask, split_of
+from bayesfm.tokens.split import split_fraction, split_mask, split_of
 
 
 def test_split_follows_the_published_rule():

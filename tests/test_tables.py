@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from bayesfm.errors import DataError
-from bayesfm.tables import read_table
+from bayesfm.common.errors import DataError
+from bayesfm.sources.tables import read_table
 
 
 def _write(tmp_path, name="stars.csv"):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from bayesfm.errors import DataError
-from bayesfm.tokens import NOMINAL_MAG_ERROR, default_token_specs, tokens_from_columns
+from bayesfm.common.errors import DataError
+from bayesfm.tokens.specs import NOMINAL_MAG_ERROR, default_token_specs, tokens_from_columns
 
 
 def _columns(n=3):

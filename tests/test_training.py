@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from bayesfm.errors import DataError
-from bayesfm.foundation_model import FoundationModel
-from bayesfm.library import load_library
-from bayesfm.pytree_io import flatten_named
-from bayesfm.training import RunConfig, TrainConfig, gaussian_nll, train
+from bayesfm.common.errors import DataError
+from bayesfm.common.pytree_io import flatten_named
+from bayesfm.model.foundation_model import FoundationModel
+from bayesfm.model.training import RunConfig, TrainConfig, gaussian_nll, train
+from bayesfm.sources.library import load_library
 
 TINY = dict(width=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, mlp_width=32)
 

@@ -5,14 +5,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bayesfm.batching import TaskMix, sample_batch
-from bayesfm.errors import DataError
-from bayesfm.foundation_model import FoundationModel, build_model, file_sha256
-from bayesfm.tokens import default_token_specs
-from bayesfm.training import TrainConfig, make_optimizer, make_train_step, normalise_stars
-from bayesfm.transformer import TransformerConfig
-from bayesfm.vocabulary import fit_vocabulary
-from bayesfm.xp_grid import XPBinning
+from bayesfm.common.errors import DataError
+from bayesfm.model.batching import TaskMix, sample_batch
+from bayesfm.model.foundation_model import FoundationModel, build_model, file_sha256
+from bayesfm.model.training import TrainConfig, make_optimizer, make_train_step, normalise_stars
+from bayesfm.model.transformer import TransformerConfig
+from bayesfm.tokens.grid import XPBinning
+from bayesfm.tokens.specs import default_token_specs
+from bayesfm.tokens.vocabulary import fit_vocabulary
 
 TINY = dict(width=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, mlp_width=32)
 

@@ -5,7 +5,7 @@ import numpyro.distributions as dist
 import pytest
 from scipy import stats
 
-from bayesfm.trust import (
+from bayesfm.infer.trust import (
     TrustCriteria,
     domain_threshold,
     fit_p_value,

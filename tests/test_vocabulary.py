@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from bayesfm.errors import DataError
-from bayesfm.tokens import default_token_specs
-from bayesfm.vocabulary import Vocabulary, fit_vocabulary
-from bayesfm.xp_grid import XPBinning
+from bayesfm.common.errors import DataError
+from bayesfm.tokens.grid import XPBinning
+from bayesfm.tokens.specs import default_token_specs
+from bayesfm.tokens.vocabulary import Vocabulary, fit_vocabulary
 
 
 @pytest.fixture

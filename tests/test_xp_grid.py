@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from bayesfm.errors import DataError
-from bayesfm.xp_grid import XP_WAVELENGTH_NM, XPBinning, bin_spectra, check_grid
+from bayesfm.common.errors import DataError
+from bayesfm.tokens.grid import XP_WAVELENGTH_NM, XPBinning, bin_spectra, check_grid
 
 
 def test_grid_is_gaiaxpy_default():

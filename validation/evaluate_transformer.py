@@ -19,13 +19,13 @@ import time
 
 import numpy as np
 
-from bayesfm.foundation_model import FoundationModel
-from bayesfm.library import load_library
-from bayesfm.metrics import coverage_within, residual_stats
-from bayesfm.predict import predict
-from bayesfm.sigma_scale import SigmaScale
-from bayesfm.split import split_mask
-from bayesfm.tokens import LABELS
+from bayesfm.common.metrics import coverage_within, residual_stats
+from bayesfm.model.foundation_model import FoundationModel
+from bayesfm.model.predict import predict
+from bayesfm.model.sigma_scale import SigmaScale
+from bayesfm.sources.library import load_library
+from bayesfm.tokens.labels import LABELS
+from bayesfm.tokens.split import split_mask
 
 REGIONS_NM = {
     "BP 400-500 nm": (400, 500),

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from bayesfm.calibration import central_coverage, pit_values
-from bayesfm.catalogue import CatalogueConfig, load_draws, run_catalogue
-from bayesfm.emulator import LABEL_INPUTS
-from bayesfm.inference import StarInference
-from bayesfm.library import load_library
-from bayesfm.likelihood import default_noise_path
-from bayesfm.metrics import robust_sigma
-from bayesfm.split import split_mask
+from bayesfm.bayes.likelihood import default_noise_path
+from bayesfm.catalogue.run import CatalogueConfig, load_draws, run_catalogue
+from bayesfm.common.metrics import robust_sigma
+from bayesfm.infer.calibration import central_coverage, pit_values
+from bayesfm.infer.setup import StarInference
+from bayesfm.sources.library import load_library
+from bayesfm.tokens.labels import LABEL_INPUTS
+from bayesfm.tokens.split import split_mask
 
 LABELS = ("teff", "logg", "fe_h")
 LEVELS = (0.68, 0.95)

@@ -7,12 +7,12 @@ makes 68.3% of validation stars satisfy |mean - APOGEE| < sqrt((factor sigma)^2 
 error^2). Writes bayesfm/data/sigma_scale.json; never uses test stars.
 """
 
-from bayesfm.foundation_model import FoundationModel
-from bayesfm.library import load_library
-from bayesfm.metrics import coverage_within
-from bayesfm.predict import TASKS, predict
-from bayesfm.sigma_scale import SigmaScale, default_sigma_scale_path, fit_sigma_factor
-from bayesfm.split import split_mask
+from bayesfm.common.metrics import coverage_within
+from bayesfm.model.foundation_model import FoundationModel
+from bayesfm.model.predict import TASKS, predict
+from bayesfm.model.sigma_scale import SigmaScale, default_sigma_scale_path, fit_sigma_factor
+from bayesfm.sources.library import load_library
+from bayesfm.tokens.split import split_mask
 
 TASK = "spectra_to_labels"
 

@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 from report import calibration, catalogue_draws, reference
 
-from bayesfm.catalogue import CatalogueConfig
-from bayesfm.emulator import LABEL_INPUTS
-from bayesfm.inference import StarInference, amortized_labels
-from bayesfm.library import load_library
-from bayesfm.metrics import robust_sigma
-from bayesfm.split import split_mask
+from bayesfm.catalogue.run import CatalogueConfig
+from bayesfm.common.metrics import robust_sigma
+from bayesfm.infer.setup import StarInference, amortized_labels
+from bayesfm.sources.library import load_library
+from bayesfm.tokens.labels import LABEL_INPUTS
+from bayesfm.tokens.split import split_mask
 
 OUT = Path("validation")
 

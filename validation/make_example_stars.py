@@ -7,9 +7,9 @@ Writes bayesfm/data/example_stars.fits (library layout, one row per star).
 import numpy as np
 from astropy.io import fits
 
-from bayesfm.examples import example_stars_path
-from bayesfm.library import library_path
-from bayesfm.split import split_mask
+from bayesfm.sources.examples import example_stars_path
+from bayesfm.sources.library import library_path
+from bayesfm.tokens.split import split_mask
 
 # (teff [K], logg [dex]) targets: dwarfs, subgiants, giants, red clump, a metal-poor giant
 TARGETS = [

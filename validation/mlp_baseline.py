@@ -17,13 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from bayesfm.foundation_model import FoundationModel
-from bayesfm.library import load_library
-from bayesfm.metrics import robust_sigma
-from bayesfm.split import split_mask
-from bayesfm.tokens import LABELS
-from bayesfm.training import gaussian_nll, normalise_stars
-from bayesfm.yardstick import init_mlp, mlp
+from bayesfm.common.metrics import robust_sigma
+from bayesfm.model.foundation_model import FoundationModel
+from bayesfm.model.training import gaussian_nll, normalise_stars
+from bayesfm.model.yardstick import init_mlp, mlp
+from bayesfm.sources.library import load_library
+from bayesfm.tokens.labels import LABELS
+from bayesfm.tokens.split import split_mask
 
 HIDDEN = (256, 256, 256)
 BATCH = 512

@@ -18,9 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.infer.util import log_density
 
-from bayesfm.examples import load_example_stars
-from bayesfm.inference import StarInference, amortized_labels
-from bayesfm.models import star_data
+from bayesfm.infer.setup import StarInference, prepare_stars
+from bayesfm.sources.examples import load_example_stars
 
 
 def main():
@@ -31,7 +30,8 @@ def main():
 
     setup = StarInference.default()
     stars = load_example_stars(setup.model.vocabulary.binning).tokens
-    mean, sigma = amortized_labels(setup, stars)
+    prepared = prepare_stars(setup, stars)
+    mean, sigma = prepared.start, prepared.start_sigma
     rng = np.random.default_rng(args.seed)
 
     def value_and_grad(data, z):
@@ -40,11 +40,11 @@ def main():
         )(z)
 
     worst_value, worst_grad = 0.0, 0.0
-    for row in range(len(stars)):
-        data = star_data(stars, row, setup.emulator, setup.noise, mean[row])
+    for row in range(len(prepared.rows)):
+        data = jax.tree_util.tree_map(lambda a, r=row: a[r], prepared.data)
         x = mean[row] + sigma[row] * rng.standard_normal((args.draws, 5)) * 0.5
         x = np.vstack([mean[row], x])
-        z = (x - np.asarray(setup.loc)) / np.asarray(setup.scale)
+        z = setup.scaling.normalise(x)
         for zi in z:
             v32, g32 = value_and_grad(data, jnp.asarray(zi, jnp.float32))
             with jax.enable_x64(True):

@@ -22,17 +22,23 @@ from report_figures import write_figures
 from report_markdown import SECTIONS, write_markdown
 from scipy import stats
 
-from bayesfm.batched_svi import BatchedSviConfig, run_batched_svi
-from bayesfm.calibration import central_coverage, pit_values, rank_uniformity, sbc_ranks, z_scores
-from bayesfm.catalogue import CatalogueConfig, load_draws, run_catalogue
-from bayesfm.emulator import LABEL_INPUTS
-from bayesfm.inference import StarInference, amortized_labels, stars_data
-from bayesfm.library import data_file, load_library
-from bayesfm.likelihood import CorrelatedTokens
-from bayesfm.metrics import residual_stats
-from bayesfm.simulation import simulate_stars
-from bayesfm.split import split_mask
-from bayesfm.star_tokens import StarTokens
+from bayesfm.bayes.likelihood import CorrelatedTokens
+from bayesfm.bayes.simulation import simulate_stars
+from bayesfm.catalogue.run import CatalogueConfig, load_draws, run_catalogue
+from bayesfm.common.metrics import residual_stats
+from bayesfm.infer.batched_svi import BatchedSviConfig, run_batched_svi
+from bayesfm.infer.calibration import (
+    central_coverage,
+    pit_values,
+    rank_uniformity,
+    sbc_ranks,
+    z_scores,
+)
+from bayesfm.infer.setup import StarInference, amortized_labels, prepare_stars
+from bayesfm.sources.library import data_file, load_library
+from bayesfm.tokens.labels import LABEL_INPUTS
+from bayesfm.tokens.split import split_mask
+from bayesfm.tokens.star_tokens import StarTokens
 
 LABELS = ("teff", "logg", "fe_h", "alpha_m")
 SBC_METHODS = ("importance", "svi", "nuts")
@@ -266,11 +272,11 @@ def svi_draws(
             return {"draws": cached["draws"], "seconds": float(cached["seconds"])}
     start = time.perf_counter()
     draws = np.full((len(stars), config.num_draws, len(LABEL_INPUTS)), np.nan, np.float32)
-    data, usable, _, mean, _ = stars_data(setup, stars, anchors)
+    data, usable, _, mean, _ = prepare_stars(setup, stars, anchors)
     z, _ = run_batched_svi(
-        setup, data, (mean - setup.loc) / setup.scale, jax.random.PRNGKey(seed), config
+        setup, data, setup.scaling.normalise(mean), jax.random.PRNGKey(seed), config
     )
-    draws[usable] = setup.loc + setup.scale * z
+    draws[usable] = setup.scaling.physical(z)
     seconds = time.perf_counter() - start
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
@@ -411,7 +417,7 @@ def agreement_with(draws, reference_draws) -> dict:
 
 def simulated_catalogue(setup, templates: StarTokens, key):
     """Template stars with emulator-simulated outputs and the prior draws as their labels."""
-    data, usable, *_ = stars_data(setup, templates)
+    data, usable, *_ = prepare_stars(setup, templates)
     templates = templates.take(usable)
     truth, sim = simulate_stars(setup, data, key)
     values, errors = templates.values.copy(), templates.errors.copy()
@@ -514,7 +520,7 @@ def reanchored_runs(setup, stars, folders, settings, passes) -> list:
         out = first_pass if k == 1 else later.with_name(f"{later.name}_pass{k}")
         runs.append(catalogue_draws(stars, out, settings, setup, anchors))
         medians = np.nanmedian(runs[-1]["draws"], axis=1)
-        anchors = np.where(np.isfinite(medians), medians, np.asarray(setup.loc)[None])
+        anchors = np.where(np.isfinite(medians), medians, np.asarray(setup.scaling.loc)[None])
     return runs
 
 
@@ -523,7 +529,7 @@ def anchor_noise_section(setup, sbc) -> dict:
     noise the SBC stars were simulated with (emulator sigma at their true labels): per
     star, the median over tokens of the ratio of total 1-sigma noise, truth / anchor."""
     sim, truth = sbc
-    data, usable, *_ = stars_data(setup, sim)
+    data, usable, *_ = prepare_stars(setup, sim)
     _, at_truth = jax.vmap(setup.emulator.emulate)(jnp.asarray(truth[usable], jnp.float32))
     total = np.hypot(data.errors, np.asarray(at_truth)) / np.hypot(data.errors, data.emulator_sigma)
     per_star = np.nanmedian(np.where(data.mask, total, np.nan), axis=1)
@@ -541,10 +547,10 @@ def misfit(setup, stars: StarTokens, preferred, reference_labels) -> np.ndarray:
     """Per star, 2 [log L(preferred) - log L(reference_labels)] (both [n, 5] physical): how
     strongly its own tokens, through the emulator and noise model, prefer the first labels.
     NaN where a star has no tokens or either label set is incomplete."""
-    data, usable, *_ = stars_data(setup, stars)
+    data, usable, *_ = prepare_stars(setup, stars)
     x = np.stack([preferred[usable], reference_labels[usable]], axis=1)  # [m, 2, 5]
     complete = np.isfinite(x).all(axis=(1, 2))
-    x = np.where(complete[:, None, None], x, np.asarray(setup.loc))
+    x = np.where(complete[:, None, None], x, np.asarray(setup.scaling.loc))
 
     def log_l(labels, d):
         mean, _ = jax.vmap(setup.emulator.emulate)(labels)

@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bayesfm.emulator import LABEL_INPUTS  # noqa: E402
+from bayesfm.tokens.labels import LABEL_INPUTS  # noqa: E402
 
 UNITS = {"teff": "K", "logg": "dex", "fe_h": "dex", "alpha_m": "dex", "a_k": "mag"}
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from bayesfm.emulator import LABEL_INPUTS
+from bayesfm.tokens.labels import LABEL_INPUTS
 
 SECTIONS = (  # results.json's sections, in report.py's order
     "heldout",

@@ -23,14 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from bayesfm.emulator import LABEL_INPUTS, make_emulator
-from bayesfm.extinction_fit import clean_extinction, default_extinction_path, load_extinction
-from bayesfm.foundation_model import FoundationModel, default_model_path
-from bayesfm.library import load_library
-from bayesfm.likelihood import default_noise_path
-from bayesfm.noise_fit import fit_noise_model
-from bayesfm.priors import default_prior_path, fit_gaussian_mixture
-from bayesfm.split import split_mask
+from bayesfm.bayes.likelihood import default_noise_path
+from bayesfm.bayes.noise_fit import fit_noise_model
+from bayesfm.bayes.priors import default_prior_path, fit_gaussian_mixture
+from bayesfm.model.emulator import make_emulator
+from bayesfm.model.extinction_fit import clean_extinction, default_extinction_path, load_extinction
+from bayesfm.model.foundation_model import FoundationModel, default_model_path
+from bayesfm.sources.library import load_library
+from bayesfm.tokens.labels import LABEL_INPUTS
+from bayesfm.tokens.split import split_mask
 
 PRIOR_COMPONENTS = 16
 SEED = 0

@@ -1,0 +1,254 @@
+"""The likelihood of observed XP flux and colour tokens given the emulator's prediction.
+
+Treats what DESIGN.md warns about: the flux tokens' errors are correlated (one set of ~110
+XP coefficients makes every pixel) and the emulator's residuals are smooth in wavelength.
+A likelihood that takes tokens as independent would count the same information several
+times over. The ``NoiseModel`` is a full covariance fitted on validation stars
+(``bayesfm.noise_fit``):
+
+    Sigma = diag(s) (R + G diag(e^2) G^T) diag(s),   s_k = c_k sqrt(obs_error_k^2 + sigma_k^2)
+
+where c_k rescales each token's total error, R is the correlation of the normalised
+residuals, and G = J / s is the emulator's Jacobian with respect to its inputs (at the
+star's anchor) in units of s. The last term is the emulator's error expressed in label
+space: its spectrum at labels x matches a star whose survey labels are x only up to a
+label offset of 1-sigma e (per input; optionally one e for each side of a split in one label,
+e.g. giants and dwarfs, chosen by the star's anchor). With ``tail_dof`` nu the tokens follow a
+multivariate Student-t with scale matrix Sigma instead of a Gaussian (a Gaussian whose
+covariance is Sigma times a per-star factor drawn from nu / chi-square_nu): the validation
+stars' chi-squares at their survey labels have far heavier tails than a Gaussian allows,
+and the t widens the posterior of a star the emulator fits badly instead of trusting its
+spectrum as much as any other's. Missing tokens are removed exactly: their rows and
+columns become the identity and their residual zero, which adds nothing to the
+log-density. Everything but the residual is fixed per star, so each star's Cholesky factor
+is computed once and each evaluation needs one triangular solve, not a factorisation.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+from jax.scipy.special import gammaln
+from numpyro.distributions import constraints
+
+from bayesfm.common.errors import DataError
+
+__all__ = [
+    "NoiseModel",
+    "CorrelatedTokens",
+    "masked_correlation_cholesky",
+    "star_covariance_cholesky",
+    "log_likelihood",
+    "whitened_residual",
+    "default_noise_path",
+]
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Per-token error scales c [K], residual correlation R [K, K], the emulator's error in
+    label space e [n_in] (physical units of its inputs; None: no such term; [2, n_in] with
+    ``label_error_split`` = (input index, value): the rows for stars below and at or above
+    that value of that input), a global inflation of every token's error (1: none;
+    ``validation/fit_inflation.py`` measures it) and the Student-t degrees of freedom nu of
+    the tokens (None: Gaussian).
+    """
+
+    names: tuple
+    error_scale: np.ndarray
+    correlation: np.ndarray
+    inflation: float = 1.0
+    label_error: np.ndarray | None = None
+    tail_dof: float | None = None
+    label_error_split: tuple | None = None
+
+    @property
+    def total_scale(self) -> np.ndarray:
+        """c_k x inflation [K]."""
+        return self.error_scale * self.inflation
+
+    def __post_init__(self):
+        k = len(self.names)
+        if self.error_scale.shape != (k,) or self.correlation.shape != (k, k):
+            raise DataError(f"noise model needs {k} error scales and a {k}x{k} correlation matrix")
+        rows = None if self.label_error is None else np.shape(self.label_error)[:-1]
+        if rows not in (None, () if self.label_error_split is None else (2,)):
+            raise DataError(
+                "noise model's label_error needs one row, or two with a label_error_split; "
+                f"got shape {np.shape(self.label_error)} and split {self.label_error_split}"
+            )
+
+    def label_error_at(self, labels):
+        """e [n_in] for a star whose anchor is ``labels`` [n_in] (physical)."""
+        error = jnp.asarray(self.label_error)
+        if self.label_error_split is None:
+            return error
+        index, value = self.label_error_split
+        return jnp.where(labels[index] < value, error[0], error[1])
+
+    @classmethod
+    def independent(cls, names) -> "NoiseModel":
+        """No rescaling and no correlation: tokens treated as independent."""
+        return cls(tuple(names), np.ones(len(names)), np.eye(len(names)))
+
+    def save(self, path) -> None:
+        Path(path).write_text(
+            json.dumps(
+                {
+                    "names": list(self.names),
+                    "error_scale": self.error_scale.tolist(),
+                    "correlation": self.correlation.tolist(),
+                    "inflation": self.inflation,
+                    "label_error": None if self.label_error is None else self.label_error.tolist(),
+                    "tail_dof": self.tail_dof,
+                    "label_error_split": self.label_error_split,
+                }
+            )
+        )
+
+    @classmethod
+    def load(cls, path=None) -> "NoiseModel":
+        path = Path(path) if path is not None else default_noise_path()
+        try:
+            data = json.loads(Path(path).read_text())
+            return cls(
+                tuple(data["names"]),
+                np.asarray(data["error_scale"]),
+                np.asarray(data["correlation"]),
+                float(data.get("inflation", 1.0)),
+                None if data.get("label_error") is None else np.asarray(data["label_error"]),
+                None if data.get("tail_dof") is None else float(data["tail_dof"]),
+                _split(data.get("label_error_split")),
+            )
+        except (OSError, KeyError, ValueError, TypeError) as err:
+            raise DataError(f"cannot read a noise model from {path}: {err}") from err
+
+
+def _split(value) -> tuple | None:
+    """(input index, value) from its JSON form."""
+    return None if value is None else (int(value[0]), float(value[1]))
+
+
+def masked_correlation_cholesky(correlation, mask):
+    """Cholesky factor [K, K] of R with masked tokens' rows and columns set to the identity.
+
+    It depends only on which tokens a star has, so it is computed once per star, not in
+    every gradient evaluation.
+    """
+    both = mask[:, None] & mask[None, :]
+    return jnp.linalg.cholesky(jnp.where(both, correlation, jnp.eye(len(mask))))
+
+
+def star_covariance_cholesky(
+    noise: NoiseModel, mask, obs_error, sigma, jacobian=None, anchor=None, input_error=None
+):
+    """Cholesky factor [K, K] of one star's covariance in units of its token scales s: R plus
+    the label-space term (needs the emulator's ``jacobian`` [K, n_in] at the star's
+    ``anchor`` [n_in], physical), masked tokens' rows and columns set to the identity.
+    ``input_error`` [n_in]: the uncertainty of the labels the emulator is evaluated at, when
+    they are measured (a survey's reported errors), added in quadrature to the label-space
+    error."""
+    covariance = jnp.asarray(noise.correlation)
+    if noise.label_error is not None:
+        label_error = noise.label_error_at(anchor)
+        if input_error is not None:
+            label_error = jnp.sqrt(label_error**2 + input_error**2)
+        scale = jnp.asarray(noise.total_scale) * jnp.sqrt(obs_error**2 + sigma**2)
+        g = jnp.asarray(jacobian) / scale[:, None] * label_error[None, :]
+        covariance = covariance + g @ g.T
+    return masked_correlation_cholesky(covariance, mask)
+
+
+def whitened_residual(observed, obs_error, mask, corr_chol, mean, sigma, error_scale):
+    """(whitened residual [K], per-token scale [K]) under the noise model (see
+    ``log_likelihood`` for the arguments): the residual's squared norm is its chi-square."""
+    scale = error_scale * jnp.sqrt(obs_error**2 + sigma**2)
+    u = jnp.where(mask, (observed - mean) / scale, 0.0)
+    return jax.scipy.linalg.solve_triangular(corr_chol, u, lower=True), scale
+
+
+def log_likelihood(observed, obs_error, mask, corr_chol, mean, sigma, error_scale, tail_dof=None):
+    """Log-density of the observed tokens [K] under the correlated noise model.
+
+    Args:
+        observed: Observed token values [K] (anything where ``mask`` is False).
+        obs_error: Their 1-sigma errors [K].
+        mask: Which tokens are observed [K] (bool).
+        corr_chol: ``star_covariance_cholesky`` [K, K].
+        mean, sigma: Emulator prediction [K] in the same units.
+        error_scale: The noise model's per-token factors c [K].
+        tail_dof: Student-t degrees of freedom nu (None: Gaussian).
+    """
+    solved, scale = whitened_residual(
+        observed, obs_error, mask, corr_chol, mean, sigma, error_scale
+    )
+    chi2, n = jnp.sum(solved**2), jnp.sum(mask)
+    log_det = jnp.sum(jnp.log(jnp.diag(corr_chol))) + jnp.sum(jnp.where(mask, jnp.log(scale), 0.0))
+    if tail_dof is None:
+        return -0.5 * chi2 - log_det - 0.5 * n * jnp.log(2 * jnp.pi)
+    nu = tail_dof
+    normalisation = gammaln(0.5 * (nu + n)) - gammaln(0.5 * nu) - 0.5 * n * jnp.log(nu * jnp.pi)
+    return normalisation - log_det - 0.5 * (nu + n) * jnp.log1p(chi2 / nu)
+
+
+class CorrelatedTokens(dist.Distribution):
+    """Observed tokens [K] around the emulator mean under the correlated noise model.
+
+    ``log_prob`` is ``log_likelihood`` (missing tokens drop out). ``sample`` draws every
+    token from the same distribution: observed ones as replicated data (with their noise),
+    missing ones as the true value (emulator uncertainty only, independent across missing
+    tokens): the posterior predictive of unobserved tokens. With a Student-t noise model
+    each draw's deviation is scaled by one factor sqrt(nu / chi-square_nu).
+    """
+
+    support = constraints.real_vector
+
+    def __init__(
+        self, mean, sigma, obs_error, mask, corr_chol, noise: NoiseModel, validate_args=None
+    ):
+        batch_shape = jnp.shape(mean)[:-1]  # e.g. a plate of stars
+        k = jnp.shape(mean)[-1]
+        self.loc, self.sigma = mean, sigma
+        self.obs_error = jnp.broadcast_to(obs_error, batch_shape + (k,))
+        self.obs_mask = jnp.broadcast_to(mask, batch_shape + (k,))
+        self.corr_chol = jnp.broadcast_to(corr_chol, batch_shape + (k, k))
+        self.noise = noise
+        super().__init__(batch_shape=batch_shape, event_shape=(k,), validate_args=validate_args)
+
+    def sample(self, key, sample_shape=()):
+        error = jnp.where(self.obs_mask, self.obs_error, 0.0)
+        scale = jnp.asarray(self.noise.total_scale) * jnp.sqrt(error**2 + self.sigma**2)
+        shape = sample_shape + self.batch_shape + self.event_shape
+        normal_key, tail_key = jax.random.split(key)
+        white = jax.random.normal(normal_key, shape)
+        deviation = scale * jnp.einsum("...kj,...j->...k", self.corr_chol, white)
+        nu = self.noise.tail_dof
+        if nu is not None:
+            precision = jax.random.gamma(tail_key, 0.5 * nu, shape[:-1]) / (0.5 * nu)
+            deviation = deviation / jnp.sqrt(precision)[..., None]
+        return self.loc + deviation
+
+    def log_prob(self, value):
+        k = self.event_shape[0]
+        shape = jnp.broadcast_shapes(jnp.shape(value)[:-1], self.batch_shape)
+        flat = [
+            jnp.broadcast_to(a, shape + (k,)).reshape(-1, k)
+            for a in (value, self.obs_error, self.obs_mask, self.loc, self.sigma)
+        ]
+        chol = jnp.broadcast_to(self.corr_chol, shape + (k, k)).reshape(-1, k, k)
+        error_scale = jnp.asarray(self.noise.total_scale)
+
+        def one_star(v, e, m, c, mu, sd):
+            return log_likelihood(v, e, m, c, mu, sd, error_scale, self.noise.tail_dof)
+
+        return jax.vmap(one_star)(flat[0], flat[1], flat[2], chol, flat[3], flat[4]).reshape(shape)
+
+
+def default_noise_path() -> Path:
+    from importlib.resources import files
+
+    return Path(str(files("bayesfm") / "data" / "noise_model.json"))

@@ -1,0 +1,58 @@
+"""Batch shapes for stars: padding to fixed sizes, and spreading over the local devices."""
+
+import functools
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+__all__ = ["pad_leading", "bucket_size", "shard_stars", "full_precision"]
+
+
+def pad_leading(arrays, size):
+    """Pad every array of a pytree along its leading axis to ``size`` by repeating its last row."""
+
+    def pad(a):
+        a = np.asarray(a)
+        missing = size - len(a)
+        return a if missing <= 0 else np.concatenate([a, np.repeat(a[-1:], missing, axis=0)])
+
+    return jax.tree_util.tree_map(pad, arrays)
+
+
+def bucket_size(n: int) -> int:
+    """The power of two >= n: batches padded to it compile once per bucket, not per size."""
+    return 1 << max(0, int(n - 1).bit_length())
+
+
+def shard_stars(arrays):
+    """Place a pytree of arrays with a leading star axis across all local devices.
+
+    With one device nothing changes. With several, the star axis is padded (repeating the
+    last star) to a multiple of the device count and split over the devices, so a jitted
+    function of these arrays runs on all of them; callers drop the padded rows.
+    """
+    devices = jax.local_devices()
+    if len(devices) == 1:
+        return arrays
+    n = len(jax.tree_util.tree_leaves(arrays)[0])
+    arrays = pad_leading(arrays, n + (-n % len(devices)))
+    mesh = Mesh(np.array(devices), ("stars",))
+
+    def place(a):
+        spec = PartitionSpec("stars", *([None] * (np.ndim(a) - 1)))
+        return jax.device_put(a, NamedSharding(mesh, spec))
+
+    return jax.tree_util.tree_map(place, arrays)
+
+
+def full_precision(fn):
+    """Run ``fn`` with float32 matmuls at full precision: the TF32 matmuls GPUs use by
+    default break NUTS's convergence. Set per call, never for the whole process."""
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with jax.default_matmul_precision("highest"):
+            return fn(*args, **kwargs)
+
+    return wrapped

@@ -1,0 +1,128 @@
+"""Per-star trust flags: when not to believe a posterior, beyond the sampler's own verdict.
+
+- **fit**: the chi-square of the observed tokens at the posterior median, whitened by the
+  noise model's covariance, against its distribution under the noise model with (observed
+  tokens - 5) degrees of freedom: chi-square, or for a Student-t noise model with nu
+  degrees of freedom, (observed tokens - 5) times an F distribution. A p-value below
+  ``min_fit_p`` means the emulator cannot reproduce the star at the labels the posterior
+  allows (a star unlike the training set, or bad data).
+- **domain**: the fraction of posterior draws where the label prior (fitted on the training
+  labels) is below the density that all but ``domain_quantile`` of its own draws reach,
+  i.e. outside the training domain; above ``max_outside_fraction`` flags the star.
+- **sampler**: the method's own verdict (importance: PSIS k-hat and ESS; NUTS: R-hat, ESS
+  and divergences; SVI: the ELBO settled and PSIS k-hat of the guide as a proposal).
+
+``trusted`` is all three.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bayesfm.bayes.likelihood import whitened_residual
+
+__all__ = [
+    "TrustCriteria",
+    "domain_threshold",
+    "fit_chi_square",
+    "fit_p_value",
+    "outside_fraction",
+    "trust_columns",
+    "assess",
+    "flag_notes",
+]
+
+
+class TrustCriteria(NamedTuple):
+    min_fit_p: float = 1e-3
+    max_outside_fraction: float = 0.5
+    domain_quantile: float = 1e-3
+
+
+def domain_threshold(prior, quantile: float, n: int = 20000, seed: int = 0) -> float:
+    """Prior log-density [physical units] that a fraction ``1 - quantile`` of its draws exceed."""
+    x = prior.sample(jax.random.PRNGKey(seed), (n,))
+    return float(np.quantile(np.asarray(prior.log_prob(x)), quantile))
+
+
+def fit_chi_square(setup, data, x):
+    """(chi-square [N], degrees of freedom [N]) of stacked ``StarData`` at labels ``x`` [N, 5]."""
+    mean, _ = jax.vmap(setup.emulator.emulate)(jnp.asarray(x, jnp.float32))
+    scale = jnp.asarray(setup.noise.total_scale)
+
+    def one(values, errors, mask, chol, mu, sigma):
+        solved, _ = whitened_residual(values, errors, mask, chol, mu, sigma, scale)
+        return jnp.sum(solved**2)
+
+    chi2 = jax.vmap(one)(
+        data.values, data.errors, data.mask, data.corr_chol, mean, data.emulator_sigma
+    )
+    dof = np.maximum(np.asarray(data.mask).sum(axis=1) - len(setup.emulator.inputs), 1)
+    return np.asarray(chi2, float), dof
+
+
+def fit_p_value(chi2, dof, tail_dof=None):
+    """P(chi-square >= chi2) [N] for a Gaussian (``tail_dof`` None) or a Student-t noise model
+    with ``tail_dof`` degrees of freedom (chi2 / dof ~ F(dof, tail_dof))."""
+    chi2, dof = np.asarray(chi2, float), np.asarray(dof, float)
+    if tail_dof is None:
+        return np.asarray(jax.scipy.special.gammaincc(dof / 2.0, chi2 / 2.0))
+    nu = float(tail_dof)
+    return np.asarray(jax.scipy.special.betainc(nu / 2.0, dof / 2.0, nu / (nu + chi2)))
+
+
+def outside_fraction(prior, draws, threshold: float):
+    """Fraction [N] of each star's finite draws [N, S, 5] (physical) below ``threshold``."""
+    draws = np.asarray(draws, np.float32)
+    finite = np.isfinite(draws).all(axis=-1)
+    log_prior = np.asarray(prior.log_prob(jnp.asarray(np.where(finite[..., None], draws, 0.0))))
+    outside = (log_prior < threshold) & finite
+    with np.errstate(invalid="ignore"):
+        return outside.sum(axis=1) / np.where(finite.any(axis=1), finite.sum(axis=1), np.nan)
+
+
+def trust_columns(fit_p, outside, sampler_ok, criteria: TrustCriteria = TrustCriteria()) -> dict:
+    """Columns ``fit_ok``, ``in_domain`` and ``trusted`` (bool [N]) from the three checks."""
+    fit_ok = np.asarray(fit_p) >= criteria.min_fit_p
+    in_domain = np.asarray(outside) <= criteria.max_outside_fraction
+    return {
+        "fit_ok": fit_ok,
+        "in_domain": in_domain,
+        "trusted": fit_ok & in_domain & np.asarray(sampler_ok, bool),
+    }
+
+
+def assess(setup, data, medians, draws, sampler_ok, criteria: TrustCriteria) -> dict:
+    """Every trust column [N] for stacked ``StarData`` of N stars.
+
+    Args:
+        setup: The ``StarInference`` the posteriors came from.
+        data: The stars' stacked ``StarData``.
+        medians: Posterior medians [N, 5] (physical).
+        draws: Posterior draws [N, S, 5] (physical; NaN rows are padding).
+        sampler_ok: The sampler's verdict per star [N].
+        criteria: Thresholds.
+
+    Returns:
+        ``fit_chi2``, ``fit_dof``, ``fit_p``, ``outside_domain_fraction``, ``fit_ok``,
+        ``in_domain`` and ``trusted``.
+    """
+    chi2, dof = fit_chi_square(setup, data, medians)
+    p = fit_p_value(chi2, dof, setup.noise.tail_dof)
+    threshold = domain_threshold(setup.prior, criteria.domain_quantile)
+    outside = outside_fraction(setup.prior, draws, threshold)
+    return {
+        "fit_chi2": chi2,
+        "fit_dof": dof,
+        "fit_p": p,
+        "outside_domain_fraction": outside,
+        **trust_columns(p, outside, sampler_ok, criteria),
+    }
+
+
+def flag_notes(fit_ok: bool, in_domain: bool) -> list:
+    """Human-readable reasons for a star's trust flags."""
+    notes = [] if fit_ok else ["emulator cannot reproduce the star (chi-square p-value)"]
+    return notes + ([] if in_domain else ["posterior outside the training labels' domain"])

@@ -1,0 +1,90 @@
+"""The emulator: a frozen, pure JAX function from labels (+ extinction) to predicted tokens.
+
+``make_emulator(model, inputs, outputs)`` closes over the trained weights: the result
+``emulate(x) -> (mean, sigma)`` takes one star's inputs in physical units and has no
+state, no ``numpyro.param`` sites and nothing to train. It is jit-, grad- and
+vmap-friendly, which is what a NumPyro likelihood needs.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from bayesfm.common.errors import DataError
+from bayesfm.model.foundation_model import FoundationModel
+from bayesfm.tokens.labels import LABEL_INPUTS
+from bayesfm.tokens.vocabulary import Scaling
+
+__all__ = ["LABEL_INPUTS", "Emulator", "make_emulator", "context_errors"]
+
+
+@dataclass(frozen=True)
+class Emulator:
+    """A frozen emulator.
+
+    Attributes:
+        inputs: Names of the input tokens [n_in], in the order ``emulate`` takes them.
+        outputs: Names of the predicted tokens [K].
+        emulate: ``x [n_in] (physical units) -> (mean [K], sigma [K])`` (physical units).
+    """
+
+    inputs: tuple
+    outputs: tuple
+    emulate: Callable
+
+    def __call__(self, x):
+        return self.emulate(x)
+
+    def jacobian(self, x):
+        """d mean / d inputs [K, n_in] at physical inputs ``x`` [n_in]."""
+        return jax.jacfwd(lambda v: self.emulate(v)[0])(jnp.asarray(x, jnp.float32))
+
+
+def make_emulator(
+    model: FoundationModel,
+    inputs: Sequence[str] = LABEL_INPUTS,
+    outputs: Sequence[str] | None = None,
+    jit: bool = True,
+) -> Emulator:
+    """Build the frozen emulator ``inputs -> outputs`` (default outputs: XP flux and colours)."""
+    vocabulary = model.vocabulary
+    if outputs is None:
+        outputs = vocabulary.names_in_group("xp_bp", "xp_rp", "colour")
+    in_index = vocabulary.index(inputs)
+    out_index = vocabulary.index(outputs)
+    in_scaling = Scaling(*(jnp.asarray(a) for a in vocabulary.scaling(inputs)))
+    out_scaling = Scaling(*(jnp.asarray(a) for a in vocabulary.scaling(outputs)))
+    graphdef, params = model.graphdef, model.params
+    context_index = jnp.asarray(in_index)[None]
+    context_error = jnp.asarray(context_errors(model, inputs), jnp.float32)[None]
+    context_mask = jnp.ones((1, len(in_index)), bool)
+    request_index = jnp.asarray(out_index)[None]
+
+    def emulate(x):
+        z = in_scaling.normalise(jnp.asarray(x)).astype(jnp.float32)[None]
+        transformer = nnx.merge(graphdef, params)
+        mean, log_var = transformer(context_index, z, context_error, context_mask, request_index)
+        return out_scaling.physical(mean[0]), jnp.exp(0.5 * log_var[0]) * out_scaling.scale
+
+    return Emulator(tuple(inputs), tuple(outputs), jax.jit(emulate) if jit else emulate)
+
+
+def context_errors(model: FoundationModel, inputs: Sequence[str]):
+    """Normalised errors [n_in] the context embedding gets for latent (exact) inputs: the
+    ones training gave the emulator task (``model.info["emulator_context_errors"]``), so
+    that the emulator is queried only with contexts its training produced."""
+    known = model.info.get("emulator_context_errors")
+    if known is None:
+        raise DataError(
+            "this model records no emulator_context_errors (the context errors its training "
+            "gave latent label inputs); retrain it with this bayesfm"
+        )
+    missing = [name for name in inputs if name not in known]
+    if missing:
+        raise DataError(
+            f"the model was not trained to emulate from {missing}; it knows {list(known)}"
+        )
+    return [known[name] for name in inputs]

@@ -1,0 +1,77 @@
+"""Post-hoc factors on the foundation model's predicted sigma (temperature scaling).
+
+The transformer's sigma for a label is learned with the Gaussian NLL on noisy training
+labels; on held-out stars it can come out a little too wide or too narrow. One factor per
+token, fitted on the validation split for one task, makes the fraction of stars with
+``|mean - truth| < sqrt((factor * sigma)^2 + truth_error^2)`` the nominal 68.3% there.
+``validation/fit_sigma_scale.py`` fits the shipped factors (spectra -> labels).
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bayesfm.common.errors import DataError
+from bayesfm.common.metrics import coverage_within
+
+__all__ = ["SigmaScale", "fit_sigma_factor", "default_sigma_scale_path"]
+
+NOMINAL = 0.6827  # P(|z| < 1) for a Gaussian
+
+
+@dataclass(frozen=True)
+class SigmaScale:
+    """Factors on predicted sigma per token, for the task they were fitted on.
+
+    Attributes:
+        task: Name of the task in ``predict.TASKS`` whose context they were fitted with.
+        factors: Token name -> factor.
+    """
+
+    task: str
+    factors: dict
+
+    def __post_init__(self):
+        bad = {k: v for k, v in self.factors.items() if not (np.isfinite(v) and v > 0)}
+        if bad:
+            raise DataError(f"sigma scale factors must be positive and finite; got {bad}")
+
+    def apply(self, request, sigma) -> np.ndarray:
+        """``sigma`` [N, K] of the tokens ``request`` [K] with their factors applied."""
+        factors = np.array([self.factors.get(name, 1.0) for name in request])
+        return np.asarray(sigma) * factors
+
+    def save(self, path) -> None:
+        Path(path).write_text(json.dumps({"task": self.task, "factors": self.factors}, indent=1))
+
+    @classmethod
+    def load(cls, path=None) -> "SigmaScale":
+        path = Path(path or default_sigma_scale_path())
+        try:
+            data = json.loads(path.read_text())
+            return cls(data["task"], {k: float(v) for k, v in data["factors"].items()})
+        except FileNotFoundError:
+            raise DataError(
+                f"no sigma scale file at {path}; run validation/fit_sigma_scale.py"
+            ) from None
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            raise DataError(f"{path} is not a sigma scale file ({err})") from err
+
+
+def fit_sigma_factor(predicted, sigma, truth, truth_error, nominal=NOMINAL) -> float:
+    """The factor on ``sigma`` that makes ``coverage_within`` equal ``nominal`` (bisection
+    in log factor; coverage grows monotonically with the factor)."""
+    lo, hi = np.log(0.05), np.log(20.0)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        covered = coverage_within(predicted, np.exp(mid) * np.asarray(sigma), truth, truth_error)
+        lo, hi = (mid, hi) if covered < nominal else (lo, mid)
+    return float(np.exp(0.5 * (lo + hi)))
+
+
+def default_sigma_scale_path() -> Path:
+    from importlib.resources import files
+
+    return Path(str(files("bayesfm") / "data" / "sigma_scale.json"))
