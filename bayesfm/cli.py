@@ -195,7 +195,7 @@ def _catalogue_stars(args, binning):
 
 
 def _catalogue_config(args):
-    from bayesfm.catalogue.run import CatalogueConfig
+    from bayesfm.catalogue.config import CatalogueConfig
 
     settings = {}
     if args.config:
@@ -265,7 +265,7 @@ def _dask_client(args):
 
 
 def _add_catalogue_parser(commands) -> None:
-    from bayesfm.catalogue.run import METHODS
+    from bayesfm.catalogue.config import METHODS
     from bayesfm.tokens.split import SPLITS
 
     cat = commands.add_parser(

@@ -12,7 +12,6 @@ goes on.
 
 import csv
 import io
-import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,6 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bayesfm.common.errors import DataError
+from bayesfm.common.files import atomic_path, atomic_write_text
 from bayesfm.common.manifest import check_manifest
 from bayesfm.infer.diagnostics import summarise
 from bayesfm.infer.nuts import NutsRunner
@@ -129,15 +129,15 @@ def fit_stars(
             plot_corner(idata, out / f"{source}_corner.png", reference)
             plot_trace(idata, out / f"{source}_trace.png")
             plot_spectrum(idata, out / f"{source}_spectrum.png")
-        _atomic_write(
+        atomic_write_text(
             out / "stars" / f"{source}.csv", _summary_rows(source, method, table, flags, idata)
         )
         nc = out / f"{source}.nc"
-        az.to_netcdf(idata, str(nc.with_suffix(".nc.tmp")))
-        os.replace(nc.with_suffix(".nc.tmp"), nc)
+        with atomic_path(nc) as tmp:
+            az.to_netcdf(idata, str(tmp))
         _rebuild_summary(out)
         report.fitted.append((source, table, flags))
-    _atomic_write(out / "skipped.csv", _csv_text(["source_id", "reason"], report.skipped))
+    atomic_write_text(out / "skipped.csv", _csv_text(["source_id", "reason"], report.skipped))
     return report
 
 
@@ -196,10 +196,4 @@ def _rebuild_summary(out: Path) -> None:
     done = sorted(
         path for path in (out / "stars").glob("*.csv") if (out / f"{path.stem}.nc").exists()
     )
-    _atomic_write(out / "summary.csv", _HEADER + "".join(path.read_text() for path in done))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_text(out / "summary.csv", _HEADER + "".join(path.read_text() for path in done))

@@ -17,7 +17,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from bayesfm.catalogue.run import CatalogueConfig, run_catalogue
+from bayesfm.catalogue.config import CatalogueConfig
+from bayesfm.catalogue.run import run_catalogue
 from bayesfm.common.metrics import residual_stats
 from bayesfm.infer.setup import StarInference
 from bayesfm.sources.library import load_library

@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 from dask import distributed
 
-from bayesfm.catalogue.run import CatalogueConfig, load_draws, run_catalogue
+from bayesfm.catalogue.config import CatalogueConfig
+from bayesfm.catalogue.run import run_catalogue
+from bayesfm.catalogue.store import load_draws
 from bayesfm.common.errors import DataError
 from bayesfm.infer.batched_nuts import BatchedNutsConfig
 from bayesfm.infer.importance import ImportanceConfig

@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from bayesfm.bayes.likelihood import default_noise_path
-from bayesfm.catalogue.run import CatalogueConfig, load_draws, run_catalogue
+from bayesfm.catalogue.config import CatalogueConfig
+from bayesfm.catalogue.run import run_catalogue
+from bayesfm.catalogue.store import load_draws
 from bayesfm.common.metrics import robust_sigma
 from bayesfm.infer.calibration import central_coverage, pit_values
 from bayesfm.infer.setup import StarInference

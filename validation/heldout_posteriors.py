@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from report import calibration, catalogue_draws, reference
 
-from bayesfm.catalogue.run import CatalogueConfig
+from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.common.metrics import robust_sigma
 from bayesfm.infer.setup import StarInference, amortized_labels
 from bayesfm.sources.library import load_library

@@ -24,7 +24,9 @@ from scipy import stats
 
 from bayesfm.bayes.likelihood import CorrelatedTokens
 from bayesfm.bayes.simulation import simulate_stars
-from bayesfm.catalogue.run import CatalogueConfig, load_draws, run_catalogue
+from bayesfm.catalogue.config import CatalogueConfig
+from bayesfm.catalogue.run import run_catalogue
+from bayesfm.catalogue.store import load_draws
 from bayesfm.common.metrics import residual_stats
 from bayesfm.infer.batched_svi import BatchedSviConfig, run_batched_svi
 from bayesfm.infer.calibration import (

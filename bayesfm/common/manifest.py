@@ -5,10 +5,10 @@ would silently mix with the earlier ones; the refusal names every setting that d
 """
 
 import json
-import os
 from pathlib import Path
 
 from bayesfm.common.errors import DataError
+from bayesfm.common.files import atomic_write_text
 
 __all__ = ["check_manifest", "differences"]
 
@@ -53,9 +53,7 @@ def check_manifest(path, manifest: dict, what: str) -> None:
                 "with the same input and settings to resume, or choose another --out"
             )
         return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(manifest, indent=1))
 
 
 def _lookup(nested, dotted):

@@ -12,6 +12,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from bayesfm.common.errors import DataError
+from bayesfm.common.files import atomic_path
 
 __all__ = ["flatten_named", "save_named_arrays", "load_named_arrays", "save_leaves", "load_leaves"]
 
@@ -31,11 +32,10 @@ def _key_name(key):
 
 def save_named_arrays(path, arrays: dict, metadata: dict | None = None) -> None:
     """Atomically write named arrays to a safetensors file (string metadata allowed)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp), metadata=metadata)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+        save_file(arrays, str(tmp), metadata=metadata)
+        os.chmod(tmp, 0o644)
 
 
 def load_named_arrays(path) -> dict:
@@ -51,9 +51,8 @@ def save_leaves(path, tree, **extra) -> None:
     leaves = jax.tree_util.tree_leaves(tree)
     arrays = {f"leaf_{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
     arrays.update({f"extra_{k}": np.asarray(v) for k, v in extra.items()})
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path, keep_suffix=True) as tmp:  # path ends in .npz
+        np.savez(tmp, **arrays)
 
 
 def load_leaves(path, like):

@@ -1,0 +1,179 @@
+"""One chunk of a catalogue: importance sampling, NUTS where it fails, checks and summary rows."""
+
+import time
+from dataclasses import dataclass, field
+from functools import partial
+
+import jax
+import numpy as np
+import pandas as pd
+
+from bayesfm.catalogue.config import CatalogueConfig
+from bayesfm.common.devices import bucket_size, pad_leading
+from bayesfm.infer.batched_nuts import chain_diagnostics, run_batched_nuts
+from bayesfm.infer.diagnostics import ConvergenceCriteria
+from bayesfm.infer.importance import laplace_proposal, run_importance
+from bayesfm.infer.setup import StarInference, prepare_stars
+from bayesfm.infer.trust import TrustCriteria, assess, flag_notes
+from bayesfm.tokens.labels import LABEL_INPUTS
+from bayesfm.tokens.star_tokens import StarTokens
+
+__all__ = ["QUANTILES", "ChunkResult", "fit_chunk"]
+
+QUANTILES = {"q02_5": 0.025, "q16": 0.16, "median": 0.5, "q84": 0.84, "q97_5": 0.975}
+
+
+@dataclass
+class ChunkResult:
+    """One chunk's summary rows and (optionally) equal-weight draws [n, S, 5] physical."""
+
+    table: pd.DataFrame
+    draws: np.ndarray | None = field(default=None)
+
+
+def fit_chunk(
+    setup: StarInference, stars: StarTokens, config: CatalogueConfig, index: int, anchors=None
+):
+    """Posteriors of the stars of chunk ``index`` (its randomness depends on seed and index).
+
+    ``anchors``: labels [n, 5] at which to take the emulator sigma (see ``stars_data``).
+    """
+    start = time.perf_counter()
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), index)
+    is_key, nuts_key = jax.random.split(key)
+    n = len(stars)
+    table = _empty_table(stars)
+    draws = np.full((n, _draws_per_star(config), len(LABEL_INPUTS)), np.nan, np.float32)
+    data, usable, problems, mean, sigma = prepare_stars(setup, stars, anchors)
+    for row, reason in problems.items():
+        table.loc[row, ["path", "flags"]] = ["skipped", reason]
+    if not usable:
+        table["seconds"] = (time.perf_counter() - start) / n
+        return ChunkResult(table, draws if config.save_draws else None)
+
+    z_mean = setup.scaling.normalise(mean)
+    z_sigma = sigma / setup.scaling.scale
+    size = bucket_size(len(usable))
+    padded = pad_leading((data, z_mean, z_sigma), size)
+    if config.method == "nuts":
+        loc, chol = (a[: len(usable)] for a in laplace_proposal(setup, *padded, config.importance))
+        to_nuts = np.ones(len(usable), bool)
+    else:
+        result = run_importance(setup, *padded, is_key, config.importance)
+        z, khat, ess, accepted, loc, chol = (a[: len(usable)] for a in result)
+        rows = np.asarray(usable)
+        table.loc[rows, "khat"] = khat
+        table.loc[rows, "importance_ess"] = ess
+        to_nuts = ~accepted if config.method == "auto" else np.zeros_like(accepted)
+        done = rows[~to_nuts]
+        table.loc[done, "path"] = "importance"
+        table.loc[done, "ok"] = accepted[~to_nuts]
+        table.loc[rows[~accepted], "flags"] = "importance weights unreliable (k-hat or ESS)"
+        draws[done, : config.importance.num_keep] = _physical(setup, z[~to_nuts])
+
+    if to_nuts.any():
+        picked = np.flatnonzero(to_nuts)
+        rows = np.asarray(usable)[picked]
+        subset = jax.tree_util.tree_map(lambda a: a[picked], data)
+        chains = run_batched_nuts(setup, subset, loc[picked], chol[picked], nuts_key, config.nuts)
+        _record_nuts(table, rows, chains, config.convergence)
+        per_star = chains.z.reshape(len(picked), -1, len(LABEL_INPUTS))
+        draws[rows, : per_star.shape[1]] = _physical(setup, per_star)
+
+    _summarise_draws(table, draws)
+    _assess_trust(setup, table, data, usable, draws, config.trust)
+    table["seconds"] = (time.perf_counter() - start) / n  # the chunk's wall time, shared
+    return ChunkResult(table, draws if config.save_draws else None)
+
+
+def _assess_trust(setup, table, data, usable, draws, criteria: TrustCriteria):
+    """The trust columns of the usable stars (see ``bayesfm.trust``)."""
+    rows = np.asarray(usable)
+    median = table.loc[rows, [f"{n}_median" for n in LABEL_INPUTS]].to_numpy(np.float32)
+    fitted = np.isfinite(median).all(axis=1)
+    if not fitted.any():
+        return
+    rows, subset = rows[fitted], jax.tree_util.tree_map(lambda a: a[fitted], data)
+    sampler_ok = table.loc[rows, "ok"].to_numpy(bool)
+    columns = assess(setup, subset, median[fitted], draws[rows], sampler_ok, criteria)
+    for name in ("fit_chi2", "fit_dof", "fit_p", "outside_domain_fraction", "trusted"):
+        table.loc[rows, name] = columns[name]
+    for row, fit_ok, in_domain in zip(rows, columns["fit_ok"], columns["in_domain"], strict=True):
+        notes = [table.at[row, "flags"]] if table.at[row, "flags"] else []
+        table.at[row, "flags"] = "; ".join(notes + flag_notes(fit_ok, in_domain))
+
+
+def _draws_per_star(config: CatalogueConfig) -> int:
+    nuts = config.nuts.num_chains * config.nuts.num_samples
+    return max(config.importance.num_keep, nuts)
+
+
+def _physical(setup, z):
+    return setup.scaling.physical(z).astype(np.float32)
+
+
+def _empty_table(stars: StarTokens) -> pd.DataFrame:
+    table = pd.DataFrame(
+        {
+            "source_id": stars.source_id.astype(np.int64),
+            "path": "",
+            "ok": False,
+            "flags": "",
+            "khat": np.nan,
+            "importance_ess": np.nan,
+            "max_rhat": np.nan,
+            "min_ess_bulk": np.nan,
+            "divergences": -1,
+            "depth_bound_fraction": np.nan,
+            "fit_chi2": np.nan,
+            "fit_dof": -1,
+            "fit_p": np.nan,
+            "outside_domain_fraction": np.nan,
+            "trusted": False,
+        }
+    )
+    for name in LABEL_INPUTS:
+        if name in stars.names:  # reference labels (e.g. APOGEE) travel with the results
+            values, errors = stars.column(name)
+            table[f"{name}_ref"] = values
+            table[f"{name}_ref_err"] = errors
+    return table
+
+
+def _record_nuts(table, rows, chains, criteria: ConvergenceCriteria):
+    diagnostics = chain_diagnostics(chains)
+    for name, values in diagnostics.items():
+        table.loc[rows, name] = values
+    converged = (
+        (diagnostics["max_rhat"] <= criteria.max_rhat)
+        & (diagnostics["min_ess_bulk"] >= criteria.min_ess_bulk)
+        & (diagnostics["divergences"] <= criteria.max_divergences)
+    )
+    table.loc[rows, "path"] = "nuts"
+    table.loc[rows, "ok"] = converged
+    for row, good, bound in zip(
+        rows, converged, diagnostics["depth_bound_fraction"] > 0.05, strict=True
+    ):
+        notes = [table.at[row, "flags"]] if table.at[row, "flags"] else []
+        notes += [] if good else ["NUTS not converged (R-hat, ESS or divergences)"]
+        notes += ["NUTS trajectories hit the tree-depth bound"] if bound else []
+        table.at[row, "flags"] = "; ".join(notes)
+
+
+def _summarise_draws(table, draws):
+    finite = np.isfinite(draws[..., 0])
+    for i, name in enumerate(LABEL_INPUTS):
+        x = np.where(finite, draws[..., i], np.nan)
+        with np.errstate(all="ignore"):
+            for column, q in QUANTILES.items():
+                table[f"{name}_{column}"] = _nan_rows(partial(np.nanquantile, q=q), x)
+            table[f"{name}_mean"] = _nan_rows(np.nanmean, x)
+            table[f"{name}_sd"] = _nan_rows(np.nanstd, x)
+
+
+def _nan_rows(reduce, x):
+    out = np.full(len(x), np.nan)
+    rows = np.isfinite(x).any(axis=1)
+    if rows.any():
+        out[rows] = reduce(x[rows], axis=1)
+    return out

@@ -1,0 +1,67 @@
+"""A catalogue run's settings: everything that decides its numbers (saved as ``run.json``)."""
+
+from dataclasses import asdict, dataclass
+
+from bayesfm.common.errors import DataError
+from bayesfm.infer.batched_nuts import BatchedNutsConfig
+from bayesfm.infer.diagnostics import ConvergenceCriteria
+from bayesfm.infer.importance import ImportanceConfig
+from bayesfm.infer.trust import TrustCriteria
+
+__all__ = ["METHODS", "CatalogueConfig"]
+
+METHODS = ("auto", "importance", "nuts")
+
+
+@dataclass(frozen=True)
+class CatalogueConfig:
+    """Everything that decides a catalogue's numbers (saved as ``run.json``)."""
+
+    method: str = "auto"
+    chunk_size: int = 64
+    seed: int = 0
+    save_draws: bool = False
+    nuts: BatchedNutsConfig = BatchedNutsConfig()
+    importance: ImportanceConfig = ImportanceConfig()
+    convergence: ConvergenceCriteria = ConvergenceCriteria(min_ess_bulk=200.0)
+    trust: TrustCriteria = TrustCriteria()
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise DataError(f"unknown method {self.method!r}; choose one of {list(METHODS)}")
+        if self.chunk_size < 1:
+            raise DataError(f"chunk_size must be at least 1, not {self.chunk_size}")
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["convergence"] = self.convergence._asdict()
+        out["trust"] = self.trust._asdict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CatalogueConfig":
+        """Settings from a dict like ``to_dict``'s; missing keys keep their defaults."""
+        known = {
+            "method",
+            "chunk_size",
+            "seed",
+            "save_draws",
+            "nuts",
+            "importance",
+            "convergence",
+            "trust",
+        }
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise DataError(f"unknown catalogue setting(s) {unknown}; known: {sorted(known)}")
+        data = dict(data)
+        try:
+            data["nuts"] = BatchedNutsConfig(**data.get("nuts", {}))
+            data["importance"] = ImportanceConfig(**data.get("importance", {}))
+            data["convergence"] = ConvergenceCriteria(
+                **{**cls.convergence._asdict(), **data.get("convergence", {})}
+            )
+            data["trust"] = TrustCriteria(**data.get("trust", {}))
+        except TypeError as err:
+            raise DataError(f"bad catalogue setting: {err}") from err
+        return cls(**data)
