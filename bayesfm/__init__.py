@@ -1,6 +1,6 @@
 """bayesfm: a transformer foundation model for stars as a learned emulator inside NumPyro models."""
 
-from bayesfm.bayes.likelihood import NoiseModel
+from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.common.errors import DataError, MissingDataPackageError
 from bayesfm.model.emulator import Emulator, make_emulator
 from bayesfm.model.foundation_model import FoundationModel

@@ -70,7 +70,8 @@ def _cmd_data(args) -> None:
 
 
 def _cmd_train(args) -> None:
-    from bayesfm.model.training import RunConfig, train
+    from bayesfm.model.train_config import RunConfig
+    from bayesfm.model.training import train
     from bayesfm.sources.library import load_library
 
     run = RunConfig.from_file(args.config)

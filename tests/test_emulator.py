@@ -6,7 +6,7 @@ import numpy as np
 from bayesfm.model.batching import EmulatorQuery, TaskMix, sample_batch
 from bayesfm.model.emulator import make_emulator
 from bayesfm.model.foundation_model import FoundationModel
-from bayesfm.model.training import normalise_stars
+from bayesfm.model.train_step import normalise_stars
 from bayesfm.tokens.labels import LABEL_INPUTS
 
 

@@ -8,7 +8,8 @@ import pytest
 from numpyro import handlers
 from scipy import stats
 
-from bayesfm.bayes.likelihood import NoiseModel, log_likelihood, masked_correlation_cholesky
+from bayesfm.bayes.likelihood import log_likelihood, masked_correlation_cholesky
+from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.bayes.priors import uniform_box_prior
 from bayesfm.bayes.simulation import simulate_stars
 from bayesfm.common.errors import DataError

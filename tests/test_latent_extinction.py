@@ -11,7 +11,8 @@ import pytest
 
 from bayesfm.model.emulator import Emulator
 from bayesfm.model.extinction_fit import fit_extinction, load_extinction
-from bayesfm.model.training import RunConfig, TrainConfig, train
+from bayesfm.model.train_config import RunConfig, TrainConfig
+from bayesfm.model.training import train
 from bayesfm.sources.library import load_library
 
 TINY = dict(width=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, mlp_width=32)

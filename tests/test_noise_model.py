@@ -10,11 +10,11 @@ from scipy import stats
 
 from bayesfm.bayes.likelihood import (
     CorrelatedTokens,
-    NoiseModel,
     log_likelihood,
     star_covariance_cholesky,
 )
 from bayesfm.bayes.noise_fit import fit_noise_model, fit_tail_dof, label_error
+from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.common.errors import DataError
 from bayesfm.model.emulator import Emulator
 

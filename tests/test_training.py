@@ -8,7 +8,9 @@ from flax import nnx
 from bayesfm.common.errors import DataError
 from bayesfm.common.pytree_io import flatten_named
 from bayesfm.model.foundation_model import FoundationModel
-from bayesfm.model.training import RunConfig, TrainConfig, gaussian_nll, train
+from bayesfm.model.train_config import RunConfig, TrainConfig
+from bayesfm.model.train_step import gaussian_nll
+from bayesfm.model.training import train
 from bayesfm.sources.library import load_library
 
 TINY = dict(width=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, mlp_width=32)

@@ -8,7 +8,8 @@ import pytest
 from bayesfm.common.errors import DataError
 from bayesfm.model.batching import TaskMix, sample_batch
 from bayesfm.model.foundation_model import FoundationModel, build_model, file_sha256
-from bayesfm.model.training import TrainConfig, make_optimizer, make_train_step, normalise_stars
+from bayesfm.model.train_config import TrainConfig
+from bayesfm.model.train_step import make_optimizer, make_train_step, normalise_stars
 from bayesfm.model.transformer import TransformerConfig
 from bayesfm.tokens.grid import XPBinning
 from bayesfm.tokens.specs import default_token_specs

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bayesfm.bayes.likelihood import default_noise_path
+from bayesfm.bayes.noise_model import default_noise_path
 from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.catalogue.run import run_catalogue
 from bayesfm.catalogue.store import load_draws

@@ -19,7 +19,7 @@ import optax
 
 from bayesfm.common.metrics import robust_sigma
 from bayesfm.model.foundation_model import FoundationModel
-from bayesfm.model.training import gaussian_nll, normalise_stars
+from bayesfm.model.train_step import gaussian_nll, normalise_stars
 from bayesfm.model.yardstick import init_mlp, mlp
 from bayesfm.sources.library import load_library
 from bayesfm.tokens.labels import LABELS

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bayesfm.bayes.likelihood import default_noise_path
 from bayesfm.bayes.noise_fit import fit_noise_model
+from bayesfm.bayes.noise_model import default_noise_path
 from bayesfm.bayes.priors import default_prior_path, fit_gaussian_mixture
 from bayesfm.model.emulator import make_emulator
 from bayesfm.model.extinction_fit import clean_extinction, default_extinction_path, load_extinction

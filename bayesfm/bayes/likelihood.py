@@ -3,8 +3,8 @@
 Treats what DESIGN.md warns about: the flux tokens' errors are correlated (one set of ~110
 XP coefficients makes every pixel) and the emulator's residuals are smooth in wavelength.
 A likelihood that takes tokens as independent would count the same information several
-times over. The ``NoiseModel`` is a full covariance fitted on validation stars
-(``bayesfm.noise_fit``):
+times over. The ``NoiseModel`` (``bayesfm.bayes.noise_model``) is a full covariance fitted on
+validation stars:
 
     Sigma = diag(s) (R + G diag(e^2) G^T) diag(s),   s_k = c_k sqrt(obs_error_k^2 + sigma_k^2)
 
@@ -24,113 +24,21 @@ log-density. Everything but the residual is fixed per star, so each star's Chole
 is computed once and each evaluation needs one triangular solve, not a factorisation.
 """
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 import numpyro.distributions as dist
 from jax.scipy.special import gammaln
 from numpyro.distributions import constraints
 
-from bayesfm.common.errors import DataError
+from bayesfm.bayes.noise_model import NoiseModel
 
 __all__ = [
-    "NoiseModel",
     "CorrelatedTokens",
     "masked_correlation_cholesky",
     "star_covariance_cholesky",
     "log_likelihood",
     "whitened_residual",
-    "default_noise_path",
 ]
-
-
-@dataclass(frozen=True)
-class NoiseModel:
-    """Per-token error scales c [K], residual correlation R [K, K], the emulator's error in
-    label space e [n_in] (physical units of its inputs; None: no such term; [2, n_in] with
-    ``label_error_split`` = (input index, value): the rows for stars below and at or above
-    that value of that input), a global inflation of every token's error (1: none;
-    ``validation/fit_inflation.py`` measures it) and the Student-t degrees of freedom nu of
-    the tokens (None: Gaussian).
-    """
-
-    names: tuple
-    error_scale: np.ndarray
-    correlation: np.ndarray
-    inflation: float = 1.0
-    label_error: np.ndarray | None = None
-    tail_dof: float | None = None
-    label_error_split: tuple | None = None
-
-    @property
-    def total_scale(self) -> np.ndarray:
-        """c_k x inflation [K]."""
-        return self.error_scale * self.inflation
-
-    def __post_init__(self):
-        k = len(self.names)
-        if self.error_scale.shape != (k,) or self.correlation.shape != (k, k):
-            raise DataError(f"noise model needs {k} error scales and a {k}x{k} correlation matrix")
-        rows = None if self.label_error is None else np.shape(self.label_error)[:-1]
-        if rows not in (None, () if self.label_error_split is None else (2,)):
-            raise DataError(
-                "noise model's label_error needs one row, or two with a label_error_split; "
-                f"got shape {np.shape(self.label_error)} and split {self.label_error_split}"
-            )
-
-    def label_error_at(self, labels):
-        """e [n_in] for a star whose anchor is ``labels`` [n_in] (physical)."""
-        error = jnp.asarray(self.label_error)
-        if self.label_error_split is None:
-            return error
-        index, value = self.label_error_split
-        return jnp.where(labels[index] < value, error[0], error[1])
-
-    @classmethod
-    def independent(cls, names) -> "NoiseModel":
-        """No rescaling and no correlation: tokens treated as independent."""
-        return cls(tuple(names), np.ones(len(names)), np.eye(len(names)))
-
-    def save(self, path) -> None:
-        Path(path).write_text(
-            json.dumps(
-                {
-                    "names": list(self.names),
-                    "error_scale": self.error_scale.tolist(),
-                    "correlation": self.correlation.tolist(),
-                    "inflation": self.inflation,
-                    "label_error": None if self.label_error is None else self.label_error.tolist(),
-                    "tail_dof": self.tail_dof,
-                    "label_error_split": self.label_error_split,
-                }
-            )
-        )
-
-    @classmethod
-    def load(cls, path=None) -> "NoiseModel":
-        path = Path(path) if path is not None else default_noise_path()
-        try:
-            data = json.loads(Path(path).read_text())
-            return cls(
-                tuple(data["names"]),
-                np.asarray(data["error_scale"]),
-                np.asarray(data["correlation"]),
-                float(data.get("inflation", 1.0)),
-                None if data.get("label_error") is None else np.asarray(data["label_error"]),
-                None if data.get("tail_dof") is None else float(data["tail_dof"]),
-                _split(data.get("label_error_split")),
-            )
-        except (OSError, KeyError, ValueError, TypeError) as err:
-            raise DataError(f"cannot read a noise model from {path}: {err}") from err
-
-
-def _split(value) -> tuple | None:
-    """(input index, value) from its JSON form."""
-    return None if value is None else (int(value[0]), float(value[1]))
 
 
 def masked_correlation_cholesky(correlation, mask):
@@ -246,9 +154,3 @@ class CorrelatedTokens(dist.Distribution):
             return log_likelihood(v, e, m, c, mu, sd, error_scale, self.noise.tail_dof)
 
         return jax.vmap(one_star)(flat[0], flat[1], flat[2], chol, flat[3], flat[4]).reshape(shape)
-
-
-def default_noise_path() -> Path:
-    from importlib.resources import files
-
-    return Path(str(files("bayesfm") / "data" / "noise_model.json"))

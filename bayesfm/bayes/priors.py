@@ -18,6 +18,7 @@ import numpy as np
 import numpyro.distributions as dist
 
 from bayesfm.common.errors import DataError
+from bayesfm.common.files import shipped_data_path
 from bayesfm.tokens.labels import LABEL_INPUTS
 
 __all__ = [
@@ -138,6 +139,4 @@ def uniform_box_prior(low, high) -> dist.Distribution:
 
 
 def default_prior_path() -> Path:
-    from importlib.resources import files
-
-    return Path(str(files("bayesfm") / "data" / "label_prior.json"))
+    return shipped_data_path("label_prior.json")

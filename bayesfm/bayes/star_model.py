@@ -8,7 +8,8 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from bayesfm.bayes.likelihood import CorrelatedTokens, NoiseModel, star_covariance_cholesky
+from bayesfm.bayes.likelihood import CorrelatedTokens, star_covariance_cholesky
+from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.common.errors import DataError
 from bayesfm.model.emulator import Emulator
 from bayesfm.tokens.star_tokens import StarTokens

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 
-from bayesfm.bayes.likelihood import NoiseModel
+from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.bayes.priors import GaussianMixturePrior
 from bayesfm.bayes.star_model import StarData, normalised_prior, stacked_star_data, star_model
 from bayesfm.common.errors import DataError

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bayesfm.common.errors import DataError
+from bayesfm.common.files import shipped_data_path
 from bayesfm.model.emulator import Emulator
 from bayesfm.tokens.star_tokens import StarTokens
 
@@ -203,6 +204,4 @@ def load_extinction(path) -> dict:
 
 def default_extinction_path() -> Path:
     """The shipped model's cleaned A_K of its training stars."""
-    from importlib.resources import files
-
-    return Path(str(files("bayesfm") / "data" / "foundation_model_extinction.npz"))
+    return shipped_data_path("foundation_model_extinction.npz")

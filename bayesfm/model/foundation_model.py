@@ -16,6 +16,7 @@ import numpy as np
 from flax import nnx
 
 from bayesfm.common.errors import DataError
+from bayesfm.common.files import shipped_data_path
 from bayesfm.common.pytree_io import flatten_named, load_named_arrays, save_named_arrays
 from bayesfm.model.transformer import StarTransformer, TransformerConfig
 from bayesfm.tokens.vocabulary import Vocabulary
@@ -139,6 +140,4 @@ def file_sha256(path) -> str:
 
 
 def default_model_path() -> Path:
-    from importlib.resources import files
-
-    return Path(str(files("bayesfm") / "data" / "foundation_model.safetensors"))
+    return shipped_data_path("foundation_model.safetensors")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bayesfm.common.errors import DataError
+from bayesfm.common.files import shipped_data_path
 from bayesfm.common.metrics import coverage_within
 
 __all__ = ["SigmaScale", "fit_sigma_factor", "default_sigma_scale_path"]
@@ -72,6 +73,4 @@ def fit_sigma_factor(predicted, sigma, truth, truth_error, nominal=NOMINAL) -> f
 
 
 def default_sigma_scale_path() -> Path:
-    from importlib.resources import files
-
-    return Path(str(files("bayesfm") / "data" / "sigma_scale.json"))
+    return shipped_data_path("sigma_scale.json")

@@ -5,8 +5,7 @@ library (D. Nidever, MIT licence) for stars in the test split, in the library's 
 layout; ``validation/make_example_stars.py`` chooses them.
 """
 
-from importlib.resources import files
-
+from bayesfm.common.files import shipped_data_path
 from bayesfm.sources.library import LibraryData, load_library
 from bayesfm.tokens.grid import XPBinning
 
@@ -16,7 +15,7 @@ EXAMPLE_STARS_FILE = "example_stars.fits"
 
 
 def example_stars_path():
-    return files("bayesfm") / "data" / EXAMPLE_STARS_FILE
+    return shipped_data_path(EXAMPLE_STARS_FILE)
 
 
 def load_example_stars(binning: XPBinning = XPBinning()) -> LibraryData:

@@ -1,0 +1,105 @@
+"""The likelihood's noise model: error scales, residual correlation, label-space error and
+tails, fitted on validation stars (``bayesfm.bayes.noise_fit``); ``bayesfm.bayes.likelihood``
+says how they make up each star's covariance."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from bayesfm.common.errors import DataError
+from bayesfm.common.files import atomic_write_text, shipped_data_path
+
+__all__ = ["NoiseModel", "default_noise_path"]
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Per-token error scales c [K], residual correlation R [K, K], the emulator's error in
+    label space e [n_in] (physical units of its inputs; None: no such term; [2, n_in] with
+    ``label_error_split`` = (input index, value): the rows for stars below and at or above
+    that value of that input), a global inflation of every token's error (1: none;
+    ``validation/fit_inflation.py`` measures it) and the Student-t degrees of freedom nu of
+    the tokens (None: Gaussian).
+    """
+
+    names: tuple
+    error_scale: np.ndarray
+    correlation: np.ndarray
+    inflation: float = 1.0
+    label_error: np.ndarray | None = None
+    tail_dof: float | None = None
+    label_error_split: tuple | None = None
+
+    @property
+    def total_scale(self) -> np.ndarray:
+        """c_k x inflation [K]."""
+        return self.error_scale * self.inflation
+
+    def __post_init__(self):
+        k = len(self.names)
+        if self.error_scale.shape != (k,) or self.correlation.shape != (k, k):
+            raise DataError(f"noise model needs {k} error scales and a {k}x{k} correlation matrix")
+        rows = None if self.label_error is None else np.shape(self.label_error)[:-1]
+        if rows not in (None, () if self.label_error_split is None else (2,)):
+            raise DataError(
+                "noise model's label_error needs one row, or two with a label_error_split; "
+                f"got shape {np.shape(self.label_error)} and split {self.label_error_split}"
+            )
+
+    def label_error_at(self, labels):
+        """e [n_in] for a star whose anchor is ``labels`` [n_in] (physical)."""
+        error = jnp.asarray(self.label_error)
+        if self.label_error_split is None:
+            return error
+        index, value = self.label_error_split
+        return jnp.where(labels[index] < value, error[0], error[1])
+
+    @classmethod
+    def independent(cls, names) -> "NoiseModel":
+        """No rescaling and no correlation: tokens treated as independent."""
+        return cls(tuple(names), np.ones(len(names)), np.eye(len(names)))
+
+    def save(self, path) -> None:
+        atomic_write_text(
+            path,
+            json.dumps(
+                {
+                    "names": list(self.names),
+                    "error_scale": self.error_scale.tolist(),
+                    "correlation": self.correlation.tolist(),
+                    "inflation": self.inflation,
+                    "label_error": None if self.label_error is None else self.label_error.tolist(),
+                    "tail_dof": self.tail_dof,
+                    "label_error_split": self.label_error_split,
+                }
+            ),
+        )
+
+    @classmethod
+    def load(cls, path=None) -> "NoiseModel":
+        path = Path(path) if path is not None else default_noise_path()
+        try:
+            data = json.loads(Path(path).read_text())
+            return cls(
+                tuple(data["names"]),
+                np.asarray(data["error_scale"]),
+                np.asarray(data["correlation"]),
+                float(data.get("inflation", 1.0)),
+                None if data.get("label_error") is None else np.asarray(data["label_error"]),
+                None if data.get("tail_dof") is None else float(data["tail_dof"]),
+                _split(data.get("label_error_split")),
+            )
+        except (OSError, KeyError, ValueError, TypeError) as err:
+            raise DataError(f"cannot read a noise model from {path}: {err}") from err
+
+
+def _split(value) -> tuple | None:
+    """(input index, value) from its JSON form."""
+    return None if value is None else (int(value[0]), float(value[1]))
+
+
+def default_noise_path() -> Path:
+    return shipped_data_path("noise_model.json")
