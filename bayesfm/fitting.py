@@ -114,31 +114,40 @@ def fit_stars(
         except (DataError, RuntimeError) as err:  # numpyro: no valid initial parameters
             report.skipped.append((source, str(err).splitlines()[0]))
             continue
-        table, flags = summarise(idata)
-        flags |= _trust(setup, stars, row, idata, flags["converged"])
-        idata.posterior.attrs.update(
-            {k: _attr(flags[k]) for k in ("fit_p", "outside_domain_fraction", "trusted")}
-        )
-        reference = {
-            n: float(stars.values[row, stars.index([n])[0]])
-            for n in LABEL_INPUTS
-            if n in stars.names
-        }
-        table["reference"] = [reference.get(n, np.nan) for n in table.index]
-        if plots:
-            plot_corner(idata, out / f"{source}_corner.png", reference)
-            plot_trace(idata, out / f"{source}_trace.png")
-            plot_spectrum(idata, out / f"{source}_spectrum.png")
-        atomic_write_text(
-            out / "stars" / f"{source}.csv", _summary_rows(source, method, table, flags, idata)
-        )
-        nc = out / f"{source}.nc"
-        with atomic_path(nc) as tmp:
-            az.to_netcdf(idata, str(tmp))
-        _rebuild_summary(out)
+        table, flags = _checked_summary(setup, stars, row, idata)
+        _write_star(out, source, method, idata, table, flags, plots)
         report.fitted.append((source, table, flags))
     atomic_write_text(out / "skipped.csv", _csv_text(["source_id", "reason"], report.skipped))
     return report
+
+
+def _checked_summary(setup, stars, row, idata):
+    """(label table with the star's reference labels, flags with its trust verdict)."""
+    table, flags = summarise(idata)
+    flags |= _trust(setup, stars, row, idata, flags["converged"])
+    idata.posterior.attrs.update(
+        {k: _attr(flags[k]) for k in ("fit_p", "outside_domain_fraction", "trusted")}
+    )
+    reference = {
+        n: float(stars.values[row, stars.index([n])[0]]) for n in LABEL_INPUTS if n in stars.names
+    }
+    table["reference"] = [reference.get(n, np.nan) for n in table.index]
+    return table, flags
+
+
+def _write_star(out: Path, source: int, method: str, idata, table, flags, plots: bool) -> None:
+    """Figures, the star's summary rows, then its .nc: the .nc's presence marks it done."""
+    if plots:
+        reference = {name: value for name, value in table["reference"].items()}
+        plot_corner(idata, out / f"{source}_corner.png", reference)
+        plot_trace(idata, out / f"{source}_trace.png")
+        plot_spectrum(idata, out / f"{source}_spectrum.png")
+    atomic_write_text(
+        out / "stars" / f"{source}.csv", _summary_rows(source, method, table, flags, idata)
+    )
+    with atomic_path(out / f"{source}.nc") as tmp:
+        az.to_netcdf(idata, str(tmp))
+    _rebuild_summary(out)
 
 
 def _trust(setup, stars, row, idata, converged) -> dict:

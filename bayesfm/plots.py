@@ -3,14 +3,11 @@
 import warnings
 from contextlib import contextmanager
 
-import matplotlib
+import arviz as az
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import arviz as az  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from bayesfm.tokens.labels import LABEL_INPUTS  # noqa: E402
+from bayesfm.tokens.labels import LABEL_INPUTS
 
 __all__ = ["plot_corner", "plot_trace", "plot_spectrum"]
 

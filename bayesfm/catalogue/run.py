@@ -75,26 +75,24 @@ def run_catalogue(
             write_chunk(chunk_dir, i, result)
             bar.update(len(rows))
     else:
-        from dask.distributed import as_completed
-
-        futures = {
-            client.submit(
-                _fit_chunk_on_worker,
-                model_path,
-                stars.take(_chunk_rows(stars, config, i)),
-                config,
-                i,
-                _rows_of(anchors, _chunk_rows(stars, config, i)),
-                pure=False,
-            ): i
-            for i in todo
-        }
-        for future in as_completed(futures):
-            result = future.result()
-            write_chunk(chunk_dir, futures[future], result)
-            bar.update(len(result.table))
+        _run_on_dask(client, model_path, stars, config, todo, anchors, chunk_dir, bar)
     bar.close()
     return join_chunks(out, chunk_dir, n_chunks)
+
+
+def _run_on_dask(client, model_path, stars, config, todo, anchors, chunk_dir: Path, bar):
+    """One task per chunk on the client's workers; the client writes what they return."""
+    from dask.distributed import as_completed
+
+    futures = {}
+    for i in todo:
+        rows = _chunk_rows(stars, config, i)
+        args = (model_path, stars.take(rows), config, i, _rows_of(anchors, rows))
+        futures[client.submit(_fit_chunk_on_worker, *args, pure=False)] = i
+    for future in as_completed(futures):
+        result = future.result()
+        write_chunk(chunk_dir, futures[future], result)
+        bar.update(len(result.table))
 
 
 @lru_cache(maxsize=2)

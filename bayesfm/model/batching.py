@@ -108,6 +108,26 @@ def sample_batch(
         complete = (present & inputs).sum(axis=1) == inputs.sum()
         task = np.where((task == 3) & ~complete, 0, task)
     u = rng.random((b, t))
+    context, target = _task_masks(
+        rng, task, u, present, label_tokens, observable_tokens, full_observables
+    )
+    emu = task == 3
+    if emu.any():
+        context[emu] = inputs
+        target[emu] = (present & observable_tokens)[emu]
+        errors = np.where(emu[:, None] & inputs, emulator_query.errors, errors)
+    # every star needs at least one context and one target token
+    _ensure_one(context, target, present, u)
+    if t > max_targets:
+        rank_key = np.where(target, rng.random((b, t)), 2.0)
+        target &= rank_key <= np.sort(rank_key, axis=1)[:, max_targets - 1 : max_targets]
+    return pack(values, errors, context, target)
+
+
+def _task_masks(rng, task, u, present, label_tokens, observable_tokens, full_observables):
+    """Context and target masks [B, T] of the random, labels -> rest and observables ->
+    labels tasks (the emulator task's are set by the caller)."""
+    b = len(task)
     # random: context is a random fraction of the present tokens
     fraction = rng.uniform(0.05, 0.95, size=(b, 1))
     context = present & (u < fraction)
@@ -127,17 +147,7 @@ def sample_batch(
     obs = task == 1
     context[obs] = obs_ctx[obs]
     target[obs] = (present & label_tokens & ~obs_ctx)[obs]
-    emu = task == 3
-    if emu.any():
-        context[emu] = inputs
-        target[emu] = (present & observable_tokens)[emu]
-        errors = np.where(emu[:, None] & inputs, emulator_query.errors, errors)
-    # every star needs at least one context and one target token
-    _ensure_one(context, target, present, u)
-    if t > max_targets:
-        rank_key = np.where(target, rng.random((b, t)), 2.0)
-        target &= rank_key <= np.sort(rank_key, axis=1)[:, max_targets - 1 : max_targets]
-    return pack(values, errors, context, target)
+    return context, target
 
 
 def _is_last(label_tokens):

@@ -57,21 +57,7 @@ def predict(
     if overlap:
         raise DataError(f"tokens {overlap} are both requested and given as context")
     request_index = vocabulary.index(request)
-    star_columns = stars.index(context)
-    vocab_columns = vocabulary.index(context)
-    values, errors = vocabulary.normalise(
-        stars.values[:, star_columns], stars.errors[:, star_columns], vocab_columns
-    )
-    present = np.isfinite(values)
-    if not present.any(axis=1).all():
-        empty = stars.source_id[~present.any(axis=1)][:5].tolist()
-        raise DataError(f"stars {empty} have none of the context tokens; nothing to predict from")
-    full_values = np.zeros((len(stars), len(vocabulary)), np.float32)
-    full_errors = np.ones_like(full_values)
-    full_present = np.zeros(full_values.shape, bool)
-    full_values[:, vocab_columns] = np.where(present, values, 0.0)
-    full_errors[:, vocab_columns] = np.where(present, errors, 1.0)
-    full_present[:, vocab_columns] = present
+    full_values, full_errors, full_present = _vocabulary_arrays(vocabulary, stars, context)
     target = np.zeros_like(full_present)
     target[:, request_index] = True
 
@@ -97,3 +83,24 @@ def predict(
 @partial(jax.jit, static_argnums=0)
 def _forward(graphdef, params, ci, cv, ce, cm, ri):
     return nnx.merge(graphdef, params)(ci, cv, ce, cm, ri)
+
+
+def _vocabulary_arrays(vocabulary, stars: StarTokens, context):
+    """Normalised (values, errors, present) [N, T] over the whole vocabulary, holding the
+    stars' ``context`` tokens only."""
+    star_columns = stars.index(context)
+    vocab_columns = vocabulary.index(context)
+    values, errors = vocabulary.normalise(
+        stars.values[:, star_columns], stars.errors[:, star_columns], vocab_columns
+    )
+    present = np.isfinite(values)
+    if not present.any(axis=1).all():
+        empty = stars.source_id[~present.any(axis=1)][:5].tolist()
+        raise DataError(f"stars {empty} have none of the context tokens; nothing to predict from")
+    full_values = np.zeros((len(stars), len(vocabulary)), np.float32)
+    full_errors = np.ones_like(full_values)
+    full_present = np.zeros(full_values.shape, bool)
+    full_values[:, vocab_columns] = np.where(present, values, 0.0)
+    full_errors[:, vocab_columns] = np.where(present, errors, 1.0)
+    full_present[:, vocab_columns] = present
+    return full_values, full_errors, full_present

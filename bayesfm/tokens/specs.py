@@ -125,15 +125,31 @@ def tokens_from_columns(columns: dict, binning: XPBinning = XPBinning()) -> Star
 
     n_xp = binning.n_bins
     if "flux" in cols:
-        if "flux_error" not in cols:
-            raise DataError("'flux' needs a 'flux_error' column of the same shape")
-        _check_errors("flux", cols["flux"], cols["flux_error"], source_id)
-        values[:, :n_xp], errors[:, :n_xp] = bin_spectra(cols["flux"], cols["flux_error"], binning)
-        # No BP solution: every BP-dependent bin is absent, even where RP alone reaches.
-        bp_pixels = XP_WAVELENGTH_NM < BP_RP_BOUNDARY_NM
-        no_bp = ~np.isfinite(cols["flux"][:, bp_pixels]).all(axis=1)
-        is_bp_token = np.array([s.group == "xp_bp" for s in specs[:n_xp]])
-        values[np.ix_(no_bp, np.nonzero(is_bp_token)[0])] = np.nan
+        values[:, :n_xp], errors[:, :n_xp] = _flux_tokens(cols, specs[:n_xp], binning, source_id)
+    values[:, n_xp:], errors[:, n_xp:] = _scalar_tokens(cols, n, source_id)
+
+    absent = ~np.isfinite(values)
+    errors[absent] = np.nan
+    tokens = StarTokens(source_id, tuple(s.name for s in specs), values, errors)
+    return merge_duplicates(tokens)
+
+
+def _flux_tokens(cols, xp_specs, binning: XPBinning, source_id):
+    """Binned XP flux values and errors [N, n_bins]; a star without a BP solution has every
+    BP-dependent bin absent, even where RP alone reaches."""
+    if "flux_error" not in cols:
+        raise DataError("'flux' needs a 'flux_error' column of the same shape")
+    _check_errors("flux", cols["flux"], cols["flux_error"], source_id)
+    values, errors = bin_spectra(cols["flux"], cols["flux_error"], binning)
+    bp_pixels = XP_WAVELENGTH_NM < BP_RP_BOUNDARY_NM
+    no_bp = ~np.isfinite(cols["flux"][:, bp_pixels]).all(axis=1)
+    is_bp_token = np.array([s.group == "xp_bp" for s in xp_specs])
+    values[np.ix_(no_bp, np.nonzero(is_bp_token)[0])] = np.nan
+    return values, errors
+
+
+def _scalar_tokens(cols, n: int, source_id):
+    """Colours, labels and a_k (in the specs' order after the flux): values, errors [N, ...]."""
 
     def magnitude(name):
         mag = cols.get(name, np.full(n, np.nan))
@@ -141,27 +157,24 @@ def tokens_from_columns(columns: dict, binning: XPBinning = XPBinning()) -> Star
         _check_errors(name, mag, err, source_id)
         return mag, err
 
-    col = n_xp
+    values, errors = [], []
     for a, b in COLOURS.values():
         (ma, ea), (mb, eb) = magnitude(a), magnitude(b)
-        values[:, col], errors[:, col] = ma - mb, np.hypot(ea, eb)
-        col += 1
+        values.append(ma - mb)
+        errors.append(np.hypot(ea, eb))
     for label in LABELS:
         value = cols.get(label, np.full(n, np.nan))
         error = cols.get(f"{label}_err", np.full(n, np.nan))
         _check_errors(label, value, error, source_id)
-        values[:, col], errors[:, col] = value, error
-        col += 1
+        values.append(value)
+        errors.append(error)
     a_k = cols.get("a_k", np.full(n, np.nan))
     a_k = np.where((a_k >= AK_VALID_RANGE[0]) & (a_k <= AK_VALID_RANGE[1]), a_k, np.nan)
     a_k_err = cols.get("a_k_err", np.full(n, NOMINAL_AK_ERROR))
     _check_errors("a_k", a_k, a_k_err, source_id)
-    values[:, col], errors[:, col] = a_k, a_k_err
-
-    absent = ~np.isfinite(values)
-    errors[absent] = np.nan
-    tokens = StarTokens(source_id, tuple(s.name for s in specs), values, errors)
-    return merge_duplicates(tokens)
+    values.append(a_k)
+    errors.append(a_k_err)
+    return np.stack(values, axis=1), np.stack(errors, axis=1)
 
 
 def source_ids(values) -> np.ndarray:

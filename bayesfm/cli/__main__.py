@@ -1,0 +1,5 @@
+import sys
+
+from bayesfm.cli.main import main
+
+sys.exit(main())
