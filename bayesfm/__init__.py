@@ -1,7 +1,28 @@
-"""bayesfm: a transformer foundation model for stars as a learned emulator inside NumPyro models."""
+"""bayesfm: a transformer foundation model for stars as a learned emulator inside NumPyro models.
+
+The package reads top to bottom as a star flows through it (docs/architecture.md):
+``tokens`` (what a star is) -> ``sources`` (where stars come from) -> ``model`` (the
+foundation model and its emulator) -> ``bayes`` (prior, likelihood, the one-star NumPyro
+model) -> ``infer`` (samplers and their verdicts) -> ``catalogue`` (many stars, resumable).
+What users need is re-exported here.
+"""
 
 from bayesfm.bayes.noise_model import NoiseModel
+from bayesfm.bayes.priors import GaussianMixturePrior, uniform_box_prior
+from bayesfm.bayes.simulation import simulate_stars
+from bayesfm.bayes.star_model import StarData, star_model
+from bayesfm.catalogue.config import CatalogueConfig
+from bayesfm.catalogue.run import run_catalogue
+from bayesfm.catalogue.store import load_draws
 from bayesfm.common.errors import DataError, MissingDataPackageError
+from bayesfm.infer.batched_nuts import BatchedNutsConfig, run_batched_nuts
+from bayesfm.infer.batched_svi import BatchedSviConfig, run_batched_svi
+from bayesfm.infer.diagnostics import ConvergenceCriteria, summarise
+from bayesfm.infer.importance import ImportanceConfig, run_importance
+from bayesfm.infer.nuts import NutsRunner
+from bayesfm.infer.setup import PreparedStars, StarInference, amortized_labels, prepare_stars
+from bayesfm.infer.svi import run_svi
+from bayesfm.infer.trust import TrustCriteria
 from bayesfm.model.emulator import Emulator, make_emulator
 from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.model.predict import predict
@@ -10,25 +31,20 @@ from bayesfm.sources.examples import load_example_stars
 from bayesfm.sources.library import LibraryData, load_library
 from bayesfm.sources.tables import read_table
 from bayesfm.tokens.grid import XP_WAVELENGTH_NM, XPBinning
-from bayesfm.tokens.labels import LABEL_INPUTS
+from bayesfm.tokens.labels import LABEL_INPUTS, LABELS
 from bayesfm.tokens.specs import TokenSpec, default_token_specs, tokens_from_columns
 from bayesfm.tokens.split import SPLITS, split_mask, split_of
 from bayesfm.tokens.star_tokens import StarTokens
-from bayesfm.tokens.vocabulary import Vocabulary, fit_vocabulary
+from bayesfm.tokens.vocabulary import Scaling, Vocabulary, fit_vocabulary
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DataError",
-    "Emulator",
-    "FoundationModel",
+    # stars and their tokens
+    "LABELS",
     "LABEL_INPUTS",
-    "NoiseModel",
-    "make_emulator",
-    "predict",
-    "LibraryData",
-    "MissingDataPackageError",
     "SPLITS",
+    "Scaling",
     "StarTokens",
     "TokenSpec",
     "Vocabulary",
@@ -36,12 +52,49 @@ __all__ = [
     "XP_WAVELENGTH_NM",
     "default_token_specs",
     "fit_vocabulary",
+    "split_mask",
+    "split_of",
+    "tokens_from_columns",
+    # where stars come from
+    "LibraryData",
     "load_example_stars",
     "load_library",
     "read_table",
     "read_xp_continuous",
     "sample_xp_continuous",
-    "split_mask",
-    "split_of",
-    "tokens_from_columns",
+    # the foundation model and its emulator
+    "Emulator",
+    "FoundationModel",
+    "make_emulator",
+    "predict",
+    # the Bayesian model of one star
+    "GaussianMixturePrior",
+    "NoiseModel",
+    "StarData",
+    "simulate_stars",
+    "star_model",
+    "uniform_box_prior",
+    # inference
+    "BatchedNutsConfig",
+    "BatchedSviConfig",
+    "ConvergenceCriteria",
+    "ImportanceConfig",
+    "NutsRunner",
+    "PreparedStars",
+    "StarInference",
+    "TrustCriteria",
+    "amortized_labels",
+    "prepare_stars",
+    "run_batched_nuts",
+    "run_batched_svi",
+    "run_importance",
+    "run_svi",
+    "summarise",
+    # catalogues
+    "CatalogueConfig",
+    "load_draws",
+    "run_catalogue",
+    # errors
+    "DataError",
+    "MissingDataPackageError",
 ]
