@@ -9,9 +9,7 @@ import pytest  # noqa: E402
 
 from bayesfm.sources.examples import load_example_stars  # noqa: E402
 
-XP_ARCHIVE_DIR = os.path.join(
-    os.path.dirname(__file__), "..", "..", "shared", "data", "gaia_xp_continuous"
-)
+DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
 
 
 @pytest.fixture
@@ -26,8 +24,7 @@ def example_stars():
 
 @pytest.fixture(scope="session")
 def archive_dir():
-    """The real Gaia archive XP_CONTINUOUS files (shared/data), or the copies in tests/data."""
-    for path in (XP_ARCHIVE_DIR, os.path.join(os.path.dirname(__file__), "data")):
-        if os.path.exists(os.path.join(path, "XP_CONTINUOUS_RAW.csv")):
-            return path
-    pytest.fail("Gaia XP_CONTINUOUS test files not found in ../shared/data or tests/data")
+    """Real Gaia archive XP_CONTINUOUS files, copied into tests/data."""
+    if not os.path.exists(os.path.join(DATA_DIR, "XP_CONTINUOUS_RAW.csv")):
+        pytest.fail(f"Gaia XP_CONTINUOUS test files not found in {DATA_DIR}")
+    return DATA_DIR

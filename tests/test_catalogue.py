@@ -55,6 +55,7 @@ def in_process(tiny_model_path, stars, tmp_path_factory):
     return out, table
 
 
+@pytest.mark.slow
 def test_every_star_once_with_its_path_and_summaries(in_process, stars):
     out, table = in_process
     assert table["source_id"].tolist() == stars.source_id.astype(np.int64).tolist()
@@ -71,6 +72,7 @@ def test_every_star_once_with_its_path_and_summaries(in_process, stars):
     assert (out / "catalogue.fits").exists()
 
 
+@pytest.mark.slow
 def test_forced_paths_are_recorded(tiny_model_path, stars, tmp_path):
     setup = StarInference.default(tiny_model_path)
     config = CatalogueConfig(**{**FAST.__dict__, "method": "nuts"})
@@ -81,6 +83,7 @@ def test_forced_paths_are_recorded(tiny_model_path, stars, tmp_path):
     assert np.isfinite(table["max_rhat"]).all() and (table["divergences"] >= 0).all()
 
 
+@pytest.mark.slow
 def test_saved_draws_load_back_in_star_order(tiny_model_path, stars, tmp_path):
     with pytest.raises(DataError, match="no saved draws"):
         load_draws(tmp_path)
@@ -94,6 +97,7 @@ def test_saved_draws_load_back_in_star_order(tiny_model_path, stars, tmp_path):
     np.testing.assert_allclose(np.median(draws[:, :, 0], axis=1), table["teff_median"], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_settings(in_process, stars, tiny_model_path):
     out, _ = in_process
     other = CatalogueConfig(**{**FAST.__dict__, "seed": 1})
@@ -101,6 +105,7 @@ def test_resume_refuses_other_settings(in_process, stars, tiny_model_path):
         run_catalogue(stars, out, other, model_path=tiny_model_path, progress=False)
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_model_or_noise_model(in_process, stars, tiny_model_path):
     """Same model path and settings, but other weights or noise: the chunks would not mix."""
     out, _ = in_process
@@ -117,6 +122,7 @@ def test_resume_refuses_another_model_or_noise_model(in_process, stars, tiny_mod
             run_catalogue(stars, out, FAST, other, tiny_model_path, progress=False)
 
 
+@pytest.mark.slow
 def test_anchored_run_resumes_only_with_the_same_anchors(tiny_model_path, stars, tmp_path):
     setup = StarInference.default(tiny_model_path)
     config = CatalogueConfig(**{**FAST.__dict__, "method": "importance"})
@@ -139,6 +145,7 @@ def test_config_round_trip_and_unknown_setting():
         CatalogueConfig(method="mcmc")
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_with_every_star_once(tiny_model_path, in_process, tmp_path):
     """SIGKILL a ``bayesfm catalogue`` process after its first chunk; rerun; compare."""
     out = tmp_path / "killed"
@@ -178,6 +185,7 @@ def test_killed_run_resumes_with_every_star_once(tiny_model_path, in_process, tm
     assert np.isfinite(table["teff_median"]).all()
 
 
+@pytest.mark.slow
 def test_dask_cluster_of_two_workers_matches_in_process(
     in_process, stars, tiny_model_path, tmp_path
 ):
@@ -197,6 +205,7 @@ def test_dask_cluster_of_two_workers_matches_in_process(
     )
 
 
+@pytest.mark.slow
 def test_trust_columns_are_filled_and_trusted_needs_the_samplers_verdict(in_process):
     _, table = in_process
     fitted = table[table["path"].isin(["importance", "nuts"])]

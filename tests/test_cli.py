@@ -19,6 +19,7 @@ def test_cli_error_is_a_message_not_a_traceback(capsys, tmp_path):
     assert "error" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_writes_netcdf_summary_and_plots(capsys, tmp_path):
     out = tmp_path / "demo"
     args = ["demo", "--n-stars", "1", "--warmup", "40", "--samples", "40", "--max-samples", "40"]
@@ -47,6 +48,7 @@ def _summary_sources(out):
     return sorted(pd.read_csv(out / "summary.csv")["source_id"].unique().tolist())
 
 
+@pytest.mark.slow
 def test_fit_resume_is_atomic_and_redoes_a_damaged_star(capsys, tmp_path):
     out = tmp_path / "fit"
     args = ["fit", "--rows", "0", "1", *FAST_NUTS, "--out", str(out)]
@@ -71,6 +73,7 @@ def test_fit_resume_is_atomic_and_redoes_a_damaged_star(capsys, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_fit_refuses_a_rerun_with_other_settings_naming_them(capsys, tmp_path):
     out = tmp_path / "fit"
     assert main(["fit", "--rows", "0", *FAST_NUTS, "--out", str(out)]) == 0
@@ -79,6 +82,7 @@ def test_fit_refuses_a_rerun_with_other_settings_naming_them(capsys, tmp_path):
     assert "seed: 0 there, 3 now" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_fit_skips_a_star_it_cannot_fit_and_goes_on(capsys, tmp_path):
     table = tmp_path / "stars.csv"
     table.write_text(

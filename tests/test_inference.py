@@ -108,6 +108,7 @@ def test_model_trace_has_no_weight_params(tiny_setup):
     assert trace["obs"]["is_observed"]
 
 
+@pytest.mark.slow
 def test_simulated_star_is_recovered_within_its_posterior(tiny_setup):
     truth = np.array([5200.0, 3.2, -0.3, 0.1, 0.15])
     star = _simulated_star(tiny_setup, truth, missing=("j_h", "xp_410"))
@@ -134,6 +135,7 @@ def test_simulated_star_is_recovered_within_its_posterior(tiny_setup):
     assert np.isfinite(idata.posterior_predictive["obs"].values[..., j]).all()
 
 
+@pytest.mark.slow
 def test_nuts_goes_on_in_blocks_until_converged_or_the_bound(tiny_setup):
     star = _simulated_star(tiny_setup, (LOW + HIGH) / 2)
     unreachable = ConvergenceCriteria(min_ess_bulk=1e9)
@@ -152,6 +154,7 @@ def test_nuts_goes_on_in_blocks_until_converged_or_the_bound(tiny_setup):
         NutsRunner(tiny_setup, num_samples=100, max_samples=50)
 
 
+@pytest.mark.slow
 def test_svi_guides_return_inference_data(tiny_setup):
     truth = np.array([5200.0, 3.2, -0.3, 0.1, 0.15])
     star = _simulated_star(tiny_setup, truth)
@@ -192,6 +195,7 @@ def test_uniform_box_rejects_bad_bounds():
         uniform_box_prior(HIGH, LOW)
 
 
+@pytest.mark.slow
 def test_stars_simulated_from_the_prior_are_recovered_by_batched_svi(tiny_setup):
     star = _simulated_star(tiny_setup, (LOW + HIGH) / 2, missing=("j_h",))
     stars = star.take([0, 0, 0, 0])
@@ -235,6 +239,7 @@ def test_noise_model_save_load_keeps_the_inflation(tiny_setup, tmp_path):
     np.testing.assert_array_equal(loaded.total_scale, noise.total_scale)
 
 
+@pytest.mark.slow
 def test_batched_nuts_draws_do_not_depend_on_the_lockstep_group(tiny_setup):
     stars = _simulated_star(tiny_setup, (LOW + HIGH) / 2).take([0, 0, 0])
     data, _, _, mean, _ = prepare_stars(tiny_setup, stars)
@@ -253,6 +258,7 @@ def test_batched_nuts_draws_do_not_depend_on_the_lockstep_group(tiny_setup):
     assert not np.allclose(together.z[0], together.z[1])  # the stars stay in their order
 
 
+@pytest.mark.slow
 def test_svi_verdict_is_the_elbo_and_psis_khat_not_an_rhat(tiny_setup):
     star = _simulated_star(tiny_setup, np.array([5200.0, 3.2, -0.3, 0.1, 0.15]))
     short = run_svi(tiny_setup, star, 0, jax.random.PRNGKey(1), num_steps=4, num_samples=200)

@@ -70,6 +70,7 @@ def test_missing_tokens_add_nothing_and_a_star_without_tokens_is_nan(rng):
     assert np.isnan(fit.a_k[1]) and np.isnan(fit.a_k_err[1])
 
 
+@pytest.mark.slow
 def test_training_with_latent_extinction_saves_and_resumes_the_cleaned_a_k(tmp_path):
     stars = load_library().tokens.take(np.arange(600))
     settings = TrainConfig(

@@ -13,6 +13,7 @@ def library():
     return load_library()
 
 
+@pytest.mark.slow
 def test_library_rows_unique_stars_and_split_sizes(library):
     assert library.rows_read == 40226
     tokens = library.tokens
@@ -22,6 +23,7 @@ def test_library_rows_unique_stars_and_split_sizes(library):
     assert sizes == [4050, 3979, 31822]
 
 
+@pytest.mark.slow
 def test_library_tokens_are_physical(library):
     tokens = library.tokens
     teff, teff_err = tokens.column("teff")
@@ -43,6 +45,7 @@ def test_missing_data_package_names_the_install_command(monkeypatch):
         load_library()
 
 
+@pytest.mark.slow
 def test_example_stars_are_real_test_split_stars(example_stars, library):
     stars = example_stars.tokens
     assert len(stars) >= 8

@@ -146,6 +146,7 @@ def _validation_stars(rng, emulator, n, label_error):
     return survey, observed, obs_error, survey, reported
 
 
+@pytest.mark.slow
 def test_fit_recovers_the_scales_and_a_known_label_space_error(rng):
     """Tokens made at true labels; survey labels off by a known extra scatter: the fit
     finds the token scale c and that scatter, and no scatter where there is none."""
@@ -160,6 +161,7 @@ def test_fit_recovers_the_scales_and_a_known_label_space_error(rng):
     assert noise.tail_dof is None or noise.tail_dof > 50  # Gaussian tokens: no heavy tails
 
 
+@pytest.mark.slow
 def test_split_label_error_is_chosen_by_the_anchor_and_fitted_per_side(rng):
     """Survey labels scatter more for stars with x1 < 0: the fit finds each side's e, and a
     star's covariance takes the row its anchor selects."""

@@ -52,6 +52,7 @@ def test_per_star_loss_weights_each_star_equally():
     np.testing.assert_allclose(per_star, (terms[0].mean() + terms[1, 0]) / 2, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_warm_start_keeps_the_weights_and_may_grow_a_pooled_summary(some_stars, tmp_path):
     settings = TrainConfig(batch_size=16, max_steps=2, warmup_steps=1, eval_every=1, val_stars=32)
     start = train(RunConfig(model=TINY, training=settings), some_stars, tmp_path / "a", False)
