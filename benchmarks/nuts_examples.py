@@ -28,8 +28,9 @@ from bayesfm.infer.setup import StarInference  # noqa: E402
 from bayesfm.infer.svi import run_svi  # noqa: E402
 from bayesfm.sources.examples import load_example_stars  # noqa: E402
 from bayesfm.tokens.labels import LABEL_INPUTS  # noqa: E402
+from bayesfm.tokens.labels import LABELS as SPECTROSCOPIC  # noqa: E402
 
-LABELS = ("teff", "logg", "fe_h", "alpha_m")
+LABELS = tuple(SPECTROSCOPIC)
 
 
 def agreement(idata, stars, row, level):

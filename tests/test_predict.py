@@ -79,7 +79,7 @@ def test_sigma_scale_rejects_bad_files_and_factors(tmp_path):
     with pytest.raises(DataError, match="positive and finite"):
         SigmaScale("spectra_to_labels", {"teff": -1.0})
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(DataError, match="not a sigma scale file"):
+    with pytest.raises(DataError, match="cannot read sigma scale factors"):
         SigmaScale.load(tmp_path / "bad.json")
     with pytest.raises(DataError, match="fit_sigma_scale"):
         SigmaScale.load(tmp_path / "missing.json")

@@ -39,10 +39,11 @@ from bayesfm.infer.calibration import (
 from bayesfm.infer.setup import StarInference, amortized_labels, prepare_stars
 from bayesfm.sources.library import data_file, load_library
 from bayesfm.tokens.labels import LABEL_INPUTS
+from bayesfm.tokens.labels import LABELS as SPECTROSCOPIC
 from bayesfm.tokens.split import split_mask
 from bayesfm.tokens.star_tokens import StarTokens
 
-LABELS = ("teff", "logg", "fe_h", "alpha_m")
+LABELS = tuple(SPECTROSCOPIC)
 SBC_METHODS = ("importance", "svi", "nuts")
 BINS = {  # reference quantity -> bin edges
     "teff": [3000, 4000, 4500, 5000, 5500, 6000, 8000],

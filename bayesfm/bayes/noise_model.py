@@ -2,7 +2,6 @@
 tails, fitted on validation stars (``bayesfm.bayes.noise_fit``); ``bayesfm.bayes.likelihood``
 says how they make up each star's covariance."""
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayesfm.common.errors import DataError
-from bayesfm.common.files import atomic_write_text, shipped_data_path
+from bayesfm.common.files import shipped_data_path
+from bayesfm.common.jsonio import from_json, load_json, save_json
 
 __all__ = ["NoiseModel", "default_noise_path"]
 
@@ -63,42 +63,12 @@ class NoiseModel:
         return cls(tuple(names), np.ones(len(names)), np.eye(len(names)))
 
     def save(self, path) -> None:
-        atomic_write_text(
-            path,
-            json.dumps(
-                {
-                    "names": list(self.names),
-                    "error_scale": self.error_scale.tolist(),
-                    "correlation": self.correlation.tolist(),
-                    "inflation": self.inflation,
-                    "label_error": None if self.label_error is None else self.label_error.tolist(),
-                    "tail_dof": self.tail_dof,
-                    "label_error_split": self.label_error_split,
-                }
-            ),
-        )
+        save_json(path, self)
 
     @classmethod
     def load(cls, path=None) -> "NoiseModel":
         path = Path(path) if path is not None else default_noise_path()
-        try:
-            data = json.loads(Path(path).read_text())
-            return cls(
-                tuple(data["names"]),
-                np.asarray(data["error_scale"]),
-                np.asarray(data["correlation"]),
-                float(data.get("inflation", 1.0)),
-                None if data.get("label_error") is None else np.asarray(data["label_error"]),
-                None if data.get("tail_dof") is None else float(data["tail_dof"]),
-                _split(data.get("label_error_split")),
-            )
-        except (OSError, KeyError, ValueError, TypeError) as err:
-            raise DataError(f"cannot read a noise model from {path}: {err}") from err
-
-
-def _split(value) -> tuple | None:
-    """(input index, value) from its JSON form."""
-    return None if value is None else (int(value[0]), float(value[1]))
+        return from_json(cls, load_json(path, "a noise model"), f"noise model {path}")
 
 
 def default_noise_path() -> Path:

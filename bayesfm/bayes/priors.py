@@ -9,7 +9,6 @@ Every prior is a NumPyro distribution over the physical vector
 - any user-supplied NumPyro distribution with event shape (5,).
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpyro.distributions as dist
 
 from bayesfm.common.errors import DataError
 from bayesfm.common.files import shipped_data_path
+from bayesfm.common.jsonio import from_json, load_json, save_json
 from bayesfm.tokens.labels import LABEL_INPUTS
 
 __all__ = [
@@ -54,30 +54,12 @@ class GaussianMixturePrior:
         )
 
     def save(self, path) -> None:
-        Path(path).write_text(
-            json.dumps(
-                {
-                    "names": list(self.names),
-                    "weights": self.weights.tolist(),
-                    "means": self.means.tolist(),
-                    "covariances": self.covariances.tolist(),
-                }
-            )
-        )
+        save_json(path, self)
 
     @classmethod
     def load(cls, path=None) -> "GaussianMixturePrior":
         path = Path(path) if path is not None else default_prior_path()
-        try:
-            data = json.loads(Path(path).read_text())
-            prior = cls(
-                tuple(data["names"]),
-                np.asarray(data["weights"], float),
-                np.asarray(data["means"], float),
-                np.asarray(data["covariances"], float),
-            )
-        except (OSError, KeyError, ValueError) as err:
-            raise DataError(f"cannot read a Gaussian-mixture prior from {path}: {err}") from err
+        prior = from_json(cls, load_json(path, "a Gaussian-mixture prior"), f"prior {path}")
         if prior.names != LABEL_INPUTS:
             raise DataError(
                 f"{path}: prior is over {prior.names}, bayesfm models need {LABEL_INPUTS}"

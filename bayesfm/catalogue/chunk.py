@@ -144,10 +144,8 @@ def _record_nuts(table, rows, chains, criteria: ConvergenceCriteria):
     diagnostics = chain_diagnostics(chains)
     for name, values in diagnostics.items():
         table.loc[rows, name] = values
-    converged = (
-        (diagnostics["max_rhat"] <= criteria.max_rhat)
-        & (diagnostics["min_ess_bulk"] >= criteria.min_ess_bulk)
-        & (diagnostics["divergences"] <= criteria.max_divergences)
+    converged = criteria.passed(
+        diagnostics["max_rhat"], diagnostics["min_ess_bulk"], diagnostics["divergences"]
     )
     table.loc[rows, "path"] = "nuts"
     table.loc[rows, "ok"] = converged

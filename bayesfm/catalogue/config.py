@@ -1,8 +1,9 @@
 """A catalogue run's settings: everything that decides its numbers (saved as ``run.json``)."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from bayesfm.common.errors import DataError
+from bayesfm.common.jsonio import from_json, to_json
 from bayesfm.infer.batched_nuts import BatchedNutsConfig
 from bayesfm.infer.diagnostics import ConvergenceCriteria
 from bayesfm.infer.importance import ImportanceConfig
@@ -33,35 +34,9 @@ class CatalogueConfig:
             raise DataError(f"chunk_size must be at least 1, not {self.chunk_size}")
 
     def to_dict(self) -> dict:
-        out = asdict(self)
-        out["convergence"] = self.convergence._asdict()
-        out["trust"] = self.trust._asdict()
-        return out
+        return to_json(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "CatalogueConfig":
         """Settings from a dict like ``to_dict``'s; missing keys keep their defaults."""
-        known = {
-            "method",
-            "chunk_size",
-            "seed",
-            "save_draws",
-            "nuts",
-            "importance",
-            "convergence",
-            "trust",
-        }
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise DataError(f"unknown catalogue setting(s) {unknown}; known: {sorted(known)}")
-        data = dict(data)
-        try:
-            data["nuts"] = BatchedNutsConfig(**data.get("nuts", {}))
-            data["importance"] = ImportanceConfig(**data.get("importance", {}))
-            data["convergence"] = ConvergenceCriteria(
-                **{**cls.convergence._asdict(), **data.get("convergence", {})}
-            )
-            data["trust"] = TrustCriteria(**data.get("trust", {}))
-        except TypeError as err:
-            raise DataError(f"bad catalogue setting: {err}") from err
-        return cls(**data)
+        return from_json(cls, data, "catalogue")

@@ -31,6 +31,16 @@ class ConvergenceCriteria(NamedTuple):
     max_divergences: int = 0
     max_khat: float = 0.7  # variational fits: PSIS k-hat of the guide as importance proposal
 
+    def passed(self, max_rhat, min_ess_bulk, divergences):
+        """The one MCMC verdict, for one star or arrays of stars: R-hat (finite: it needs two
+        or more chains), bulk ESS and divergences all within the criteria."""
+        return (
+            np.isfinite(max_rhat)
+            & (max_rhat <= self.max_rhat)
+            & (min_ess_bulk >= self.min_ess_bulk)
+            & (divergences <= self.max_divergences)
+        )
+
 
 def summarise(idata: az.InferenceData, criteria=ConvergenceCriteria()):
     """(summary table, flags) for the physical labels.
@@ -61,10 +71,5 @@ def summarise(idata: az.InferenceData, criteria=ConvergenceCriteria()):
         flags["elbo_settled"] = bool(attrs.get("elbo_settled", 0))
         flags["converged"] = flags["elbo_settled"] and flags["khat"] <= criteria.max_khat
         return table, flags
-    flags["converged"] = bool(
-        np.isfinite(max_rhat)
-        and max_rhat <= criteria.max_rhat
-        and min_ess >= criteria.min_ess_bulk
-        and divergences <= criteria.max_divergences
-    )
+    flags["converged"] = bool(criteria.passed(max_rhat, min_ess, divergences))
     return table, flags

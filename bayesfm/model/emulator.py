@@ -18,7 +18,7 @@ from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.vocabulary import Scaling
 
-__all__ = ["LABEL_INPUTS", "Emulator", "make_emulator", "context_errors"]
+__all__ = ["Emulator", "make_emulator", "context_errors"]
 
 
 @dataclass(frozen=True)

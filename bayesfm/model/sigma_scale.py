@@ -7,7 +7,6 @@ token, fitted on the validation split for one task, makes the fraction of stars 
 ``validation/fit_sigma_scale.py`` fits the shipped factors (spectra -> labels).
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from bayesfm.common.errors import DataError
 from bayesfm.common.files import shipped_data_path
+from bayesfm.common.jsonio import from_json, load_json, save_json
 from bayesfm.common.metrics import coverage_within
 
 __all__ = ["SigmaScale", "fit_sigma_factor", "default_sigma_scale_path"]
@@ -45,20 +45,14 @@ class SigmaScale:
         return np.asarray(sigma) * factors
 
     def save(self, path) -> None:
-        Path(path).write_text(json.dumps({"task": self.task, "factors": self.factors}, indent=1))
+        save_json(path, self)
 
     @classmethod
     def load(cls, path=None) -> "SigmaScale":
         path = Path(path or default_sigma_scale_path())
-        try:
-            data = json.loads(path.read_text())
-            return cls(data["task"], {k: float(v) for k, v in data["factors"].items()})
-        except FileNotFoundError:
-            raise DataError(
-                f"no sigma scale file at {path}; run validation/fit_sigma_scale.py"
-            ) from None
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-            raise DataError(f"{path} is not a sigma scale file ({err})") from err
+        if not path.exists():
+            raise DataError(f"no sigma scale file at {path}; run validation/fit_sigma_scale.py")
+        return from_json(cls, load_json(path, "sigma scale factors"), f"sigma scale {path}")
 
 
 def fit_sigma_factor(predicted, sigma, truth, truth_error, nominal=NOMINAL) -> float:

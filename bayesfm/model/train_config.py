@@ -1,9 +1,8 @@
 """A training run's settings: optimisation, model size, binning and task mix, as one file."""
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
+from bayesfm.common.jsonio import from_json, load_json, to_json
 from bayesfm.model.batching import TaskMix
 from bayesfm.tokens.grid import XPBinning
 from bayesfm.tokens.labels import NOMINAL_AK_ERROR
@@ -48,22 +47,8 @@ class RunConfig:
 
     @classmethod
     def from_file(cls, path) -> "RunConfig":
-        data = json.loads(Path(path).read_text())
-        return cls(
-            seed=data.get("seed", 0),
-            model=data.get("model", {}),
-            training=TrainConfig(**data.get("training", {})),
-            binning=XPBinning(**data.get("binning", {})),
-            task_mix=TaskMix(**data.get("task_mix", {})),
-            init_from=data.get("init_from"),
-        )
+        """A run from a JSON file holding the fields that differ from the defaults."""
+        return from_json(cls, load_json(path, "a run configuration"), f"run configuration {path}")
 
     def to_dict(self) -> dict:
-        return {
-            "seed": self.seed,
-            "model": self.model,
-            "training": asdict(self.training),
-            "binning": asdict(self.binning),
-            "task_mix": self.task_mix._asdict(),
-            "init_from": self.init_from,
-        }
+        return to_json(self)

@@ -1,0 +1,113 @@
+"""The importance sampler: its Laplace proposal falls back to the amortized one where the
+Hessian cannot give a covariance, and its draws match a posterior known in closed form."""
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+
+from bayesfm.bayes.noise_model import NoiseModel
+from bayesfm.bayes.star_model import StarData, normalised_prior, star_model
+from bayesfm.infer.importance import proposal_covariance, run_importance
+from bayesfm.model.emulator import Emulator
+from bayesfm.tokens.labels import LABEL_INPUTS
+from bayesfm.tokens.vocabulary import Scaling
+
+
+def test_proposal_is_laplace_where_the_hessian_is_good_and_amortized_elsewhere(rng):
+    a = rng.normal(size=(5, 5))
+    good = a @ a.T + 5 * np.eye(5)
+    singular = np.outer(a[0], a[0]) + 1e-12 * np.eye(5)  # positive, numerically singular
+    indefinite = np.diag([4.0, 3.0, 2.0, 1.0, -1.0])
+    broken = np.full((5, 5), np.nan)
+    hessian = np.stack([good, singular, indefinite, broken])
+    mode = rng.normal(size=(4, 5))
+    z_start, z_sigma = rng.normal(size=(4, 5)), rng.uniform(0.5, 2.0, (4, 5))
+    loc, cov = proposal_covariance(mode, hessian, z_start, z_sigma)
+    np.testing.assert_allclose(loc[0], mode[0])
+    np.testing.assert_allclose(cov[0], np.linalg.inv(good), rtol=1e-8)
+    for i in (1, 2, 3):
+        np.testing.assert_array_equal(loc[i], z_start[i])
+        np.testing.assert_allclose(cov[i], np.diag(z_sigma[i] ** 2))
+    np.linalg.cholesky(cov)  # every proposal is positive definite
+
+
+class _LinearSetup:
+    """An inference setup whose posterior is Gaussian in closed form: a linear emulator,
+    a Gaussian prior and independent Gaussian tokens."""
+
+    def __init__(self, rng, n_tokens=12):
+        self.design = rng.normal(size=(n_tokens, 5))
+        self.offset = rng.normal(size=n_tokens)
+        self.sigma = np.full(n_tokens, 0.3)
+        self.prior_mean, self.prior_sd = (
+            np.array([5000.0, 3.0, -0.2, 0.1, 0.2]),
+            np.array([600.0, 1.0, 0.4, 0.1, 0.2]),
+        )
+        self.scaling = Scaling(self.prior_mean + 0.1 * self.prior_sd, 0.8 * self.prior_sd)
+        design, offset, sigma = (
+            jnp.asarray(a, jnp.float32) for a in (self.design, self.offset, self.sigma)
+        )
+        # the emulator takes standardised labels so that the design matrix is well scaled
+        mean_sd = (jnp.asarray(self.prior_mean), jnp.asarray(self.prior_sd))
+        names = tuple(f"t{k}" for k in range(n_tokens))
+        emulator = Emulator(
+            LABEL_INPUTS,
+            names,
+            lambda x: (design @ ((x - mean_sd[0]) / mean_sd[1]) + offset, sigma),
+        )
+        self.prior = dist.MultivariateNormal(
+            jnp.asarray(self.prior_mean, jnp.float32),
+            jnp.diag(jnp.asarray(self.prior_sd**2, jnp.float32)),
+        )
+        self.star_model = partial(
+            star_model,
+            emulator=emulator,
+            prior=self.prior,
+            noise=NoiseModel.independent(names),
+            scaling=self.scaling,
+        )
+
+    def z_support(self):
+        return normalised_prior(self.prior, self.scaling).support
+
+    def posterior(self, observed, errors):
+        """Exact posterior mean [5] and covariance [5, 5] in the normalised labels z."""
+        a = self.design / self.prior_sd[None]  # d mean / d x
+        b = self.offset - a @ self.prior_mean
+        precision_noise = 1.0 / (errors**2 + self.sigma**2)
+        prior_precision = np.diag(1.0 / self.prior_sd**2)
+        cov = np.linalg.inv(prior_precision + a.T @ (precision_noise[:, None] * a))
+        mean = cov @ (prior_precision @ self.prior_mean + a.T @ (precision_noise * (observed - b)))
+        loc, scale = self.scaling
+        return (mean - loc) / scale, cov / np.outer(scale, scale)
+
+
+def test_importance_sampling_recovers_an_analytic_gaussian_posterior(rng):
+    setup = _LinearSetup(rng)
+    n_stars, k = 3, len(setup.sigma)
+    truth = setup.prior_mean + setup.prior_sd * rng.normal(size=(n_stars, 5))
+    errors = np.full((n_stars, k), 0.2)
+    clean = ((truth - setup.prior_mean) / setup.prior_sd) @ setup.design.T + setup.offset
+    observed = clean + np.sqrt(errors**2 + setup.sigma**2) * rng.normal(size=(n_stars, k))
+    data = StarData(
+        observed.astype(np.float32),
+        errors.astype(np.float32),
+        np.ones((n_stars, k), bool),
+        np.broadcast_to(np.eye(k, dtype=np.float32), (n_stars, k, k)).copy(),
+        np.broadcast_to(setup.sigma.astype(np.float32), (n_stars, k)).copy(),
+    )
+    # start the proposal away from the answer: the mode search and refinements must find it
+    z_start = np.zeros((n_stars, 5), np.float32)
+    result = run_importance(
+        setup, data, z_start, np.ones((n_stars, 5), np.float32), jax.random.PRNGKey(0)
+    )
+    assert result.accepted.all()
+    for star in range(n_stars):
+        mean, cov = setup.posterior(observed[star], errors[star])
+        sd = np.sqrt(np.diag(cov))
+        draws = np.asarray(result.z[star], float)
+        assert np.all(np.abs(draws.mean(axis=0) - mean) < 0.15 * sd)
+        np.testing.assert_allclose(draws.std(axis=0), sd, rtol=0.12)
