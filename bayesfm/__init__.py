@@ -15,11 +15,12 @@ from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.catalogue.run import run_catalogue
 from bayesfm.catalogue.store import load_draws
 from bayesfm.common.errors import DataError, MissingDataPackageError
-from bayesfm.infer.batched_nuts import BatchedNutsConfig, run_batched_nuts
-from bayesfm.infer.batched_svi import BatchedSviConfig, run_batched_svi
+from bayesfm.infer.batched_nuts import run_batched_nuts
+from bayesfm.infer.batched_svi import run_batched_svi
 from bayesfm.infer.diagnostics import ConvergenceCriteria, summarise
 from bayesfm.infer.importance import ImportanceConfig, run_importance
 from bayesfm.infer.nuts import NutsRunner
+from bayesfm.infer.settings import ONE_STAR_NUTS, NutsConfig, SviConfig
 from bayesfm.infer.setup import PreparedStars, StarInference, amortized_labels, prepare_stars
 from bayesfm.infer.svi import run_svi
 from bayesfm.infer.trust import TrustCriteria
@@ -75,9 +76,12 @@ __all__ = [
     "star_model",
     "uniform_box_prior",
     # inference
-    "BatchedNutsConfig",
-    "BatchedSviConfig",
+    "NutsConfig",
+    "SviConfig",
     "ConvergenceCriteria",
+    "NutsConfig",
+    "ONE_STAR_NUTS",
+    "SviConfig",
     "ImportanceConfig",
     "NutsRunner",
     "PreparedStars",

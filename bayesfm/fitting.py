@@ -22,9 +22,11 @@ from tqdm.auto import tqdm
 
 from bayesfm.common.errors import DataError
 from bayesfm.common.files import atomic_path, atomic_write_text
+from bayesfm.common.jsonio import to_json
 from bayesfm.common.manifest import check_manifest
 from bayesfm.infer.diagnostics import summarise
 from bayesfm.infer.nuts import NutsRunner
+from bayesfm.infer.settings import ONE_STAR_NUTS, NutsConfig, SviConfig
 from bayesfm.infer.setup import StarInference, prepare_stars
 from bayesfm.infer.svi import GUIDES, run_svi
 from bayesfm.infer.trust import TrustCriteria, assess, flag_notes
@@ -79,7 +81,8 @@ def fit_stars(
     out_dir,
     method="nuts",
     seed=0,
-    nuts_options=None,
+    nuts: NutsConfig = ONE_STAR_NUTS,
+    max_samples=None,
     plots=True,
     progress=True,
     model_name="shipped default",
@@ -94,11 +97,11 @@ def fit_stars(
         "model_prior_noise_sha256": setup.fingerprint(),
         "method": method,
         "seed": seed,
-        "nuts_options": dict(nuts_options or {}) if method == "nuts" else None,
+        "nuts": {**to_json(nuts), "max_samples": max_samples} if method == "nuts" else None,
     }
     check_manifest(out / "run.json", manifest, "fit")
     _rebuild_summary(out)
-    runner = NutsRunner(setup, **(nuts_options or {})) if method == "nuts" else None
+    runner = NutsRunner(setup, nuts, max_samples) if method == "nuts" else None
     report = FitReport([], [], [])
     for row in tqdm(list(rows), desc=f"fitting ({method})", disable=not progress, unit="star"):
         source = int(stars.source_id[row])
@@ -110,7 +113,9 @@ def fit_stars(
             if runner is not None:
                 idata = runner.run(stars, row, key)
             else:
-                idata = run_svi(setup, stars, row, key, guide=method.removeprefix("svi-"))
+                idata = run_svi(
+                    setup, stars, row, key, SviConfig(guide=method.removeprefix("svi-"))
+                )
         except (DataError, RuntimeError) as err:  # numpyro: no valid initial parameters
             report.skipped.append((source, str(err).splitlines()[0]))
             continue

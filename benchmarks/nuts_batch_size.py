@@ -16,8 +16,9 @@ import time
 import jax
 import numpy as np
 
-from bayesfm.infer.batched_nuts import BatchedNutsConfig, chain_diagnostics, run_batched_nuts
+from bayesfm.infer.batched_nuts import chain_diagnostics, run_batched_nuts
 from bayesfm.infer.importance import laplace_proposal
+from bayesfm.infer.settings import NutsConfig
 from bayesfm.infer.setup import StarInference, prepare_stars
 from bayesfm.sources.library import load_library
 from bayesfm.tokens.split import split_mask
@@ -38,7 +39,7 @@ def main():
     loc, chol = laplace_proposal(
         setup, data, setup.scaling.normalise(mean), sigma / setup.scaling.scale
     )
-    config = BatchedNutsConfig(num_warmup=args.warmup, num_samples=args.samples)
+    config = NutsConfig(num_warmup=args.warmup, num_samples=args.samples)
     print(f"{len(usable)} test stars, {args.warmup} warm-up + {args.samples} draws x 2 chains")
 
     for size in args.batches:

@@ -18,12 +18,14 @@ numpyro.set_host_device_count(2)  # two CPU cores -> two parallel chains
 import argparse  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bayesfm.infer.diagnostics import summarise  # noqa: E402
 from bayesfm.infer.nuts import NutsRunner  # noqa: E402
+from bayesfm.infer.settings import ONE_STAR_NUTS, SviConfig  # noqa: E402
 from bayesfm.infer.setup import StarInference  # noqa: E402
 from bayesfm.infer.svi import run_svi  # noqa: E402
 from bayesfm.sources.examples import load_example_stars  # noqa: E402
@@ -56,13 +58,8 @@ def main():
 
     setup = StarInference.default()
     stars = load_example_stars(setup.model.vocabulary.binning).tokens
-    runner = NutsRunner(
-        setup,
-        num_warmup=args.warmup,
-        num_samples=args.samples,
-        max_samples=args.max_samples,
-        num_chains=2,
-    )
+    config = replace(ONE_STAR_NUTS, num_warmup=args.warmup, num_samples=args.samples)
+    runner = NutsRunner(setup, config, max_samples=args.max_samples)
     rows = []
     for row in range(len(stars)):
         start = time.perf_counter()
@@ -97,9 +94,8 @@ def main():
         times = []
         for row in range(min(3, len(stars))):
             start = time.perf_counter()
-            run_svi(
-                setup, stars, row, jax.random.PRNGKey(row), guide=guide, num_steps=args.svi_steps
-            )
+            config = SviConfig(guide=guide, num_steps=args.svi_steps)
+            run_svi(setup, stars, row, jax.random.PRNGKey(row), config)
             times.append(time.perf_counter() - start)
         svi[guide] = {"first_seconds": times[0], "median_seconds": float(np.median(times[1:]))}
 

@@ -17,8 +17,8 @@ from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.catalogue.run import run_catalogue
 from bayesfm.catalogue.store import load_draws
 from bayesfm.common.errors import DataError
-from bayesfm.infer.batched_nuts import BatchedNutsConfig
 from bayesfm.infer.importance import ImportanceConfig
+from bayesfm.infer.settings import NutsConfig
 from bayesfm.infer.setup import StarInference
 from bayesfm.model.foundation_model import FoundationModel, build_model
 from bayesfm.model.transformer import TransformerConfig
@@ -26,7 +26,7 @@ from bayesfm.model.transformer import TransformerConfig
 TINY = dict(width=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, mlp_width=32)
 FAST = CatalogueConfig(
     chunk_size=3,
-    nuts=BatchedNutsConfig(num_warmup=30, num_samples=30, max_tree_depth=4),
+    nuts=NutsConfig(num_warmup=30, num_samples=30, max_tree_depth=4),
     importance=ImportanceConfig(num_draws=200, mode_steps=20, refinements=1, num_keep=100),
 )
 

@@ -14,4 +14,5 @@ def test_example_runs_with_tiny_settings(script):
         [sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=900
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "[Fe/H]" in result.stdout or "posterior" in result.stdout.lower()
+    # each example checks its own result against the truth it simulated, and says so
+    assert "check passed" in result.stdout

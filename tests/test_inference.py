@@ -13,10 +13,11 @@ from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.bayes.priors import uniform_box_prior
 from bayesfm.bayes.simulation import simulate_stars
 from bayesfm.common.errors import DataError
-from bayesfm.infer.batched_nuts import BatchedNutsConfig, run_batched_nuts
-from bayesfm.infer.batched_svi import BatchedSviConfig, run_batched_svi
+from bayesfm.infer.batched_nuts import run_batched_nuts
+from bayesfm.infer.batched_svi import run_batched_svi
 from bayesfm.infer.diagnostics import ConvergenceCriteria, summarise
 from bayesfm.infer.nuts import NutsRunner
+from bayesfm.infer.settings import ONE_STAR_NUTS, NutsConfig, SviConfig
 from bayesfm.infer.setup import StarInference, one_star, prepare_stars
 from bayesfm.infer.svi import _elbo_settled, run_svi
 from bayesfm.model.emulator import make_emulator
@@ -112,7 +113,11 @@ def test_model_trace_has_no_weight_params(tiny_setup):
 def test_simulated_star_is_recovered_within_its_posterior(tiny_setup):
     truth = np.array([5200.0, 3.2, -0.3, 0.1, 0.15])
     star = _simulated_star(tiny_setup, truth, missing=("j_h", "xp_410"))
-    runner = NutsRunner(tiny_setup, num_warmup=500, num_samples=500, max_samples=500)
+    runner = NutsRunner(
+        tiny_setup,
+        dataclasses.replace(ONE_STAR_NUTS, num_warmup=500, num_samples=500),
+        max_samples=500,
+    )
     idata = runner.run(star, 0, jax.random.PRNGKey(0), start=(LOW + HIGH) / 2)
     for group in (
         "posterior",
@@ -140,7 +145,10 @@ def test_nuts_goes_on_in_blocks_until_converged_or_the_bound(tiny_setup):
     star = _simulated_star(tiny_setup, (LOW + HIGH) / 2)
     unreachable = ConvergenceCriteria(min_ess_bulk=1e9)
     runner = NutsRunner(
-        tiny_setup, num_warmup=50, num_samples=40, max_samples=120, criteria=unreachable
+        tiny_setup,
+        dataclasses.replace(ONE_STAR_NUTS, num_warmup=50, num_samples=40),
+        max_samples=120,
+        criteria=unreachable,
     )
     idata = runner.run(star, 0, jax.random.PRNGKey(0))
     assert idata.posterior.sizes["draw"] == 120
@@ -151,7 +159,7 @@ def test_nuts_goes_on_in_blocks_until_converged_or_the_bound(tiny_setup):
     runner.criteria = ConvergenceCriteria(max_rhat=np.inf, min_ess_bulk=0.0, max_divergences=10**9)
     assert runner.run(star, 0, jax.random.PRNGKey(1)).posterior.sizes["draw"] == 40
     with pytest.raises(ValueError, match="below num_samples"):
-        NutsRunner(tiny_setup, num_samples=100, max_samples=50)
+        NutsRunner(tiny_setup, dataclasses.replace(ONE_STAR_NUTS, num_samples=100), max_samples=50)
 
 
 @pytest.mark.slow
@@ -159,13 +167,12 @@ def test_svi_guides_return_inference_data(tiny_setup):
     truth = np.array([5200.0, 3.2, -0.3, 0.1, 0.15])
     star = _simulated_star(tiny_setup, truth)
     for guide in ("normal", "mvn", "iaf"):
-        idata = run_svi(
-            tiny_setup, star, 0, jax.random.PRNGKey(1), guide=guide, num_steps=50, num_samples=100
-        )
+        config = SviConfig(guide=guide, num_steps=50, num_draws=100)
+        idata = run_svi(tiny_setup, star, 0, jax.random.PRNGKey(1), config)
         assert set(LABEL_INPUTS) <= set(idata.posterior.data_vars)
         assert "log_likelihood" in idata.groups() and "posterior_predictive" in idata.groups()
     with pytest.raises(DataError, match="unknown guide"):
-        run_svi(tiny_setup, star, 0, jax.random.PRNGKey(1), guide="flow")
+        SviConfig(guide="flow")
 
 
 def test_bad_stars_are_clear_errors(tiny_setup):
@@ -185,7 +192,7 @@ def test_bad_stars_are_clear_errors(tiny_setup):
     with pytest.raises(DataError, match="NaN, zero or negative errors"):
         one_star(tiny_setup, bad, 0)
     boxed = dataclasses.replace(tiny_setup, prior=uniform_box_prior(LOW, HIGH))
-    runner = NutsRunner(boxed, num_warmup=5, num_samples=5)
+    runner = NutsRunner(boxed, dataclasses.replace(ONE_STAR_NUTS, num_warmup=5, num_samples=5))
     with pytest.raises(DataError, match="outside the prior's support"):
         runner.run(star, 0, jax.random.PRNGKey(0), start=HIGH + 1.0)
 
@@ -205,7 +212,7 @@ def test_stars_simulated_from_the_prior_are_recovered_by_batched_svi(tiny_setup)
     assert truth.shape == (4, 5) and len(np.unique(truth[:, 0])) == 4  # a prior draw each
     missing = tiny_setup.emulator.outputs.index("j_h")
     assert (simulated.values[:, missing] == 0).all() and not simulated.mask[:, missing].any()
-    config = BatchedSviConfig(num_steps=400, num_draws=400)
+    config = SviConfig(num_steps=400, num_draws=400)
     z, loss = run_batched_svi(
         tiny_setup,
         simulated,
@@ -247,7 +254,7 @@ def test_batched_nuts_draws_do_not_depend_on_the_lockstep_group(tiny_setup):
     z_start = tiny_setup.scaling.normalise(mean)
     tril = np.broadcast_to(0.3 * np.eye(5, dtype=np.float32), (3, 5, 5))
     # a few steps only: rounding differences between batch shapes grow over a long run
-    config = BatchedNutsConfig(num_warmup=1, num_samples=3, max_tree_depth=4)
+    config = NutsConfig(num_warmup=1, num_samples=3, max_tree_depth=4)
     key = jax.random.PRNGKey(3)
     one_at_a_time, together = (
         run_batched_nuts(tiny_setup, simulated, z_start, tril, key, config, lockstep_stars=group)
@@ -261,11 +268,11 @@ def test_batched_nuts_draws_do_not_depend_on_the_lockstep_group(tiny_setup):
 @pytest.mark.slow
 def test_svi_verdict_is_the_elbo_and_psis_khat_not_an_rhat(tiny_setup):
     star = _simulated_star(tiny_setup, np.array([5200.0, 3.2, -0.3, 0.1, 0.15]))
-    short = run_svi(tiny_setup, star, 0, jax.random.PRNGKey(1), num_steps=4, num_samples=200)
+    short = run_svi(tiny_setup, star, 0, jax.random.PRNGKey(1), _svi(4, 200))
     _, flags = summarise(short)
     assert np.isfinite(flags["khat"]) and not flags["converged"]
     assert short.posterior.attrs["elbo_settled"] == 0
-    long = run_svi(tiny_setup, star, 0, jax.random.PRNGKey(1), num_steps=800, num_samples=500)
+    long = run_svi(tiny_setup, star, 0, jax.random.PRNGKey(1), _svi(800, 500))
     _, flags = summarise(long)
     assert flags["converged"] == (flags["elbo_settled"] and flags["khat"] <= 0.7)
 
@@ -275,3 +282,8 @@ def test_elbo_settles_when_the_loss_stops_falling(rng):
     falling = np.linspace(100.0, 10.0, 2000) + rng.normal(0, 0.5, 2000)
     assert _elbo_settled(flat) and not _elbo_settled(falling)
     assert not _elbo_settled(np.append(flat, np.nan))
+
+
+def _svi(steps, draws):
+    """AutoNormal SVI with ``steps`` Adam steps and ``draws`` draws."""
+    return SviConfig(guide="normal", num_steps=steps, num_draws=draws)

@@ -1,8 +1,8 @@
 """Does embedding each value's measurement error help? Validation NLL of two runs at equal steps.
 
 Run (after training both):
-  bayesfm train --config configs/default.json --out runs/default
-  bayesfm train --config configs/ablation_no_error_embedding.json --out runs/ablation_no_errors
+  bayesfm train --config configs/train/1_default.json --out runs/default
+  bayesfm train --config configs/train/ablation_no_error_embedding.json --out runs/ablation_no_errors
   python validation/compare_error_embedding.py
 
 The two configs differ only in ``embed_errors``; same seed, same batches, same schedule, so

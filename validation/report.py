@@ -28,7 +28,7 @@ from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.catalogue.run import run_catalogue
 from bayesfm.catalogue.store import load_draws
 from bayesfm.common.metrics import residual_stats
-from bayesfm.infer.batched_svi import BatchedSviConfig, run_batched_svi
+from bayesfm.infer.batched_svi import run_batched_svi
 from bayesfm.infer.calibration import (
     central_coverage,
     pit_values,
@@ -36,6 +36,7 @@ from bayesfm.infer.calibration import (
     sbc_ranks,
     z_scores,
 )
+from bayesfm.infer.settings import SviConfig
 from bayesfm.infer.setup import StarInference, amortized_labels, prepare_stars
 from bayesfm.sources.library import data_file, load_library
 from bayesfm.tokens.labels import LABEL_INPUTS
@@ -96,7 +97,7 @@ def main():
             "save_draws": True,
         }
     )
-    svi_config = BatchedSviConfig(**config["svi"])
+    svi_config = SviConfig(**config["svi"])
     results = {
         "config": config,
         "config_file": args.config,
@@ -257,9 +258,7 @@ def catalogue_draws(stars: StarTokens, out: Path, config: CatalogueConfig, setup
     return {"table": table, "draws": load_draws(out), "seconds": float(table["seconds"].sum())}
 
 
-def svi_draws(
-    setup, stars: StarTokens, path: Path, config: BatchedSviConfig, seed: int, anchors=None
-):
+def svi_draws(setup, stars: StarTokens, path: Path, config: SviConfig, seed: int, anchors=None):
     """Batched SVI posteriors of ``stars`` (cached in ``path`` for the same stars, settings,
     seed and sigma anchors); draws [n, S, 5] physical and the seconds they took."""
     anchored = "amortized" if anchors is None else np.asarray(anchors).round(4).tolist()

@@ -4,9 +4,9 @@ from dataclasses import dataclass
 
 from bayesfm.common.errors import DataError
 from bayesfm.common.jsonio import from_json, to_json
-from bayesfm.infer.batched_nuts import BatchedNutsConfig
 from bayesfm.infer.diagnostics import ConvergenceCriteria
 from bayesfm.infer.importance import ImportanceConfig
+from bayesfm.infer.settings import NutsConfig
 from bayesfm.infer.trust import TrustCriteria
 
 __all__ = ["METHODS", "CatalogueConfig"]
@@ -22,7 +22,7 @@ class CatalogueConfig:
     chunk_size: int = 64
     seed: int = 0
     save_draws: bool = False
-    nuts: BatchedNutsConfig = BatchedNutsConfig()
+    nuts: NutsConfig = NutsConfig()
     importance: ImportanceConfig = ImportanceConfig()
     convergence: ConvergenceCriteria = ConvergenceCriteria(min_ess_bulk=200.0)
     trust: TrustCriteria = TrustCriteria()

@@ -1,9 +1,11 @@
 """``bayesfm fit`` and ``bayesfm demo``: posteriors for a few stars, with plots."""
 
 import sys
+from dataclasses import replace
 
 from bayesfm.cli.inputs import load_stars
 from bayesfm.common.errors import DataError
+from bayesfm.infer.settings import ONE_STAR_NUTS
 
 __all__ = ["cmd_fit"]
 
@@ -64,12 +66,9 @@ def cmd_fit(args) -> int:
     for row in rows:
         if not 0 <= row < len(stars):
             raise DataError(f"row {row} is out of range: the input has {len(stars)} stars")
-    options = {
-        "num_warmup": args.warmup,
-        "num_samples": args.samples,
-        "max_samples": args.max_samples,
-        "num_chains": args.chains,
-    }
+    nuts = replace(
+        ONE_STAR_NUTS, num_warmup=args.warmup, num_samples=args.samples, num_chains=args.chains
+    )
     report = fit_stars(
         setup,
         stars,
@@ -77,7 +76,8 @@ def cmd_fit(args) -> int:
         args.out,
         args.method,
         args.seed,
-        options,
+        nuts,
+        args.max_samples,
         plots=not args.no_plots,
         model_name=str(args.model or "shipped default"),
     )

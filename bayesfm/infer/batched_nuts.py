@@ -15,7 +15,6 @@ that warm-up begins well conditioned instead of from the identity.
 """
 
 import functools
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
@@ -27,9 +26,9 @@ from numpyro.infer.util import potential_energy
 
 from bayesfm.bayes.star_model import StarData
 from bayesfm.common.devices import bucket_size, full_precision, pad_leading, shard_stars
+from bayesfm.infer.settings import NutsConfig
 
 __all__ = [
-    "BatchedNutsConfig",
     "ChainDraws",
     "run_batched_nuts",
     "nuts_one_star",
@@ -38,18 +37,6 @@ __all__ = [
 
 # stars per compiled call on a CPU: the fastest per star in benchmarks/nuts_batch_size.py
 CPU_LOCKSTEP_STARS = 2
-
-
-@dataclass(frozen=True)
-class BatchedNutsConfig:
-    """Sampler settings for catalogue-mode NUTS."""
-
-    num_warmup: int = 250
-    num_samples: int = 500
-    num_chains: int = 2
-    target_accept: float = 0.85
-    max_tree_depth: int = 6
-    dense_mass: bool = True
 
 
 class ChainDraws(NamedTuple):
@@ -73,7 +60,7 @@ def run_batched_nuts(
     z_start,
     z_scale_tril,
     key,
-    config=BatchedNutsConfig(),
+    config=NutsConfig(),
     lockstep_stars=None,
 ):
     """Sample the posteriors of n stars, ``lockstep_stars`` per compiled call.
@@ -114,13 +101,13 @@ def run_batched_nuts(
 
 
 @functools.lru_cache(maxsize=4)
-def _compiled_sampler(setup, config: BatchedNutsConfig):
+def _compiled_sampler(setup, config: NutsConfig):
     """``nuts_one_star`` mapped over stars and jitted, once per (setup, config); the cache
     keeps the last few setups only."""
     return jax.jit(jax.vmap(nuts_one_star(setup, config)))
 
 
-def nuts_one_star(setup, config: BatchedNutsConfig):
+def nuts_one_star(setup, config: NutsConfig):
     """The pure one-star sampler ``(u_start [5], u_tril [5, 5], data, key) -> (z draws
     [chains, draws, 5], diverging, tree steps)``, each chain warmed up on its own; batched
     code maps it over stars."""

@@ -6,7 +6,6 @@ ELBO; ``vmap`` runs a chunk of stars as one compiled program.
 """
 
 import functools
-from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -16,26 +15,14 @@ from numpyro.infer import SVI, Trace_ELBO
 
 from bayesfm.bayes.star_model import StarData
 from bayesfm.common.devices import full_precision, shard_stars
-from bayesfm.common.errors import DataError
+from bayesfm.infer.settings import SviConfig
 from bayesfm.infer.svi import GUIDES
 
-__all__ = ["BatchedSviConfig", "run_batched_svi", "svi_one_star"]
-
-
-@dataclass(frozen=True)
-class BatchedSviConfig:
-    guide: str = "mvn"
-    num_steps: int = 2000
-    learning_rate: float = 0.01
-    num_draws: int = 1000
-
-    def __post_init__(self):
-        if self.guide not in GUIDES:
-            raise DataError(f"unknown guide {self.guide!r}; choose one of {sorted(GUIDES)}")
+__all__ = ["run_batched_svi", "svi_one_star"]
 
 
 @full_precision
-def run_batched_svi(setup, data: StarData, z_start, key, config=BatchedSviConfig()):
+def run_batched_svi(setup, data: StarData, z_start, key, config=SviConfig()):
     """Fit one guide per star and draw from it.
 
     Args:
@@ -56,11 +43,11 @@ def run_batched_svi(setup, data: StarData, z_start, key, config=BatchedSviConfig
 
 
 @functools.lru_cache(maxsize=4)
-def _compiled_fit(setup, config: BatchedSviConfig):
+def _compiled_fit(setup, config: SviConfig):
     return jax.jit(jax.vmap(svi_one_star(setup, config)))
 
 
-def svi_one_star(setup, config: BatchedSviConfig):
+def svi_one_star(setup, config: SviConfig):
     """The pure one-star fit ``(z_start [5], data, key) -> (z draws [num_draws, 5], final
     loss)``; batched code maps it over stars."""
     model = setup.star_model

@@ -13,6 +13,7 @@ from bayesfm.common.devices import full_precision
 from bayesfm.common.errors import DataError
 from bayesfm.infer.diagnostics import ConvergenceCriteria, summarise
 from bayesfm.infer.idata import finish
+from bayesfm.infer.settings import ONE_STAR_NUTS, NutsConfig
 from bayesfm.infer.setup import StarInference, in_prior, one_star
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.star_tokens import StarTokens
@@ -39,8 +40,8 @@ def _initial_z(setup: StarInference, x0, num_chains, key, source):
 class NutsRunner:
     """NUTS for one star at a time with a reusable compiled sampler.
 
-    After warm-up the chains draw ``num_samples`` each; while the draws miss ``criteria``
-    (R-hat, bulk ESS, divergences) they go on in further blocks of ``num_samples``, up to
+    After warm-up the chains draw ``config.num_samples`` each; while the draws miss
+    ``criteria`` (R-hat, bulk ESS, divergences) they go on in further blocks of that size, up to
     ``max_samples`` per chain (default: five blocks). A posterior with a minor second mode
     (the dwarf/giant ambiguity of low-resolution spectra) mixes slowly and needs the longer
     chains; an easy one stops after the first block.
@@ -49,26 +50,31 @@ class NutsRunner:
     def __init__(
         self,
         setup: StarInference,
-        num_warmup=400,
-        num_samples=600,
-        num_chains=2,
-        target_accept=0.85,
+        config: NutsConfig = ONE_STAR_NUTS,
         max_samples=None,
         criteria=ConvergenceCriteria(),
         progress=False,
     ):
         self.setup = setup
-        self.max_samples = 5 * num_samples if max_samples is None else max_samples
-        if self.max_samples < num_samples:
-            raise ValueError(f"max_samples ({max_samples}) is below num_samples ({num_samples})")
+        self.max_samples = 5 * config.num_samples if max_samples is None else max_samples
+        if self.max_samples < config.num_samples:
+            raise ValueError(
+                f"max_samples ({max_samples}) is below num_samples ({config.num_samples})"
+            )
         self.criteria = criteria
-        chain_method = "parallel" if jax.local_device_count() >= num_chains else "vectorized"
+        parallel = jax.local_device_count() >= config.num_chains
+        kernel = NUTS(
+            setup.star_model,
+            target_accept_prob=config.target_accept,
+            dense_mass=config.dense_mass,
+            max_tree_depth=config.max_tree_depth,
+        )
         self.mcmc = MCMC(
-            NUTS(setup.star_model, target_accept_prob=target_accept, dense_mass=True),
-            num_warmup=num_warmup,
-            num_samples=num_samples,
-            num_chains=num_chains,
-            chain_method=chain_method,
+            kernel,
+            num_warmup=config.num_warmup,
+            num_samples=config.num_samples,
+            num_chains=config.num_chains,
+            chain_method="parallel" if parallel else "vectorized",
             jit_model_args=True,
             progress_bar=progress,
         )

@@ -11,16 +11,16 @@ from numpyro.infer import SVI, Predictive, Trace_ELBO, autoguide
 from numpyro.infer.util import log_density, log_likelihood
 
 from bayesfm.common.devices import full_precision
-from bayesfm.common.errors import DataError
 from bayesfm.infer.diagnostics import quiet_arviz
 from bayesfm.infer.idata import finish
+from bayesfm.infer.settings import SviConfig
 from bayesfm.infer.setup import StarInference, one_star
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.star_tokens import StarTokens
 
 __all__ = ["run_svi", "GUIDES"]
 
-GUIDES = {
+GUIDES = {  # keyed by settings.GUIDE_NAMES
     "normal": autoguide.AutoNormal,
     "mvn": autoguide.AutoMultivariateNormal,
     "iaf": autoguide.AutoIAFNormal,
@@ -29,29 +29,20 @@ GUIDES = {
 
 @full_precision
 def run_svi(
-    setup: StarInference,
-    stars: StarTokens,
-    row: int,
-    key,
-    guide="normal",
-    num_steps=2000,
-    num_samples=1000,
-    learning_rate=0.01,
+    setup: StarInference, stars: StarTokens, row: int, key, config: SviConfig = SviConfig()
 ) -> az.InferenceData:
-    """Variational posterior of star ``row`` with an AutoNormal, AutoMultivariateNormal or
-    AutoIAFNormal guide (``guide`` = "normal", "mvn" or "iaf")."""
-    if guide not in GUIDES:
-        raise DataError(f"unknown guide {guide!r}; choose one of {sorted(GUIDES)}")
+    """Variational posterior of star ``row`` with the guide of ``config`` (AutoNormal,
+    AutoMultivariateNormal or AutoIAFNormal), checked as an importance proposal."""
     data, start = one_star(setup, stars, row)
     z0 = setup.scaling.normalise(np.asarray(start))
-    guide_fn = GUIDES[guide](
+    guide_fn = GUIDES[config.guide](
         setup.star_model, init_loc_fn=numpyro.infer.init_to_value(values={"z": jnp.asarray(z0)})
     )
-    svi = SVI(setup.star_model, guide_fn, numpyro.optim.Adam(learning_rate), Trace_ELBO())
+    svi = SVI(setup.star_model, guide_fn, numpyro.optim.Adam(config.learning_rate), Trace_ELBO())
     fit_key, draw_key, pp_key = jax.random.split(key, 3)
     t0 = time.perf_counter()
-    result = svi.run(fit_key, num_steps, data, progress_bar=False)
-    z, log_guide = _guide_draws(guide_fn, result.params, data, draw_key, num_samples)
+    result = svi.run(fit_key, config.num_steps, data, progress_bar=False)
+    z, log_guide = _guide_draws(guide_fn, result.params, data, draw_key, config.num_draws)
     samples = Predictive(
         setup.star_model, posterior_samples={"z": z}, return_sites=["z", *LABEL_INPUTS]
     )(draw_key, data)
@@ -76,7 +67,7 @@ def run_svi(
     idata.posterior.attrs.update(
         {"svi_khat": float(khat), "elbo_settled": int(_elbo_settled(np.asarray(result.losses)))}
     )
-    return finish(idata, data, stars.source_id[row], f"svi-{guide}", seconds)
+    return finish(idata, data, stars.source_id[row], f"svi-{config.guide}", seconds)
 
 
 def _guide_draws(guide_fn, params, data, key, n):

@@ -12,7 +12,7 @@ __all__ = ["TrainConfig", "RunConfig"]
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings (see configs/default.json)."""
+    """Optimisation settings (see configs/train/1_default.json)."""
 
     batch_size: int = 256
     learning_rate: float = 1e-3
