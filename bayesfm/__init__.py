@@ -22,7 +22,7 @@ from bayesfm.infer.importance import ImportanceConfig, run_importance
 from bayesfm.infer.nuts import NutsRunner
 from bayesfm.infer.settings import ONE_STAR_NUTS, NutsConfig, SviConfig
 from bayesfm.infer.setup import PreparedStars, StarInference, amortized_labels, prepare_stars
-from bayesfm.infer.svi import run_svi
+from bayesfm.infer.svi import fit_svi, run_svi
 from bayesfm.infer.trust import TrustCriteria
 from bayesfm.model.emulator import Emulator, make_emulator
 from bayesfm.model.foundation_model import FoundationModel
@@ -88,6 +88,7 @@ __all__ = [
     "StarInference",
     "TrustCriteria",
     "amortized_labels",
+    "fit_svi",
     "prepare_stars",
     "run_batched_nuts",
     "run_batched_svi",

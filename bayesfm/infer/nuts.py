@@ -9,6 +9,7 @@ import numpy as np
 import numpyro.distributions as dist
 from numpyro.infer import MCMC, NUTS, Predictive
 
+from bayesfm.bayes.star_model import StarData
 from bayesfm.common.devices import full_precision
 from bayesfm.common.errors import DataError
 from bayesfm.infer.diagnostics import ConvergenceCriteria, summarise
@@ -81,12 +82,17 @@ class NutsRunner:
 
     @full_precision
     def run(self, stars: StarTokens, row: int, key, start=None) -> az.InferenceData:
-        """Posterior of star ``row``; ``start``: physical labels [5] (default: amortized)."""
+        """Posterior of star ``row``, prepared by ``prepare_stars``; ``start``: physical
+        labels [5] (default: its amortized prediction)."""
+        data, anchor = one_star(self.setup, stars, row)
+        return self.sample(data, anchor if start is None else start, stars.source_id[row], key)
+
+    @full_precision
+    def sample(self, data: StarData, start, source_id, key) -> az.InferenceData:
+        """Posterior of one prepared star from physical labels ``start`` [5]."""
         setup, mcmc = self.setup, self.mcmc
-        data, anchor = one_star(setup, stars, row)
-        start = anchor if start is None else start
         init_key, run_key, pp_key = jax.random.split(key, 3)
-        init = _initial_z(setup, start, mcmc.num_chains, init_key, stars.source_id[row])
+        init = _initial_z(setup, start, mcmc.num_chains, init_key, source_id)
         seconds, blocks = 0.0, []
         mcmc.post_warmup_state = None  # a new star warms up afresh
         while True:
@@ -105,7 +111,7 @@ class NutsRunner:
                 break
             mcmc.post_warmup_state = mcmc.last_state
             run_key = mcmc.post_warmup_state.rng_key
-        return finish(idata, data, stars.source_id[row], "nuts", seconds)
+        return finish(idata, data, source_id, "nuts", seconds)
 
     def _block_idata(self, data, pp_key):
         """The last run's draws with their posterior-predictive replicates."""

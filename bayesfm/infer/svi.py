@@ -10,6 +10,7 @@ import numpyro
 from numpyro.infer import SVI, Predictive, Trace_ELBO, autoguide
 from numpyro.infer.util import log_density, log_likelihood
 
+from bayesfm.bayes.star_model import StarData
 from bayesfm.common.devices import full_precision
 from bayesfm.infer.diagnostics import quiet_arviz
 from bayesfm.infer.idata import finish
@@ -18,7 +19,7 @@ from bayesfm.infer.setup import StarInference, one_star
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.star_tokens import StarTokens
 
-__all__ = ["run_svi", "GUIDES"]
+__all__ = ["run_svi", "fit_svi", "GUIDES"]
 
 GUIDES = {  # keyed by settings.GUIDE_NAMES
     "normal": autoguide.AutoNormal,
@@ -31,9 +32,19 @@ GUIDES = {  # keyed by settings.GUIDE_NAMES
 def run_svi(
     setup: StarInference, stars: StarTokens, row: int, key, config: SviConfig = SviConfig()
 ) -> az.InferenceData:
-    """Variational posterior of star ``row`` with the guide of ``config`` (AutoNormal,
-    AutoMultivariateNormal or AutoIAFNormal), checked as an importance proposal."""
+    """Variational posterior of star ``row`` (prepared by ``prepare_stars``), started at its
+    amortized prediction: ``fit_svi`` of the prepared star."""
     data, start = one_star(setup, stars, row)
+    return fit_svi(setup, data, start, stars.source_id[row], key, config)
+
+
+@full_precision
+def fit_svi(
+    setup: StarInference, data: StarData, start, source_id, key, config: SviConfig = SviConfig()
+) -> az.InferenceData:
+    """Variational posterior of one prepared star from physical labels ``start`` [5], with
+    the guide of ``config`` (AutoNormal, AutoMultivariateNormal or AutoIAFNormal), checked
+    as an importance proposal."""
     z0 = setup.scaling.normalise(np.asarray(start))
     guide_fn = GUIDES[config.guide](
         setup.star_model, init_loc_fn=numpyro.infer.init_to_value(values={"z": jnp.asarray(z0)})
@@ -67,7 +78,7 @@ def run_svi(
     idata.posterior.attrs.update(
         {"svi_khat": float(khat), "elbo_settled": int(_elbo_settled(np.asarray(result.losses)))}
     )
-    return finish(idata, data, stars.source_id[row], f"svi-{config.guide}", seconds)
+    return finish(idata, data, source_id, f"svi-{config.guide}", seconds)
 
 
 def _guide_draws(guide_fn, params, data, key, n):
