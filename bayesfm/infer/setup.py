@@ -112,7 +112,7 @@ def amortized_labels(setup: StarInference, stars: StarTokens):
     mean, sigma = predict(
         setup.model, stars, list(setup.emulator.inputs), context=observables, batch_size=batch
     )
-    return into_support(setup.prior, mean), sigma
+    return _into_support(setup.prior, mean), sigma
 
 
 class PreparedStars(NamedTuple):
@@ -173,7 +173,7 @@ def one_star(setup: StarInference, stars: StarTokens, row: int):
     return jax.tree_util.tree_map(lambda a: a[0], prepared.data), prepared.start[0]
 
 
-def into_support(prior, x):
+def _into_support(prior, x):
     """Clip points [..., 5] to 1% inside a bounded prior's edges; unbounded priors: unchanged."""
     low = getattr(prior.support, "lower_bound", None)
     high = getattr(prior.support, "upper_bound", None)
