@@ -8,17 +8,23 @@ import pytest
 from numpyro import handlers
 from scipy import stats
 
-from bayesfm.bayes.likelihood import log_likelihood, masked_correlation_cholesky
+from bayesfm.bayes.likelihood import (
+    CorrelatedTokens,
+    log_likelihood,
+    masked_correlation_cholesky,
+)
 from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.bayes.priors import uniform_box_prior
 from bayesfm.bayes.simulation import simulate_stars
 from bayesfm.common.errors import DataError
 from bayesfm.infer.batched_nuts import run_batched_nuts
-from bayesfm.infer.batched_svi import run_batched_svi
+from bayesfm.infer.batched_svi import batched_svi_draws, run_batched_svi
 from bayesfm.infer.diagnostics import ConvergenceCriteria, summarise
+from bayesfm.infer.misfit import label_misfit
 from bayesfm.infer.nuts import NutsRunner
 from bayesfm.infer.settings import ONE_STAR_NUTS, NutsConfig, SviConfig
 from bayesfm.infer.setup import StarInference, one_star, prepare_stars
+from bayesfm.infer.simulated import simulated_catalogue
 from bayesfm.infer.svi import _elbo_settled, run_svi
 from bayesfm.model.emulator import make_emulator
 from bayesfm.model.foundation_model import FoundationModel, build_model
@@ -287,3 +293,55 @@ def test_elbo_settles_when_the_loss_stops_falling(rng):
 def _svi(steps, draws):
     """AutoNormal SVI with ``steps`` Adam steps and ``draws`` draws."""
     return SviConfig(guide="normal", num_steps=steps, num_draws=draws)
+
+
+def test_simulated_catalogue_puts_the_truth_in_the_label_columns(tiny_setup):
+    templates = _simulated_star(tiny_setup, (LOW + HIGH) / 2, missing=("j_h",)).take([0, 0, 0])
+    outputs = templates.index(tiny_setup.emulator.outputs)
+    empty = templates.values.copy()
+    empty[1, outputs] = np.nan  # a template without tokens is left out
+    templates = StarTokens(templates.source_id, templates.names, empty, templates.errors)
+    stars, truth = simulated_catalogue(tiny_setup, templates, jax.random.PRNGKey(4))
+    assert len(stars) == 2 and truth.shape == (2, 5)
+    labels = stars.index(LABEL_INPUTS)
+    np.testing.assert_array_equal(stars.values[:, labels], truth)
+    assert (stars.errors[:, labels] == 0).all()
+    j_h = stars.index(["j_h"])[0]
+    assert np.isnan(stars.values[:, j_h]).all()  # the template's gap stays a gap
+    observed = np.setdiff1d(outputs, [j_h])
+    assert np.isfinite(stars.values[:, observed]).all()
+    assert not np.allclose(stars.values[:, observed], templates.values[[0, 2]][:, observed])
+
+
+def test_batched_svi_draws_leave_stars_without_tokens_empty(tiny_setup):
+    stars = _simulated_star(tiny_setup, (LOW + HIGH) / 2).take([0, 0])
+    values = stars.values.copy()
+    values[1] = np.nan
+    stars = StarTokens(stars.source_id, stars.names, values, stars.errors)
+    config = SviConfig(num_steps=50, num_draws=30)
+    draws = batched_svi_draws(tiny_setup, stars, jax.random.PRNGKey(0), config)
+    assert draws.shape == (2, 30, 5)
+    assert np.isfinite(draws[0]).all() and np.isnan(draws[1]).all()
+    assert np.all(np.abs(np.median(draws[0], axis=0) - (LOW + HIGH) / 2) < 2 * (HIGH - LOW))
+
+
+def test_label_misfit_is_a_likelihood_ratio(tiny_setup):
+    truth = (LOW + HIGH) / 2
+    stars = _simulated_star(tiny_setup, truth).take([0, 0, 0])
+    far = truth + 0.4 * (HIGH - LOW)
+    preferred = np.stack([truth, truth, truth])
+    reference = np.stack([truth, far, np.full(5, np.nan)])
+    misfit = label_misfit(tiny_setup, stars, preferred, reference)
+    assert misfit[0] == pytest.approx(0.0, abs=1e-4)
+    data, _ = one_star(tiny_setup, stars, 0)
+
+    def log_l(labels):
+        mean, _ = tiny_setup.emulator.emulate(jnp.asarray(labels, jnp.float32))
+        tokens = CorrelatedTokens(
+            mean, data.emulator_sigma, data.errors, data.mask, data.corr_chol, tiny_setup.noise
+        )
+        return float(tokens.log_prob(data.values))
+
+    expected = 2 * (log_l(truth) - log_l(far))
+    assert misfit[1] == pytest.approx(expected, rel=1e-4) and misfit[1] > 0
+    assert np.isnan(misfit[2])

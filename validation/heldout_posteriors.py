@@ -1,7 +1,7 @@
 """Held-out posteriors of the whole test split: accuracy against the amortized network, coverage,
 and what the trust flags separate.
 
-Run:  python validation/heldout_posteriors.py [--config configs/validation_session.json]
+Run:  python validation/heldout_posteriors.py [--config configs/validation/session.json]
       [--stars N]
 
 Runs (or resumes) exactly the validation report's held-out catalogue (same stars, settings,
@@ -19,14 +19,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from report import calibration, catalogue_draws, reference
+from report_config import ValidationConfig
+from report_context import ReportContext
+from sections.shared import calibration, reference
 
-from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.common.metrics import robust_sigma
 from bayesfm.infer.setup import StarInference, amortized_labels
-from bayesfm.sources.library import load_library
 from bayesfm.tokens.labels import LABEL_INPUTS
-from bayesfm.tokens.split import split_mask
 
 OUT = Path("validation")
 
@@ -51,24 +50,19 @@ def summary(draws, medians, amortized, test, mask) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/validation_session.json")
+    parser.add_argument("--config", default="configs/validation/session.json")
     parser.add_argument("--stars", type=int, default=None, help="only the first N test stars")
     args = parser.parse_args()
-    config = json.loads(Path(args.config).read_text())
+    config = ValidationConfig.load(args.config)
     if args.stars is not None:
-        config |= {"test_stars": args.stars, "work_dir": f"{config['work_dir']}_first{args.stars}"}
+        config = replace(
+            config, test_stars=args.stars, work_dir=f"{config.work_dir}_first{args.stars}"
+        )
     setup = StarInference.default()
-    tokens = load_library(binning=setup.model.vocabulary.binning).tokens
-    test = tokens.take(np.flatnonzero(split_mask(tokens.source_id, "test"))[: config["test_stars"]])
-    catalogue = CatalogueConfig.from_dict(
-        {**config["catalogue"], "seed": config["seed"], "save_draws": True}
-    )
-    held = catalogue_draws(
-        test,
-        Path(config["work_dir"]) / "heldout",
-        replace(catalogue, method=config["test_method"]),
-        setup,
-    )
+    ctx = ReportContext(config, setup)
+    test = ctx.test
+    catalogue = config.catalogue_settings(config.test_method)
+    held = ctx.catalogue_draws(test, "heldout", catalogue)
     draws, table = held["draws"], held["table"]
     medians = np.nanmedian(draws, axis=1)
     amortized = amortized_labels(setup, test)[0]

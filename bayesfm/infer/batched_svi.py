@@ -16,9 +16,27 @@ from numpyro.infer import SVI, Trace_ELBO
 from bayesfm.bayes.star_model import StarData
 from bayesfm.common.devices import full_precision, shard_stars
 from bayesfm.infer.settings import SviConfig
+from bayesfm.infer.setup import prepare_stars
 from bayesfm.infer.svi import GUIDES
+from bayesfm.tokens.labels import LABEL_INPUTS
+from bayesfm.tokens.star_tokens import StarTokens
 
-__all__ = ["run_batched_svi", "svi_one_star"]
+__all__ = ["batched_svi_draws", "run_batched_svi", "svi_one_star"]
+
+
+def batched_svi_draws(setup, stars: StarTokens, key, config=SviConfig(), anchors=None):
+    """Variational posterior draws [n, num_draws, 5] (physical) of every star in ``stars``,
+    each guide started at the star's amortized prediction; NaN rows for stars without usable
+    tokens. ``anchors``: labels [n, 5] at which the likelihood takes the emulator sigma
+    (default: the amortized prediction)."""
+    draws = np.full((len(stars), config.num_draws, len(LABEL_INPUTS)), np.nan, np.float32)
+    prepared = prepare_stars(setup, stars, anchors)
+    if not prepared.rows:
+        return draws
+    z_start = setup.scaling.normalise(prepared.start)
+    z, _ = run_batched_svi(setup, prepared.data, z_start, key, config)
+    draws[prepared.rows] = setup.scaling.physical(z)
+    return draws
 
 
 @full_precision

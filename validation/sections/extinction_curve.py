@@ -1,0 +1,115 @@
+"""4. Extinction curve: the emulator's d(-2.5 log10 flux)/d a_k per stellar type against
+Fitzpatrick (2019).
+
+Flux tokens are divided by the star's median RP flux, so the emulator's curve is
+(A_lambda - A_norm) / A_K: it is compared with F19 through a linear fit
+emulator = s * A_lambda/A_55 + c, whose slope s is A_55 / A_K.
+"""
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+from report_context import timed
+
+from bayesfm.sources.library import data_file
+from sections.shared import table
+
+NAME = "extinction_curve"
+USES = ()
+STELLAR_TYPES = {  # name -> teff, logg, fe_h, alpha_m
+    "K giant": (4300, 2.0, 0.0, 0.05),
+    "red clump": (4800, 2.5, 0.0, 0.0),
+    "G dwarf": (5800, 4.4, 0.0, 0.0),
+    "F dwarf": (6400, 4.2, -0.2, 0.0),
+    "K dwarf": (4600, 4.6, 0.1, 0.0),
+}
+F19_R55 = 3.02  # Fitzpatrick et al. (2019) average R(55)
+
+
+def compute(ctx, results) -> dict:
+    return timed("extinction curve", _compute, ctx.setup)
+
+
+def fitzpatrick_on_tokens(centres_nm, width_nm):
+    """A(lambda)/A(55) of Fitzpatrick (2019), averaged over each flux token's bin."""
+    from astropy.io import fits
+
+    with fits.open(data_file("fitzpatrick2019_gaiabprp_extinction.fits")) as hdul:
+        wave_nm = np.asarray(hdul[1].data["wave"], float) / 10.0
+        ratio = 1.0 + np.asarray(hdul[1].data["klambda55"], float) / F19_R55
+    return np.array([ratio[np.abs(wave_nm - c) <= width_nm / 2].mean() for c in centres_nm])
+
+
+def _compute(setup) -> dict:
+    names = [n for n in setup.emulator.outputs if n.startswith("xp_")]
+    index = np.array([setup.emulator.outputs.index(n) for n in names])
+    centres = np.array([float(n.split("_")[1]) for n in names])
+    f19 = fitzpatrick_on_tokens(centres, setup.model.vocabulary.binning.width_nm)
+
+    def magnitudes(a_k, labels):
+        mean, _ = setup.emulator.emulate(jnp.append(jnp.asarray(labels), a_k))
+        return -2.5 * jnp.log10(mean[index])
+
+    slope_of = jax.jacfwd(magnitudes)
+    out = {
+        "wavelength_nm": centres.tolist(),
+        "fitzpatrick2019_A_over_A55": f19.tolist(),
+        "types": {},
+    }
+    design = np.stack([f19, np.ones_like(f19)], axis=1)
+    for name, labels in STELLAR_TYPES.items():
+        curve = np.asarray(slope_of(0.05, jnp.asarray(labels, jnp.float32)))
+        (s, c), *_ = np.linalg.lstsq(design, curve, rcond=None)
+        fitted = design @ [s, c]
+        out["types"][name] = {
+            "curve": curve.tolist(),
+            "A55_over_AK": float(s),
+            "offset": float(c),
+            "rms_residual_over_A55": float(np.sqrt(np.mean((curve - fitted) ** 2)) / s),
+            "correlation": float(np.corrcoef(curve, f19)[0, 1]),
+        }
+    return out
+
+
+def markdown(results) -> list[str]:
+    rows = [
+        [
+            name,
+            f"{r['A55_over_AK']:.2f}",
+            f"{r['correlation']:.3f}",
+            f"{r['rms_residual_over_A55']:.3f}",
+        ]
+        for name, r in results[NAME]["types"].items()
+    ]
+    return [
+        "## 4. Extinction curve",
+        "",
+        "d(-2.5 log10 flux token)/d a_k from the emulator at a_k = 0.05, fitted as "
+        "s x A(lambda)/A(55) [Fitzpatrick 2019, R55 = 3.02] + c (tokens are normalised by "
+        "the RP flux, hence c); s is the learned A(55)/A(K).",
+        "",
+        *table(["type", "A55/AK", "correlation with F19", "RMS residual / A55"], rows),
+        "![extinction](figures/extinction.png)",
+        "",
+    ]
+
+
+def extinction(results):
+    """The emulator's extinction curve per stellar type vs Fitzpatrick (2019)."""
+    section = results[NAME]
+    wavelength = np.array(section["wavelength_nm"])
+    f19 = np.array(section["fitzpatrick2019_A_over_A55"])
+    figure, ax = plt.subplots(figsize=(6.5, 4))
+    for name, row in section["types"].items():
+        # on F19's scale: (curve - offset) / slope = A_lambda / A_55
+        ax.plot(
+            wavelength, (np.array(row["curve"]) - row["offset"]) / row["A55_over_AK"], label=name
+        )
+    ax.plot(wavelength, f19, "k--", lw=2, label="Fitzpatrick (2019), R55=3.02")
+    ax.set(xlabel="wavelength [nm]", ylabel="A(lambda) / A(55)")
+    ax.legend(fontsize=8)
+    return figure
+
+
+FIGURES = {"extinction": extinction}
