@@ -23,6 +23,21 @@ def example_stars():
 
 
 @pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory):
+    """A small untrained model with the shipped vocabulary (so the shipped prior fits)."""
+    from bayesfm.model.foundation_model import FoundationModel, build_model
+    from bayesfm.model.transformer import TransformerConfig
+
+    shipped = FoundationModel.load()
+    tiny = dict(width=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, mlp_width=32)
+    config = TransformerConfig(n_tokens=len(shipped.vocabulary), **tiny)
+    graphdef, params = build_model(config, seed=5)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    FoundationModel(config, shipped.vocabulary, graphdef, params, shipped.info).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def archive_dir():
     """Real Gaia archive XP_CONTINUOUS files, copied into tests/data."""
     if not os.path.exists(os.path.join(DATA_DIR, "XP_CONTINUOUS_RAW.csv")):

@@ -20,26 +20,13 @@ from bayesfm.common.errors import DataError
 from bayesfm.infer.importance import ImportanceConfig
 from bayesfm.infer.settings import NutsConfig
 from bayesfm.infer.setup import StarInference
-from bayesfm.model.foundation_model import FoundationModel, build_model
-from bayesfm.model.transformer import TransformerConfig
+from bayesfm.model.foundation_model import build_model
 
-TINY = dict(width=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, mlp_width=32)
 FAST = CatalogueConfig(
     chunk_size=3,
     nuts=NutsConfig(num_warmup=30, num_samples=30, max_tree_depth=4),
     importance=ImportanceConfig(num_draws=200, mode_steps=20, refinements=1, num_keep=100),
 )
-
-
-@pytest.fixture(scope="module")
-def tiny_model_path(tmp_path_factory):
-    """A small untrained model with the shipped vocabulary (so the shipped prior fits)."""
-    shipped = FoundationModel.load()
-    config = TransformerConfig(n_tokens=len(shipped.vocabulary), **TINY)
-    graphdef, params = build_model(config, seed=5)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    FoundationModel(config, shipped.vocabulary, graphdef, params, shipped.info).save(path)
-    return path
 
 
 @pytest.fixture(scope="module")

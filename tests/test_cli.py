@@ -116,6 +116,8 @@ def test_an_empty_table_is_an_error_exit(capsys, tmp_path):
         (["catalogue", "--split", "test", "--config", "BAD", "--out", "x"], "is not valid JSON"),
         (["fit", "--out", "FILE"], "is an existing file"),
         (["catalogue", "--split", "test", "--out", "FILE"], "is an existing file"),
+        (["catalogue", "--xp", "none*.csv", "--out", "x"], "no Gaia XP_CONTINUOUS files"),
+        (["catalogue", "--xp", "XPDIR", "--out", "x", "--limit", "3"], "needs an input read whole"),
     ],
 )
 def test_cli_mistakes_are_one_line_messages(argv, message, capsys, tmp_path, monkeypatch):
@@ -124,6 +126,8 @@ def test_cli_mistakes_are_one_line_messages(argv, message, capsys, tmp_path, mon
     (tmp_path / "LIST").write_text("[1, 2]")
     (tmp_path / "BAD").write_text("{nope")
     (tmp_path / "FILE").write_text("")
+    (tmp_path / "XPDIR").mkdir()
+    (tmp_path / "XPDIR" / "a.csv").write_text("")
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bayesfm.cli.inputs import catalogue_stars, json_object
+from bayesfm.cli.inputs import catalogue_stars, json_object, streamed_parts
 from bayesfm.common.errors import DataError
 
 __all__ = ["cmd_catalogue"]
@@ -29,7 +29,6 @@ def _catalogue_config(args):
 def cmd_catalogue(args) -> None:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise DataError(f"--out {args.out} is an existing file, not a folder; choose a folder name")
-    from bayesfm.catalogue.run import run_catalogue
     from bayesfm.infer.setup import StarInference
     from bayesfm.model.foundation_model import FoundationModel
 
@@ -38,30 +37,44 @@ def cmd_catalogue(args) -> None:
     # in-process runs build the setup once here; Dask workers build their own
     setup = None if distributed else StarInference.default(args.model)
     model = FoundationModel.load(args.model) if distributed else setup.model
-    stars = catalogue_stars(args, model.vocabulary.binning)
-    if args.limit is not None:
+    parts = streamed_parts(args, model.vocabulary.binning)
+    stars = None if parts is not None else catalogue_stars(args, model.vocabulary.binning)
+    if stars is not None and args.limit is not None:
         stars = stars.take(np.arange(min(args.limit, len(stars))))
     client = _dask_client(args)
     try:
-        table = run_catalogue(
-            stars,
-            args.out,
-            config,
-            setup,
-            model_path=args.model,
-            client=client,
-            progress=not args.quiet,
-        )
+        summary = _run(args, parts, stars, config, setup, client)
     finally:
         if client is not None:
             client.close()
-    counts = table["path"].value_counts().to_dict()
     print(
-        f"{len(table)} stars: "
-        + ", ".join(f"{n} by {path or 'nothing'}" for path, n in sorted(counts.items()))
-        + f"; {int(table['ok'].sum())} pass their checks"
+        f"{summary['stars']} stars: "
+        + ", ".join(f"{n} by {path or 'nothing'}" for path, n in sorted(summary["paths"].items()))
+        + f"; {summary['passed']} pass their checks"
     )
-    print(f"results in {args.out}/: catalogue.csv, catalogue.fits, chunks/, run.json")
+    print(f"results in {args.out}/: catalogue.csv, " + _layout(parts))
+
+
+def _run(args, parts, stars, config, setup, client) -> dict:
+    """Run the catalogue, streamed part by part or whole; its summary."""
+    from bayesfm.catalogue.run import run_catalogue
+    from bayesfm.catalogue.stream import run_catalogue_parts
+
+    common = dict(client=client, progress=not args.quiet)
+    if parts is not None:
+        source = args.xp or args.table
+        return run_catalogue_parts(
+            parts, args.out, config, setup, args.model, input_name=source, **common
+        )
+    table = run_catalogue(stars, args.out, config, setup, model_path=args.model, **common)
+    paths = table["path"].value_counts().to_dict()
+    return {"stars": len(table), "paths": paths, "passed": int(table["ok"].sum())}
+
+
+def _layout(parts) -> str:
+    if parts is not None:
+        return "parts/<name>/ (one catalogue per input part), run.json"
+    return "catalogue.fits, chunks/, run.json"
 
 
 def _dask_client(args):

@@ -4,7 +4,7 @@ import numpy as np
 
 from bayesfm.common.errors import DataError
 
-__all__ = ["json_object", "load_stars", "catalogue_stars"]
+__all__ = ["json_object", "load_stars", "catalogue_stars", "streamed_parts"]
 
 
 def json_object(text: str, what: str) -> dict:
@@ -47,3 +47,22 @@ def catalogue_stars(args, binning):
     if args.table is None and args.xp is None:
         raise DataError("give a table, --xp FILE or --split {train,validation,test}")
     return load_stars(args, binning)
+
+
+def streamed_parts(args, binning):
+    """The input as parts read one at a time (``bayesfm.sources.parts``) when it is a
+    directory or glob of XP files or a Parquet table; None for an input read whole."""
+    from pathlib import Path
+
+    from bayesfm.sources import parts
+
+    if args.xp and not Path(args.xp).is_file():
+        stream = parts.xp_file_parts(args.xp, binning)
+    elif args.table and str(args.table).endswith(".parquet"):
+        column_map = json_object(args.column_map, "--column-map") if args.column_map else None
+        stream = parts.parquet_parts(args.table, binning, args.rows_per_part, column_map)
+    else:
+        return None
+    if args.limit is not None:
+        raise DataError("--limit needs an input read whole (one table or one XP file)")
+    return stream

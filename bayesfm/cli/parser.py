@@ -34,9 +34,19 @@ def _add_catalogue_parser(commands) -> None:
     )
     source = cat.add_mutually_exclusive_group()
     source.add_argument("table", nargs="?", help="FITS/CSV/ECSV/Parquet table of stars")
-    source.add_argument("--xp", help="Gaia archive XP_CONTINUOUS file (csv, ecsv, fits)")
+    source.add_argument(
+        "--xp",
+        help="Gaia archive XP_CONTINUOUS file (csv, ecsv, fits, optionally .gz), or a directory "
+        "or quoted glob of them, streamed file by file",
+    )
     source.add_argument("--split", choices=SPLITS, help="a split of the training library")
     cat.add_argument("--column-map", help="JSON: bayesfm column -> table column")
+    cat.add_argument(
+        "--rows-per-part",
+        type=count(1),
+        default=50_000,
+        help="a Parquet table is streamed in parts of this many rows (default 50000)",
+    )
     cat.add_argument("--out", required=True, help="output folder (a rerun resumes)")
     cat.add_argument("--config", help="catalogue settings JSON (see configs/catalogue.json)")
     cat.add_argument("--method", choices=METHODS, help="auto: importance sampling, NUTS fallback")

@@ -4,6 +4,9 @@ GaiaXPy converts the BP/RP basis coefficients to spectra on the library's 343-po
 grid, offline, from a csv, ecsv or fits file (or a DataFrame) as the archive gives it.
 """
 
+import gzip
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -21,7 +24,8 @@ def sample_xp_continuous(source) -> dict:
     """Sampled spectra of the sources in an archive XP_CONTINUOUS file.
 
     Args:
-        source: Path to a csv/ecsv/fits archive file, or a pandas DataFrame of it.
+        source: Path to a csv/ecsv/fits archive file (optionally gzipped, as the archive's
+            bulk download gives them), or a pandas DataFrame of it.
 
     Returns:
         Columns ``source_id`` [N], ``flux`` and ``flux_error`` [N, 343] [W m^-2 nm^-1];
@@ -35,6 +39,9 @@ def sample_xp_continuous(source) -> dict:
         ) from err
     if isinstance(source, str | Path) and not Path(source).exists():
         raise DataError(f"no such XP_CONTINUOUS file: {source}")
+    if isinstance(source, str | Path) and Path(source).suffix == ".gz":
+        with tempfile.TemporaryDirectory() as folder:
+            return sample_xp_continuous(_gunzipped(Path(source), Path(folder)))
     try:
         with warnings.catch_warnings():  # GaiaXPy's own pandas deprecation notices
             warnings.simplefilter("ignore")
@@ -57,3 +64,14 @@ def sample_xp_continuous(source) -> dict:
 def read_xp_continuous(source, binning: XPBinning = XPBinning()) -> StarTokens:
     """XP flux tokens of the sources in an archive XP_CONTINUOUS file (see ``sample_xp_continuous``)."""
     return tokens_from_columns(sample_xp_continuous(source), binning)
+
+
+def _gunzipped(path: Path, folder: Path) -> Path:
+    """``path`` decompressed into ``folder``, keeping the inner suffix GaiaXPy reads by."""
+    plain = folder / path.with_suffix("").name
+    try:
+        with gzip.open(path, "rb") as compressed, open(plain, "wb") as out:
+            shutil.copyfileobj(compressed, out)
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path} is not a readable gzip file: {err}") from err
+    return plain

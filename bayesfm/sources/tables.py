@@ -10,7 +10,7 @@ from bayesfm.tokens.grid import XPBinning
 from bayesfm.tokens.specs import KNOWN_COLUMNS, tokens_from_columns
 from bayesfm.tokens.star_tokens import StarTokens
 
-__all__ = ["read_table_columns", "read_table"]
+__all__ = ["read_table_columns", "read_table", "column_sources"]
 
 
 def read_table_columns(path, column_map: dict | None = None) -> dict:
@@ -25,12 +25,6 @@ def read_table_columns(path, column_map: dict | None = None) -> dict:
     Returns:
         Arrays by bayesfm column name (see ``bayesfm.tokens.KNOWN_COLUMNS``).
     """
-    column_map = dict(column_map or {})
-    unknown = sorted(set(column_map) - KNOWN_COLUMNS)
-    if unknown:
-        raise DataError(
-            f"column_map names unknown bayesfm column(s) {unknown}; known: {sorted(KNOWN_COLUMNS)}"
-        )
     path = Path(path)
     if not path.exists():
         raise DataError(f"no such table: {path}")
@@ -38,20 +32,31 @@ def read_table_columns(path, column_map: dict | None = None) -> dict:
         table = Table.read(path)
     except Exception as err:  # astropy raises many types for unreadable files
         raise DataError(f"cannot read {path} as a FITS, CSV or ECSV table: {err}") from err
-    absent = sorted(theirs for theirs in column_map.values() if theirs not in table.colnames)
-    if absent:
-        raise DataError(f"{path.name} has no column(s) {absent}; it has {table.colnames}")
-    mapped = set(column_map.values())
-    sources = {
-        name: name for name in table.colnames if name in KNOWN_COLUMNS and name not in mapped
-    }
-    sources.update({ours: theirs for ours, theirs in column_map.items()})
+    sources = column_sources(table.colnames, column_map, path.name)
     columns = {
         ours: _filled(table[theirs]) for ours, theirs in sources.items() if ours != "source_id"
     }
     if "source_id" in sources:  # its own type, never through a float
         columns["source_id"] = table[sources["source_id"]]
     return columns
+
+
+def column_sources(colnames, column_map: dict | None, where: str) -> dict:
+    """bayesfm column name -> the table's column name: the known names the table has, and
+    ``column_map``'s (DataError for unknown bayesfm names or absent table columns)."""
+    column_map = dict(column_map or {})
+    unknown = sorted(set(column_map) - KNOWN_COLUMNS)
+    if unknown:
+        raise DataError(
+            f"column_map names unknown bayesfm column(s) {unknown}; known: {sorted(KNOWN_COLUMNS)}"
+        )
+    absent = sorted(theirs for theirs in column_map.values() if theirs not in colnames)
+    if absent:
+        raise DataError(f"{where} has no column(s) {absent}; it has {list(colnames)}")
+    mapped = set(column_map.values())
+    sources = {name: name for name in colnames if name in KNOWN_COLUMNS and name not in mapped}
+    sources.update(column_map)
+    return sources
 
 
 def read_table(
