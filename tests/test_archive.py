@@ -1,4 +1,6 @@
+import gzip
 import os
+import shutil
 import warnings
 
 import numpy as np
@@ -8,6 +10,7 @@ from gaiaxpy import calibrate
 from bayesfm.common.errors import DataError
 from bayesfm.sources.archive import read_xp_continuous, sample_xp_continuous
 from bayesfm.tokens.grid import XP_WAVELENGTH_NM, bin_spectra
+from bayesfm.tokens.specs import tokens_from_columns
 
 MISSING_BP_SOURCE = 5405570973190252288
 
@@ -56,3 +59,18 @@ def test_missing_or_malformed_file_is_an_error(tmp_path):
     bad.write_text("source_id,foo\n1,2\n")
     with pytest.raises(DataError, match="XP_CONTINUOUS"):
         sample_xp_continuous(bad)
+
+
+@pytest.mark.parametrize(
+    "name", ["XP_CONTINUOUS_RAW_with_missing_BP.csv", "XP_CONTINUOUS_RAW_with_missing_BP.ecsv"]
+)
+def test_text_files_read_in_blocks_and_gzipped_match_gaiaxpy_whole(archive_dir, tmp_path, name):
+    path = os.path.join(archive_dir, name)
+    expected = tokens_from_columns(sample_xp_continuous(path))  # GaiaXPy reads the file itself
+    packed = tmp_path / f"{name}.gz"
+    with open(path, "rb") as plain, gzip.open(packed, "wb") as out:
+        shutil.copyfileobj(plain, out)
+    for tokens in (read_xp_continuous(path, block_rows=1), read_xp_continuous(packed)):
+        np.testing.assert_array_equal(tokens.source_id, expected.source_id)
+        np.testing.assert_allclose(tokens.values, expected.values, rtol=1e-12)
+        np.testing.assert_allclose(tokens.errors, expected.errors, rtol=1e-12)

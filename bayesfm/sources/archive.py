@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from bayesfm.common.errors import DataError, MissingDataPackageError
 from bayesfm.tokens.grid import XP_WAVELENGTH_NM, XPBinning
@@ -61,9 +62,57 @@ def sample_xp_continuous(source) -> dict:
     }
 
 
-def read_xp_continuous(source, binning: XPBinning = XPBinning()) -> StarTokens:
-    """XP flux tokens of the sources in an archive XP_CONTINUOUS file (see ``sample_xp_continuous``)."""
-    return tokens_from_columns(sample_xp_continuous(source), binning)
+def read_xp_continuous(
+    source, binning: XPBinning = XPBinning(), block_rows: int = 1000
+) -> StarTokens:
+    """XP flux tokens of the sources in an archive XP_CONTINUOUS file (see
+    ``sample_xp_continuous``). Text files (csv, ecsv, gzipped or not) are sampled
+    ``block_rows`` sources at a time, so that memory grows with the tokens (under 1 KB a
+    source), not with GaiaXPy's working arrays (about 200 KB a source)."""
+    blocks = _text_blocks(source, block_rows)
+    if blocks is None:
+        return tokens_from_columns(sample_xp_continuous(source), binning)
+    parts = [tokens_from_columns(sample_xp_continuous(frame), binning) for frame in blocks]
+    if not parts:
+        raise DataError(f"{source} holds no sources")
+    return StarTokens(
+        np.concatenate([p.source_id for p in parts]),
+        parts[0].names,
+        np.concatenate([p.values for p in parts]),
+        np.concatenate([p.errors for p in parts]),
+    )
+
+
+def _text_blocks(source, block_rows: int):
+    """The rows of a csv/ecsv file (gzipped or not) as DataFrames of ``block_rows``; None for
+    other inputs (fits files and DataFrames go to GaiaXPy whole)."""
+    if not isinstance(source, str | Path) or not str(source).endswith(_TEXT_SUFFIXES):
+        return None
+    if not Path(source).exists():
+        raise DataError(f"no such XP_CONTINUOUS file: {source}")
+    return _read_blocks(source, block_rows)
+
+
+def _read_blocks(source, block_rows: int):
+    try:  # ECSV's header lines start with '#'
+        for frame in pd.read_csv(source, comment="#", chunksize=block_rows):
+            yield _arrays_in_parentheses(frame)
+    except (ValueError, OSError, EOFError) as err:  # pandas' parser and gzip errors
+        raise DataError(f"cannot read {source} as an XP_CONTINUOUS csv/ecsv file: {err}") from err
+
+
+def _arrays_in_parentheses(frame):
+    """Array columns written "[a,b]" (ECSV) rewritten as the archive csv's "(a, b)", the
+    form GaiaXPy's table reader parses."""
+    for column in frame.columns:
+        text = frame[column]
+        present = text.dropna()  # a source without a BP or RP solution leaves blanks
+        if len(present) and isinstance(present.iloc[0], str) and present.iloc[0].startswith("["):
+            frame[column] = "(" + text.str.strip("[]").str.replace(",", ", ") + ")"
+    return frame
+
+
+_TEXT_SUFFIXES = (".csv", ".ecsv", ".csv.gz", ".ecsv.gz")
 
 
 def _gunzipped(path: Path, folder: Path) -> Path:
