@@ -4,7 +4,8 @@ Run:  python benchmarks/emulator_speed.py [--model PATH] [--repeats 300]
 
 Prints the parameter count, the median forward and value-and-grad latency for one star
 (the gradient of a Gaussian log-likelihood over every output with respect to the five
-inputs, as NUTS uses it) and the forward throughput of a vmapped batch.
+inputs, as NUTS uses it), the forward throughput of a vmapped batch, and the FLOPs of one
+forward and one value-and-grad call (for the GPU estimate in docs/performance.md).
 """
 
 import argparse
@@ -67,6 +68,14 @@ def main():
     print(
         f"forward, batch of {args.batch}:     {t_batch * 1e3:.2f} ms = {args.batch / t_batch:,.0f} stars/s"
     )
+    print(f"FLOPs, forward:               {_flops(forward, x0) / 1e6:.2f} M (XLA cost analysis)")
+    print(f"FLOPs, value-and-grad:        {_flops(value_and_grad, x0) / 1e6:.2f} M")
+
+
+def _flops(jitted, x) -> float:
+    """Floating-point operations of one call, as XLA's compiled cost analysis counts them."""
+    cost = jitted.lower(x).compile().cost_analysis()
+    return float((cost[0] if isinstance(cost, list) else cost)["flops"])
 
 
 if __name__ == "__main__":
