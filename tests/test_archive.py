@@ -74,3 +74,10 @@ def test_text_files_read_in_blocks_and_gzipped_match_gaiaxpy_whole(archive_dir, 
         np.testing.assert_array_equal(tokens.source_id, expected.source_id)
         np.testing.assert_allclose(tokens.values, expected.values, rtol=1e-12)
         np.testing.assert_allclose(tokens.errors, expected.errors, rtol=1e-12)
+
+
+def test_reading_archive_files_prints_nothing(archive_dir, capsys):
+    read_xp_continuous(os.path.join(archive_dir, "XP_CONTINUOUS_RAW.csv"))
+    read_xp_continuous(os.path.join(archive_dir, "XP_CONTINUOUS_RAW.fits"))
+    printed = capsys.readouterr()
+    assert printed.out == "" and printed.err == ""

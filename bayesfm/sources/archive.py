@@ -4,7 +4,9 @@ GaiaXPy converts the BP/RP basis coefficients to spectra on the library's 343-po
 grid, offline, from a csv, ecsv or fits file (or a DataFrame) as the archive gives it.
 """
 
+import contextlib
 import gzip
+import io
 import shutil
 import tempfile
 import warnings
@@ -43,8 +45,13 @@ def sample_xp_continuous(source) -> dict:
     if isinstance(source, str | Path) and Path(source).suffix == ".gz":
         with tempfile.TemporaryDirectory() as folder:
             return sample_xp_continuous(_gunzipped(Path(source), Path(folder)))
+    quiet = io.StringIO()  # GaiaXPy's own prints and progress bar
     try:
-        with warnings.catch_warnings():  # GaiaXPy's own pandas deprecation notices
+        with (
+            warnings.catch_warnings(),  # and its pandas deprecation notices
+            contextlib.redirect_stdout(quiet),
+            contextlib.redirect_stderr(quiet),
+        ):
             warnings.simplefilter("ignore")
             # The default sampling is the library's grid and uses GaiaXPy's precomputed
             # design matrices; an explicit sampling array recomputes them (~0.1% apart).
