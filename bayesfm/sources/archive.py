@@ -6,8 +6,9 @@ grid, offline, from a csv, ecsv or fits file (or a DataFrame) as the archive giv
 
 import contextlib
 import gzip
-import io
+import os
 import shutil
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -45,13 +46,8 @@ def sample_xp_continuous(source) -> dict:
     if isinstance(source, str | Path) and Path(source).suffix == ".gz":
         with tempfile.TemporaryDirectory() as folder:
             return sample_xp_continuous(_gunzipped(Path(source), Path(folder)))
-    quiet = io.StringIO()  # GaiaXPy's own prints and progress bar
     try:
-        with (
-            warnings.catch_warnings(),  # and its pandas deprecation notices
-            contextlib.redirect_stdout(quiet),
-            contextlib.redirect_stderr(quiet),
-        ):
+        with warnings.catch_warnings(), _silenced():  # GaiaXPy's notices, prints, progress bar
             warnings.simplefilter("ignore")
             # The default sampling is the library's grid and uses GaiaXPy's precomputed
             # design matrices; an explicit sampling array recomputes them (~0.1% apart).
@@ -120,6 +116,24 @@ def _arrays_in_parentheses(frame):
 
 
 _TEXT_SUFFIXES = (".csv", ".ecsv", ".csv.gz", ".ecsv.gz")
+
+
+@contextlib.contextmanager
+def _silenced():
+    """Standard output and error sent to the null device, at the file-descriptor level:
+    GaiaXPy writes its progress bar to the ``sys.stdout`` it saw at import."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
 
 
 def _gunzipped(path: Path, folder: Path) -> Path:
