@@ -7,7 +7,7 @@ Writes synthetic inputs of ``--rows`` stars (real Gaia DR3 archive records from
 tests/data repeated under new source ids): a Parquet table with the sampled XP flux as list
 columns, and a directory of archive XP_CONTINUOUS csv files of ``--rows-per-part`` rows
 each. Each way of reading runs in a fresh process that turns every star into tokens, as
-``bayesfm catalogue`` does before fitting, and reports its peak resident memory (ru_maxrss):
+``bayesfm catalogue`` does before fitting, and reports its peak resident memory (VmHWM):
 the Parquet table read whole and streamed, the XP directory streamed, and the imports
 alone (the baseline every reading starts from). Writes
 benchmarks/streaming_memory.json. (Fitting adds a fixed amount per chunk, not per star.)
@@ -109,12 +109,22 @@ def measure(mode: str, work: Path, rows_per_part: int) -> None:
             else parts.xp_file_parts(work / "xp")
         )
         stars = sum(len(part.load()) for part in stream)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = _peak_rss_mib()
     print(
         json.dumps(
             {"stars": stars, "seconds": time.perf_counter() - start, "peak_rss_mib": peak_mib}
         )
     )
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory: VmHWM on Linux (ru_maxrss would also count the
+    parent's memory at the fork that started this process)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        line = next(x for x in status.read_text().splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024  # macOS: bytes
 
 
 if __name__ == "__main__":
