@@ -78,6 +78,7 @@ def test_text_files_read_in_blocks_and_gzipped_match_gaiaxpy_whole(archive_dir, 
         np.testing.assert_allclose(tokens.errors, expected.errors, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_reading_archive_files_prints_nothing(archive_dir):
     """In a fresh process: GaiaXPy binds its progress bar to the stdout it saw at import."""
     code = (

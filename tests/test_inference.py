@@ -313,6 +313,7 @@ def test_simulated_catalogue_puts_the_truth_in_the_label_columns(tiny_setup):
     assert not np.allclose(stars.values[:, observed], templates.values[[0, 2]][:, observed])
 
 
+@pytest.mark.slow
 def test_batched_svi_draws_leave_stars_without_tokens_empty(tiny_setup):
     stars = _simulated_star(tiny_setup, (LOW + HIGH) / 2).take([0, 0])
     values = stars.values.copy()
@@ -325,6 +326,7 @@ def test_batched_svi_draws_leave_stars_without_tokens_empty(tiny_setup):
     assert np.all(np.abs(np.median(draws[0], axis=0) - (LOW + HIGH) / 2) < 2 * (HIGH - LOW))
 
 
+@pytest.mark.slow
 def test_label_misfit_is_a_likelihood_ratio(tiny_setup):
     truth = (LOW + HIGH) / 2
     stars = _simulated_star(tiny_setup, truth).take([0, 0, 0])
