@@ -14,14 +14,17 @@ from bayesfm.bayes.star_model import StarData, star_model
 from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.catalogue.run import run_catalogue
 from bayesfm.catalogue.store import load_draws
+from bayesfm.catalogue.stream import run_catalogue_parts
 from bayesfm.common.errors import DataError, MissingDataPackageError
 from bayesfm.infer.batched_nuts import run_batched_nuts
-from bayesfm.infer.batched_svi import run_batched_svi
+from bayesfm.infer.batched_svi import batched_svi_draws, run_batched_svi
 from bayesfm.infer.diagnostics import ConvergenceCriteria, summarise
 from bayesfm.infer.importance import ImportanceConfig, run_importance
+from bayesfm.infer.misfit import label_misfit
 from bayesfm.infer.nuts import NutsRunner
 from bayesfm.infer.settings import ONE_STAR_NUTS, NutsConfig, SviConfig
 from bayesfm.infer.setup import PreparedStars, StarInference, amortized_labels, prepare_stars
+from bayesfm.infer.simulated import simulated_catalogue
 from bayesfm.infer.svi import fit_svi, run_svi
 from bayesfm.infer.trust import TrustCriteria
 from bayesfm.model.emulator import Emulator, make_emulator
@@ -30,6 +33,7 @@ from bayesfm.model.predict import predict
 from bayesfm.sources.archive import read_xp_continuous, sample_xp_continuous
 from bayesfm.sources.examples import load_example_stars
 from bayesfm.sources.library import LibraryData, load_library
+from bayesfm.sources.parts import InputPart, parquet_parts, xp_file_parts
 from bayesfm.sources.tables import read_table
 from bayesfm.tokens.grid import XP_WAVELENGTH_NM, XPBinning
 from bayesfm.tokens.labels import LABEL_INPUTS, LABELS
@@ -61,8 +65,11 @@ __all__ = [
     "load_example_stars",
     "load_library",
     "read_table",
+    "InputPart",
+    "parquet_parts",
     "read_xp_continuous",
     "sample_xp_continuous",
+    "xp_file_parts",
     # the foundation model and its emulator
     "Emulator",
     "FoundationModel",
@@ -76,8 +83,6 @@ __all__ = [
     "star_model",
     "uniform_box_prior",
     # inference
-    "NutsConfig",
-    "SviConfig",
     "ConvergenceCriteria",
     "NutsConfig",
     "ONE_STAR_NUTS",
@@ -90,15 +95,19 @@ __all__ = [
     "amortized_labels",
     "fit_svi",
     "prepare_stars",
+    "batched_svi_draws",
+    "label_misfit",
     "run_batched_nuts",
     "run_batched_svi",
     "run_importance",
     "run_svi",
+    "simulated_catalogue",
     "summarise",
     # catalogues
     "CatalogueConfig",
     "load_draws",
     "run_catalogue",
+    "run_catalogue_parts",
     # errors
     "DataError",
     "MissingDataPackageError",
