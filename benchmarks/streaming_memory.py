@@ -99,7 +99,8 @@ def measure(mode: str, work: Path, rows_per_part: int) -> None:
 
         table = pq.read_table(work / "stars.parquet")
         columns = {
-            name: parts._batch_column(table[name].combine_chunks()) for name in table.column_names
+            name: parts.arrow_column_values(table[name].combine_chunks())
+            for name in table.column_names
         }
         stars = len(tokens_from_columns(columns))
     elif mode != "imports_only":

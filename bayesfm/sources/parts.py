@@ -17,7 +17,14 @@ from bayesfm.tokens.grid import XPBinning
 from bayesfm.tokens.specs import tokens_from_columns
 from bayesfm.tokens.star_tokens import StarTokens
 
-__all__ = ["InputPart", "XP_SUFFIXES", "xp_files", "xp_file_parts", "parquet_parts"]
+__all__ = [
+    "InputPart",
+    "XP_SUFFIXES",
+    "xp_files",
+    "xp_file_parts",
+    "parquet_parts",
+    "arrow_column_values",
+]
 
 XP_SUFFIXES = (".csv", ".ecsv", ".fits", ".csv.gz", ".ecsv.gz", ".fits.gz")
 
@@ -95,7 +102,9 @@ def parquet_parts(
 
 def _parquet_parts(batches, sources, identity, binning, rows_per_part):
     for k, batch in enumerate(batches):
-        columns = {ours: _batch_column(batch.column(theirs)) for ours, theirs in sources.items()}
+        columns = {
+            ours: arrow_column_values(batch.column(theirs)) for ours, theirs in sources.items()
+        }
         tokens = tokens_from_columns(columns, binning)
         first = k * rows_per_part
         yield InputPart(
@@ -103,7 +112,7 @@ def _parquet_parts(batches, sources, identity, binning, rows_per_part):
         )
 
 
-def _batch_column(column) -> np.ndarray:
+def arrow_column_values(column) -> np.ndarray:
     """A Parquet column as numpy: list columns as [rows, length], nulls as NaN (and
     integer source ids with nulls as a masked array, which ``source_ids`` rejects)."""
     import pyarrow as pa
