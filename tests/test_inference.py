@@ -12,10 +12,12 @@ from bayesfm.bayes.likelihood import (
     CorrelatedTokens,
     log_likelihood,
     masked_correlation_cholesky,
+    whitened_residual,
 )
 from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.bayes.priors import uniform_box_prior
 from bayesfm.bayes.simulation import simulate_stars
+from bayesfm.bayes.star_model import anchored_star_data
 from bayesfm.common.errors import DataError
 from bayesfm.infer.batched_nuts import run_batched_nuts
 from bayesfm.infer.batched_svi import batched_svi_draws, run_batched_svi
@@ -228,6 +230,38 @@ def test_stars_simulated_from_the_prior_are_recovered_by_batched_svi(tiny_setup)
     )
     assert z.shape == (4, 400, 5) and np.isfinite(z).all() and np.isfinite(loss).all()
     assert not np.allclose(np.median(z, axis=1), tiny_setup.scaling.normalise(mean))
+
+
+def test_simulated_stars_follow_the_likelihood_anchored_at_their_true_labels(tiny_setup):
+    # a label-space error only above logg 3: templates anchored below it have none, while
+    # about half the true labels drawn from the prior lie above it
+    label_error = np.stack([np.zeros(5), 2 * (HIGH - LOW)])
+    noise = dataclasses.replace(
+        tiny_setup.noise, label_error=label_error, label_error_split=(1, 3.0)
+    )
+    setup = dataclasses.replace(tiny_setup, noise=noise)
+    stars = _simulated_star(setup, (LOW + HIGH) / 2).take(np.zeros(400, int))
+    templates, *_ = prepare_stars(setup, stars, np.broadcast_to(LOW, (400, 5)))
+    truth, simulated = simulate_stars(setup, templates, jax.random.PRNGKey(8))
+    at_truth = anchored_star_data(
+        simulated.values, simulated.errors, simulated.mask, truth, setup.emulator, noise
+    )
+    mean, _ = jax.vmap(setup.emulator.emulate)(jnp.asarray(truth))
+
+    def whitened(v, e, m, c, mu, sd):
+        return whitened_residual(v, e, m, c, mu, sd, jnp.asarray(noise.total_scale))[0]
+
+    residual = jax.vmap(whitened)(
+        at_truth.values,
+        at_truth.errors,
+        at_truth.mask,
+        at_truth.corr_chol,
+        mean,
+        at_truth.emulator_sigma,
+    )
+    observed = np.asarray(residual)[at_truth.mask]
+    assert (truth[:, 1] >= 3.0).mean() > 0.3
+    assert abs(np.var(observed) - 1.0) < 0.05  # unit variance: the data's own distribution
 
 
 def test_anchors_set_where_the_emulator_sigma_is_taken(tiny_setup):

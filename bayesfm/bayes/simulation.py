@@ -5,17 +5,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayesfm.bayes.likelihood import CorrelatedTokens
-from bayesfm.bayes.star_model import StarData
+from bayesfm.bayes.star_model import StarData, anchored_star_data
 
 __all__ = ["simulate_stars"]
 
 
 def simulate_stars(setup, templates: StarData, key):
-    """True labels from the prior and data from the emulator's likelihood.
+    """True labels from the prior and data from the emulator's likelihood at those labels.
 
-    Each simulated star copies one template star's observed tokens, errors and noise
-    correlation (realistic noise and missing tokens), and replaces its values by a draw
-    from the model's own likelihood at labels drawn from the prior.
+    Each simulated star copies one template star's errors and missing tokens (realistic
+    noise levels and gaps) and draws its values from the model's own likelihood at labels
+    drawn from the prior: the emulator's mean and sigma, and the covariance (label-space
+    term included), all taken at the true labels. Inference anchored at the true labels
+    therefore uses exactly the distribution the data came from.
 
     Args:
         setup: A ``StarInference``.
@@ -23,14 +25,22 @@ def simulate_stars(setup, templates: StarData, key):
         key: PRNG key.
 
     Returns:
-        (true labels x [n, 5] physical, simulated ``StarData``).
+        (true labels x [n, 5] physical, simulated ``StarData`` anchored at x).
     """
     n = len(templates.values)
     prior_key, noise_key = jax.random.split(key)
     x = setup.prior.sample(prior_key, (n,))
-    mean, sigma = jax.vmap(setup.emulator.emulate)(x)
+    at_truth = anchored_star_data(
+        templates.values, templates.errors, templates.mask, x, setup.emulator, setup.noise
+    )
+    mean, _ = jax.vmap(setup.emulator.emulate)(x)
     noisy = CorrelatedTokens(
-        mean, sigma, templates.errors, templates.mask, templates.corr_chol, setup.noise
+        mean,
+        at_truth.emulator_sigma,
+        at_truth.errors,
+        at_truth.mask,
+        at_truth.corr_chol,
+        setup.noise,
     ).sample(noise_key)
-    values = jnp.where(templates.mask, noisy, 0.0)
-    return np.asarray(x), templates._replace(values=np.asarray(values, np.float32))
+    values = jnp.where(at_truth.mask, noisy, 0.0)
+    return np.asarray(x), at_truth._replace(values=np.asarray(values, np.float32))

@@ -15,7 +15,7 @@ from bayesfm.model.emulator import Emulator
 from bayesfm.tokens.star_tokens import StarTokens
 from bayesfm.tokens.vocabulary import Scaling
 
-__all__ = ["StarData", "stacked_star_data", "star_model", "normalised_prior"]
+__all__ = ["StarData", "anchored_star_data", "stacked_star_data", "star_model", "normalised_prior"]
 
 
 class StarData(NamedTuple):
@@ -84,15 +84,15 @@ def stacked_star_data(stars: StarTokens, rows, emulator: Emulator, noise: NoiseM
         return None, usable, problems
     observed = (np.stack(field) for field in zip(*parts, strict=True))
     return (
-        _with_covariance(*observed, np.asarray(anchors)[usable], emulator, noise),
+        anchored_star_data(*observed, np.asarray(anchors)[usable], emulator, noise),
         usable,
         problems,
     )
 
 
-def _with_covariance(values, errors, mask, anchors, emulator: Emulator, noise: NoiseModel):
-    """Stacked ``StarData`` from observed tokens [n, K] and anchors [n, n_in]: the emulator's
-    sigma and each star's covariance factor at its anchor."""
+def anchored_star_data(values, errors, mask, anchors, emulator: Emulator, noise: NoiseModel):
+    """Stacked ``StarData`` from observed tokens [n, K] and anchors [n, n_in] (physical): the
+    emulator's sigma and each star's covariance factor at its anchor."""
     anchors = jnp.asarray(anchors, jnp.float32)
     _, sigma = jax.vmap(emulator.emulate)(anchors)
     if noise.label_error is None:
