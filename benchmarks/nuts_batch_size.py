@@ -17,7 +17,8 @@ import jax
 import numpy as np
 
 from bayesfm.infer.batched_nuts import chain_diagnostics, run_batched_nuts
-from bayesfm.infer.importance import laplace_proposal
+from bayesfm.infer.importance import ImportanceConfig
+from bayesfm.infer.mode import laplace_proposal
 from bayesfm.infer.settings import NutsConfig
 from bayesfm.infer.setup import StarInference, prepare_stars
 from bayesfm.sources.library import load_library
@@ -37,7 +38,7 @@ def main():
     rows = np.flatnonzero(split_mask(library.tokens.source_id, "test"))[: args.stars]
     data, usable, _, mean, sigma = prepare_stars(setup, library.tokens.take(rows))
     loc, chol = laplace_proposal(
-        setup, data, setup.scaling.normalise(mean), sigma / setup.scaling.scale
+        setup, data, setup.scaling.normalise(mean), sigma / setup.scaling.scale, ImportanceConfig()
     )
     config = NutsConfig(num_warmup=args.warmup, num_samples=args.samples)
     print(f"{len(usable)} test stars, {args.warmup} warm-up + {args.samples} draws x 2 chains")

@@ -15,7 +15,7 @@ from dask import distributed
 
 from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.catalogue.run import run_catalogue
-from bayesfm.catalogue.store import load_draws
+from bayesfm.catalogue.store import load_costs, load_draws
 from bayesfm.common.errors import DataError
 from bayesfm.infer.importance import ImportanceConfig
 from bayesfm.infer.settings import NutsConfig
@@ -25,7 +25,9 @@ from bayesfm.model.foundation_model import build_model
 FAST = CatalogueConfig(
     chunk_size=3,
     nuts=NutsConfig(num_warmup=30, num_samples=30, max_tree_depth=4),
-    importance=ImportanceConfig(num_draws=200, mode_steps=20, refinements=1, num_keep=100),
+    importance=ImportanceConfig(
+        num_draws=200, newton_steps=6, refinements=1, refine_draws=200, num_keep=100
+    ),
 )
 
 
@@ -52,11 +54,26 @@ def test_every_star_once_with_its_path_and_summaries(in_process, stars):
     assert (table["teff_median"] <= table["teff_q84"]).all()
     on_disk = pd.read_csv(out / "catalogue.csv")
     assert len(on_disk) == len(stars) and sorted(os.listdir(out / "chunks")) == [
-        "chunk_000000.csv",
-        "chunk_000001.csv",
-        "chunk_000002.csv",
+        f"chunk_00000{i}{suffix}" for i in range(3) for suffix in (".csv", "_cost.json")
     ]
     assert (out / "catalogue.fits").exists()
+
+
+@pytest.mark.slow
+def test_each_chunk_accounts_for_its_time_and_evaluations(in_process):
+    out, table = in_process
+    costs = load_costs(out)
+    assert [c["stars"] for c in costs] == [3, 3, 1]
+    for index, cost in enumerate(costs):
+        stages = cost["stages"]
+        assert {"amortized prediction", "mode", "draws", "psis"} <= set(stages)
+        assert 0 < sum(stages.values()) <= cost["seconds"]
+        chunk = table.iloc[3 * index : 3 * index + cost["stars"]]
+        drawn = cost["evaluations"]
+        assert drawn["importance_draws"] >= FAST.importance.num_draws * cost["stars"]
+        assert drawn["newton_steps"] == FAST.importance.newton_steps * cost["stars"]
+        assert (drawn["nuts_leapfrog"] > 0) == (chunk["path"] == "nuts").any()
+        assert ("nuts fallback" in stages) == (chunk["path"] == "nuts").any()
 
 
 @pytest.mark.slow
@@ -164,7 +181,8 @@ def test_killed_run_resumes_with_every_star_once(tiny_model_path, in_process, tm
     process.wait()
     assert not (out / "catalogue.csv").exists()
     left = sorted(os.listdir(out / "chunks"))
-    assert all(name.endswith(".csv") for name in left), left  # no half-written files
+    finished = (".csv", "_cost.json")
+    assert all(name.endswith(finished) for name in left), left  # no half-written files
 
     assert subprocess.run(command, env={**os.environ, "JAX_PLATFORMS": "cpu"}).returncode == 0
     table = pd.read_csv(out / "catalogue.csv")

@@ -10,7 +10,8 @@ import numpyro.distributions as dist
 
 from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.bayes.star_model import StarData, normalised_prior, star_model
-from bayesfm.infer.importance import proposal_covariance, run_importance
+from bayesfm.infer.importance import run_importance
+from bayesfm.infer.mode import proposal_covariance
 from bayesfm.model.emulator import Emulator
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.vocabulary import Scaling

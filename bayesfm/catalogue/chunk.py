@@ -10,9 +10,11 @@ import pandas as pd
 
 from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.common.devices import bucket_size, pad_leading
+from bayesfm.common.stopwatch import Stopwatch
 from bayesfm.infer.batched_nuts import chain_diagnostics, run_batched_nuts
 from bayesfm.infer.diagnostics import ConvergenceCriteria
-from bayesfm.infer.importance import laplace_proposal, run_importance
+from bayesfm.infer.importance import run_importance
+from bayesfm.infer.mode import laplace_proposal
 from bayesfm.infer.setup import StarInference, prepare_stars
 from bayesfm.infer.trust import TrustCriteria, assess, flag_notes
 from bayesfm.tokens.labels import LABEL_INPUTS
@@ -25,10 +27,12 @@ QUANTILES = {"q02_5": 0.025, "q16": 0.16, "median": 0.5, "q84": 0.84, "q97_5": 0
 
 @dataclass
 class ChunkResult:
-    """One chunk's summary rows and (optionally) equal-weight draws [n, S, 5] physical."""
+    """One chunk's summary rows, (optionally) equal-weight draws [n, S, 5] physical, and
+    its cost: seconds per stage and target-density evaluations by kind (``chunk_cost``)."""
 
     table: pd.DataFrame
     draws: np.ndarray | None = field(default=None)
+    cost: dict = field(default_factory=dict)
 
 
 def fit_chunk(
@@ -38,29 +42,34 @@ def fit_chunk(
 
     ``anchors``: labels [n, 5] at which to take the emulator sigma (see ``stars_data``).
     """
-    start = time.perf_counter()
+    start, watch = time.perf_counter(), Stopwatch()
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), index)
     is_key, nuts_key = jax.random.split(key)
     n = len(stars)
     table = _empty_table(stars)
     draws = np.full((n, _draws_per_star(config), len(LABEL_INPUTS)), np.nan, np.float32)
-    data, usable, problems, mean, sigma = prepare_stars(setup, stars, anchors)
+    evaluations = dict.fromkeys(("importance_draws", "newton_steps", "nuts_leapfrog"), 0)
+    with watch("amortized prediction"):
+        data, usable, problems, mean, sigma = prepare_stars(setup, stars, anchors)
     for row, reason in problems.items():
         table.loc[row, ["path", "flags"]] = ["skipped", reason]
     if not usable:
-        table["seconds"] = (time.perf_counter() - start) / n
-        return ChunkResult(table, draws if config.save_draws else None)
+        return _finished(table, draws, config, start, watch, evaluations)
 
     z_mean = setup.scaling.normalise(mean)
     z_sigma = sigma / setup.scaling.scale
     size = bucket_size(len(usable))
     padded = pad_leading((data, z_mean, z_sigma), size)
+    evaluations["newton_steps"] = len(usable) * config.importance.newton_steps
     if config.method == "nuts":
-        loc, chol = (a[: len(usable)] for a in laplace_proposal(setup, *padded, config.importance))
+        with watch("mode"):
+            proposal = laplace_proposal(setup, *padded, config.importance)
+        loc, chol = (a[: len(usable)] for a in proposal)
         to_nuts = np.ones(len(usable), bool)
     else:
-        result = run_importance(setup, *padded, is_key, config.importance)
-        z, khat, ess, accepted, loc, chol = (a[: len(usable)] for a in result)
+        result = run_importance(setup, *padded, is_key, config.importance, watch)
+        z, khat, ess, accepted, loc, chol, drawn = (a[: len(usable)] for a in result)
+        evaluations["importance_draws"] = int(drawn.sum())
         rows = np.asarray(usable)
         table.loc[rows, "khat"] = khat
         table.loc[rows, "importance_ess"] = ess
@@ -75,15 +84,29 @@ def fit_chunk(
         picked = np.flatnonzero(to_nuts)
         rows = np.asarray(usable)[picked]
         subset = jax.tree_util.tree_map(lambda a: a[picked], data)
-        chains = run_batched_nuts(setup, subset, loc[picked], chol[picked], nuts_key, config.nuts)
-        _record_nuts(table, rows, chains, config.convergence)
+        with watch("nuts fallback"):
+            chains = run_batched_nuts(
+                setup, subset, loc[picked], chol[picked], nuts_key, config.nuts
+            )
+            _record_nuts(table, rows, chains, config.convergence)
+        evaluations["nuts_leapfrog"] = int(chains.leapfrog_steps.sum())
         per_star = chains.z.reshape(len(picked), -1, len(LABEL_INPUTS))
         draws[rows, : per_star.shape[1]] = _physical(setup, per_star)
 
-    _summarise_draws(table, draws)
-    _assess_trust(setup, table, data, usable, draws, config.trust)
-    table["seconds"] = (time.perf_counter() - start) / n  # the chunk's wall time, shared
-    return ChunkResult(table, draws if config.save_draws else None)
+    with watch("summary and trust"):
+        _summarise_draws(table, draws)
+        _assess_trust(setup, table, data, usable, draws, config.trust)
+    return _finished(table, draws, config, start, watch, evaluations)
+
+
+def _finished(table, draws, config, start, watch, evaluations) -> ChunkResult:
+    """The chunk's result, its wall time shared among its stars (``seconds``)."""
+    seconds = time.perf_counter() - start
+    table["seconds"] = seconds / len(table)
+    cost = {"stars": len(table), "seconds": seconds, "stages": dict(watch.seconds)}
+    return ChunkResult(
+        table, draws if config.save_draws else None, cost | {"evaluations": evaluations}
+    )
 
 
 def _assess_trust(setup, table, data, usable, draws, criteria: TrustCriteria):

@@ -1,10 +1,11 @@
 """A catalogue's folder: its manifest, chunk files written atomically, and the joined tables.
 
 ``chunks/chunk_<index>.csv`` exists only once its chunk is complete (its draws, if saved,
-are written first), so a rerun skips exactly the finished chunks.
+and its cost account are written first), so a rerun skips exactly the finished chunks.
 """
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,17 @@ from bayesfm.catalogue.chunk import ChunkResult
 from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.common.errors import DataError
 from bayesfm.common.files import atomic_path
+from bayesfm.common.jsonio import save_json
 from bayesfm.common.manifest import check_manifest
 
-__all__ = ["chunk_path", "write_chunk", "join_chunks", "check_run_manifest", "load_draws"]
+__all__ = [
+    "chunk_path",
+    "write_chunk",
+    "join_chunks",
+    "check_run_manifest",
+    "load_draws",
+    "load_costs",
+]
 
 _FORMAT_VERSION = 1
 
@@ -26,9 +35,11 @@ def chunk_path(chunk_dir: Path, index: int) -> Path:
 
 
 def write_chunk(chunk_dir: Path, index: int, result: ChunkResult):
-    """Draws first, then the summary CSV, each via a temporary file and an atomic rename:
-    the CSV's existence means the chunk is complete."""
+    """Draws and cost first, then the summary CSV, each via a temporary file and an atomic
+    rename: the CSV's existence means the chunk is complete."""
     path = chunk_path(chunk_dir, index)
+    if result.cost:
+        save_json(path.with_name(path.stem + "_cost.json"), result.cost)
     if result.draws is not None:
         draws_path = path.with_name(path.stem + "_draws.npz")
         with atomic_path(draws_path, keep_suffix=True) as tmp:
@@ -79,3 +90,9 @@ def load_draws(out_dir) -> np.ndarray:
     if not paths:
         raise DataError(f"{out_dir} has no saved draws: run the catalogue with save_draws=True")
     return np.concatenate([np.load(p, allow_pickle=False)["draws"] for p in paths])
+
+
+def load_costs(out_dir) -> list[dict]:
+    """The cost accounts of a run's chunks (``ChunkResult.cost``), in chunk order."""
+    paths = sorted((Path(out_dir) / "chunks").glob("chunk_*_cost.json"))
+    return [json.loads(p.read_text()) for p in paths]

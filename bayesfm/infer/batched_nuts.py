@@ -46,11 +46,13 @@ class ChainDraws(NamedTuple):
         z: Normalised labels [n, chains, samples, 5].
         diverging: Divergent transitions [n, chains, samples].
         at_depth_bound: Draws whose trajectory hit ``max_tree_depth`` [n, chains, samples].
+        leapfrog_steps: Gradient evaluations per star [n], warm-up and all chains included.
     """
 
     z: np.ndarray
     diverging: np.ndarray
     at_depth_bound: np.ndarray
+    leapfrog_steps: np.ndarray
 
 
 @full_precision
@@ -96,8 +98,9 @@ def run_batched_nuts(
         part = jax.tree_util.tree_map(lambda a, s=start: a[s : s + size], inputs)
         drawn = sampler(*shard_stars(pad_leading(part, size)))
         parts.append([np.asarray(a)[: min(size, n - start)] for a in drawn])
-    z, diverging, steps = (np.concatenate(a) for a in zip(*parts, strict=True))
-    return ChainDraws(z, diverging, steps >= 2**config.max_tree_depth - 1)
+    z, diverging, steps, warmup_steps = (np.concatenate(a) for a in zip(*parts, strict=True))
+    leapfrog_steps = steps.sum(axis=(1, 2)) + warmup_steps.sum(axis=1)
+    return ChainDraws(z, diverging, steps >= 2**config.max_tree_depth - 1, leapfrog_steps)
 
 
 @functools.lru_cache(maxsize=4)
@@ -109,7 +112,7 @@ def _compiled_sampler(setup, config: NutsConfig):
 
 def nuts_one_star(setup, config: NutsConfig):
     """The pure one-star sampler ``(u_start [5], u_tril [5, 5], data, key) -> (z draws
-    [chains, draws, 5], diverging, tree steps)``, each chain warmed up on its own; batched
+    [chains, draws, 5], diverging, tree steps, warm-up tree steps [chains])``, each chain warmed up on its own; batched
     code maps it over stars."""
     model = setup.star_model
     to_z = dist.biject_to(setup.z_support())
@@ -138,9 +141,9 @@ def nuts_one_star(setup, config: NutsConfig):
             state = sample_kernel(state, model_args=(data,))
             return state, (state.z, state.diverging, state.num_steps)
 
-        state, _ = jax.lax.scan(step, state, None, length=config.num_warmup)
+        state, (_, _, warmup) = jax.lax.scan(step, state, None, length=config.num_warmup)
         _, (u, diverging, steps) = jax.lax.scan(step, state, None, length=config.num_samples)
-        return to_z(u), diverging, steps
+        return to_z(u), diverging, steps, jnp.sum(warmup)
 
     def one_star(u0, u_tril, data, key):
         chain_keys = jax.random.split(key, config.num_chains)

@@ -1,14 +1,15 @@
 """Posteriors by importance sampling from the transformer's amortized prediction.
 
 The proposal is a Laplace approximation (as in Zhang, Green & Rix 2023): from the
-transformer's amortized spectra -> labels prediction, a batched optimiser finds each
-star's posterior mode, and the Hessian there gives the covariance of a heavy-tailed
-multivariate Student-t (where the Hessian is not positive definite, the amortized sigma
-is used instead). The proposal is then refined by the weighted moments of its own draws.
-Draws are weighted by prior x emulator likelihood / proposal; Pareto-smoothed importance
-sampling (Vehtari et al. 2024) gives the weights and their k-hat. A star passes when k-hat
-<= ``max_khat`` (the weights' variance is then finite enough to trust) and the effective
-sample size is large enough; the rest are for NUTS.
+transformer's amortized spectra -> labels prediction, Newton's method finds each star's
+posterior mode (``bayesfm.infer.mode``), and the Hessian there gives the covariance of a
+heavy-tailed multivariate Student-t (where the Hessian is not positive definite, the
+amortized sigma is used instead). Draws are weighted by prior x emulator likelihood /
+proposal; Pareto-smoothed importance sampling (Vehtari et al. 2024) gives the weights and
+their k-hat. A star passes when k-hat <= ``max_khat`` (the weights' variance is then finite
+enough to trust) and the effective sample size is large enough. Only the stars that fail
+get refinement rounds, each re-centred on the weighted moments of the star's previous
+draws; those that still fail are for NUTS.
 """
 
 import functools
@@ -19,30 +20,25 @@ import arviz as az
 import jax
 import numpy as np
 import numpyro.distributions as dist
-import optax
 from numpyro.infer.util import log_density
 
 from bayesfm.bayes.star_model import StarData
-from bayesfm.common.devices import full_precision, shard_stars
+from bayesfm.common.devices import bucket_size, full_precision, pad_leading, shard_stars
+from bayesfm.common.stopwatch import Stopwatch
+from bayesfm.infer.mode import laplace_proposal
 
-__all__ = [
-    "ImportanceConfig",
-    "ImportanceResult",
-    "run_importance",
-    "laplace_proposal",
-    "mode_one_star",
-    "weigh_one_star",
-]
+__all__ = ["ImportanceConfig", "ImportanceResult", "run_importance", "weigh_one_star"]
 
 
 @dataclass(frozen=True)
 class ImportanceConfig:
     """Proposal and acceptance settings."""
 
-    num_draws: int = 1000  # per round and star
-    mode_steps: int = 200  # Adam steps from the amortized prediction to the posterior mode
-    mode_learning_rate: float = 0.02
-    refinements: int = 2  # rounds re-centred on the previous round's weighted moments
+    num_draws: int = 500  # first round, every star
+    newton_steps: int = 10  # from the amortized prediction to the posterior mode
+    refinements: int = 2  # later rounds, only for stars that have not passed yet
+    min_rounds: int = 1  # rounds every star goes through, passed or not
+    refine_draws: int = 1000  # per later round and star
     df: float = 5.0  # Student-t degrees of freedom: heavy tails guard against a too-narrow proposal
     inflation: float = 1.2  # first proposal's scale / the Laplace (or amortized) sigma
     refine_inflation: float = 1.3  # later proposals' scale / the weighted standard deviation
@@ -53,8 +49,8 @@ class ImportanceConfig:
 
 class ImportanceResult(NamedTuple):
     """Per star: equal-weight draws z [n, num_keep, 5], k-hat [n], ESS [n], accepted [n],
-    and the last proposal's centre [n, 5] and Cholesky factor [n, 5, 5] (which start and
-    precondition NUTS for the stars that fail)."""
+    the last proposal's centre [n, 5] and Cholesky factor [n, 5, 5] (which start and
+    precondition NUTS for the stars that fail), and the target densities evaluated [n]."""
 
     z: np.ndarray
     khat: np.ndarray
@@ -62,10 +58,13 @@ class ImportanceResult(NamedTuple):
     accepted: np.ndarray
     loc: np.ndarray
     chol: np.ndarray
+    evaluations: np.ndarray
 
 
 @full_precision
-def run_importance(setup, data: StarData, z_mean, z_sigma, key, config=ImportanceConfig()):
+def run_importance(
+    setup, data: StarData, z_mean, z_sigma, key, config=ImportanceConfig(), watch=None
+):
     """Importance-sample the posteriors of n stars.
 
     Args:
@@ -74,88 +73,47 @@ def run_importance(setup, data: StarData, z_mean, z_sigma, key, config=Importanc
         z_mean, z_sigma: Amortized prediction in normalised coordinates [n, 5].
         key: PRNG key.
         config: Proposal and acceptance settings.
+        watch: A ``Stopwatch`` that receives the seconds of "mode", "draws" and "psis".
     """
+    watch = watch or Stopwatch()
     n = len(z_mean)
-    weigh = _compiled_weigher(setup, config.num_draws, config.df)
-    loc, chol = laplace_proposal(setup, data, z_mean, z_sigma, config)
+    with watch("mode"):
+        loc, chol = laplace_proposal(setup, data, z_mean, z_sigma, config)
+    rng = np.random.default_rng(np.asarray(key))
+    kept = np.full((n, config.num_keep, len(loc[0])), np.nan, np.float32)
+    khat, ess, evaluations = np.full(n, np.inf), np.zeros(n), np.zeros(n, np.int64)
+    todo, num_draws = np.arange(n), config.num_draws
     for round_ in range(config.refinements + 1):
         key, round_key = jax.random.split(key)
-        keys = jax.random.split(round_key, n)
-        z, log_w = (np.asarray(a)[:n] for a in weigh(*shard_stars((keys, loc, chol, data))))
-        weights, khat = _smoothed_weights(log_w)
-        if round_ < config.refinements:
-            loc, chol = _refined_proposal(z, weights, loc, chol, config.refine_inflation)
-    ess = 1.0 / np.sum(weights**2, axis=1)
+        with watch("draws"):
+            z, log_w = _weigh(setup, data, todo, loc, chol, round_key, num_draws, config.df)
+        with watch("psis"):
+            weights, khat[todo] = _smoothed_weights(log_w)
+            ess[todo] = 1.0 / np.sum(weights**2, axis=1)
+            kept[todo] = _resample(z, weights, config.num_keep, rng)
+        evaluations[todo] += num_draws
+        failed = (khat[todo] > config.max_khat) | (ess[todo] < config.min_ess)
+        failed |= round_ + 1 < config.min_rounds
+        if round_ == config.refinements or not failed.any():
+            break
+        z, weights, todo = z[failed], weights[failed], todo[failed]
+        loc[todo], chol[todo] = _refined_proposal(
+            z, weights, loc[todo], chol[todo], config.refine_inflation
+        )
+        num_draws = config.refine_draws
     accepted = (khat <= config.max_khat) & (ess >= config.min_ess)
-    kept = _resample(z, weights, config.num_keep, np.random.default_rng(np.asarray(key)))
-    return ImportanceResult(kept, khat, ess, accepted, loc, chol)
+    return ImportanceResult(kept, khat, ess, accepted, loc, chol, evaluations)
 
 
-@full_precision
-def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config=ImportanceConfig()):
-    """Posterior modes [n, 5] and proposal Cholesky factors [n, 5, 5], normalised units."""
-    find_mode = _compiled_mode_finder(setup, config.mode_steps, config.mode_learning_rate)
-    z_start = np.asarray(z_mean, np.float32)
-    mode, hessian = (np.asarray(a) for a in find_mode(*shard_stars((z_start, data))))
-    mode, hessian = mode[: len(z_start)], hessian[: len(z_start)]
-    loc, cov = proposal_covariance(mode, hessian, z_start, z_sigma)
-    chol = config.inflation * np.linalg.cholesky(cov)
-    return loc.astype(np.float32), chol.astype(np.float32)
-
-
-def proposal_covariance(mode, hessian, z_start, z_sigma):
-    """(proposal centres [n, 5], covariances [n, 5, 5], positive definite by construction).
-
-    The Laplace approximation (mode, inverse Hessian) where the Hessian is finite and
-    well conditioned; elsewhere the amortized prediction (``z_start``, ``z_sigma``).
-    """
-    hessian = np.asarray(hessian, np.float64)
-    finite = np.all(np.isfinite(hessian), axis=(1, 2)) & np.all(np.isfinite(mode), axis=1)
-    hessian = np.where(finite[:, None, None], hessian, np.eye(mode.shape[-1]))
-    eigenvalues, vectors = np.linalg.eigh(0.5 * (hessian + np.swapaxes(hessian, 1, 2)))
-    laplace = finite & (eigenvalues[:, 0] > _MIN_CONDITION * eigenvalues[:, -1])
-    inverse = np.where(laplace[:, None], 1.0 / np.where(laplace[:, None], eigenvalues, 1.0), 0.0)
-    laplace_cov = np.einsum("nij,nj,nkj->nik", vectors, inverse, vectors)
-    fallback = np.eye(mode.shape[-1]) * np.asarray(z_sigma, np.float64)[:, None, :] ** 2
-    cov = np.where(laplace[:, None, None], laplace_cov, fallback)
-    return np.where(laplace[:, None], mode, z_start), cov
-
-
-_MIN_CONDITION = 1e-7  # smallest / largest Hessian eigenvalue for a Laplace proposal
-
-
-@functools.lru_cache(maxsize=4)
-def _compiled_mode_finder(setup, steps, learning_rate):
-    return jax.jit(jax.vmap(mode_one_star(setup, steps, learning_rate)))
-
-
-def mode_one_star(setup, steps, learning_rate):
-    """The pure one-star ``(z_start [5], data) -> (mode [5], Hessian of -log p there [5, 5])``.
-
-    Adam runs in the unconstrained space of the prior's support, so a bounded prior is
-    never left; the objective is the density of z itself (no Jacobian), whose mode and
-    curvature the Laplace approximation needs.
-    """
-    model = setup.star_model
-    to_z = dist.biject_to(setup.z_support())
-    optimiser = optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.05))
-
-    def one_star(z_start, data):
-        def neg_log_p(z):
-            return -log_density(model, (data,), {}, {"z": z})[0]
-
-        def step(carry, _):
-            u, state = carry
-            grad = jax.grad(lambda v: neg_log_p(to_z(v)))(u)
-            updates, state = optimiser.update(grad, state, u)
-            return (optax.apply_updates(u, updates), state), None
-
-        u = to_z.inv(z_start)
-        (u, _), _ = jax.lax.scan(step, (u, optimiser.init(u)), None, length=steps)
-        mode = to_z(u)
-        return mode, jax.hessian(neg_log_p)(mode)
-
-    return one_star
+def _weigh(setup, data, rows, loc, chol, key, num_draws, df):
+    """Draws and log weights of stars ``rows`` (padded to a power of two, so that a few
+    batch shapes are compiled, however many stars a round has)."""
+    size = bucket_size(len(rows))
+    subset = jax.tree_util.tree_map(lambda a: np.asarray(a)[rows], (loc, chol, data))
+    keys = jax.random.split(key, len(rows))
+    padded = pad_leading((keys, *subset), size)
+    weigh = _compiled_weigher(setup, num_draws, df)
+    return (np.asarray(a)[: len(rows)] for a in weigh(*shard_stars(padded)))
 
 
 @functools.lru_cache(maxsize=4)
