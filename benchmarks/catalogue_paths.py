@@ -1,61 +1,123 @@
-"""Catalogue mode on test-split stars: batched NUTS vs importance sampling with NUTS fallback.
+"""Catalogue mode on test-split stars: its cost account, and its posteriors against NUTS.
 
-Run:  python benchmarks/catalogue_paths.py [--n 200] [--out runs/catalogue_bench]
+Run:  python benchmarks/catalogue_paths.py [--n 1000] [--nuts-stars 200]
+          [--nuts-reference runs/validation_session/check_nuts]
 
-Both runs go through ``run_catalogue`` (so they resume if interrupted); each star's row
-carries its chunk's wall time, compilation included, so stars/s survives a resume.
-Prints and writes (benchmarks/catalogue_paths.json): stars/s per method and their ratio,
-the fraction of stars on each path, how many pass their checks, and, on stars where
-importance sampling was accepted and NUTS converged, the agreement of the two: median
-|difference of medians| / NUTS sd and the median width ratio per label.
+Three runs through ``run_catalogue`` (each resumes if interrupted; each star's row carries
+its chunk's wall time, compilation included, so stars/s survives a resume):
+- "default": the catalogue's default settings (importance sampling, NUTS fallback);
+- "previous": the sampling budget of earlier releases, every star through three rounds of
+  1,000 draws (the mode from 20 Newton steps, converged), on the same stars;
+- "nuts": batched NUTS on the first ``--nuts-stars``, or a finished NUTS catalogue of the
+  same model given by ``--nuts-reference`` (checked against the setup's fingerprint).
+Prints and writes (benchmarks/catalogue_paths.json): stars/s, the wall-time split per
+stage and target-density evaluations per star (from the chunks' cost accounts), the
+fraction on each path and passing its checks, accuracy of the medians against APOGEE, and
+on stars accepted by both, the agreement with NUTS: median |difference of medians| / NUTS
+sd and median width ratio per label.
 """
 
 import argparse
+import dataclasses
 import json
+import time
 from pathlib import Path
 
 import jax
 import numpy as np
+import pandas as pd
 
 from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.catalogue.run import run_catalogue
+from bayesfm.catalogue.store import load_costs
+from bayesfm.common.errors import DataError
 from bayesfm.common.metrics import residual_stats
+from bayesfm.infer.importance import ImportanceConfig
 from bayesfm.infer.setup import StarInference
 from bayesfm.sources.library import load_library
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.split import split_mask
 
+PREVIOUS = ImportanceConfig(
+    num_draws=1000, refine_draws=1000, refinements=2, min_rounds=3, newton_steps=20
+)
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200, help="first N test-split stars")
-    parser.add_argument("--chunk-size", type=int, default=32)
-    parser.add_argument("--out", default="runs/catalogue_bench")
+    parser.add_argument("--n", type=int, default=1000, help="first N test-split stars")
+    parser.add_argument("--nuts-stars", type=int, default=200, help="NUTS on the first N")
+    parser.add_argument("--nuts-reference", type=Path, help="a finished NUTS catalogue of them")
+    parser.add_argument("--chunk-size", type=int, default=CatalogueConfig().chunk_size)
+    parser.add_argument("--out", type=Path, default=Path("runs/catalogue_bench"))
     parser.add_argument("--json", default="benchmarks/catalogue_paths.json")
     args = parser.parse_args()
 
     setup = StarInference.default()
+    start = time.perf_counter()
     tokens = load_library(binning=setup.model.vocabulary.binning).tokens
-    test = np.flatnonzero(split_mask(tokens.source_id, "test"))[: args.n]
-    stars = tokens.take(test)
+    stars = tokens.take(np.flatnonzero(split_mask(tokens.source_id, "test"))[: args.n])
+    reading = time.perf_counter() - start
 
-    tables = {}
-    for method in ("auto", "nuts"):
-        config = CatalogueConfig(method=method, chunk_size=args.chunk_size, seed=0)
-        tables[method] = run_catalogue(stars, Path(args.out) / method, config, setup)
-
+    default = CatalogueConfig(chunk_size=args.chunk_size)
+    previous = dataclasses.replace(default, importance=PREVIOUS)
+    tables, figures = {}, {}
+    for name, config in (("default", default), ("previous", previous)):
+        tables[name] = run_catalogue(stars, args.out / name, config, setup)
+        figures[name] = _method_figures(tables[name]) | _cost_account(args.out / name)
+    nuts = _nuts_reference(setup, stars.take(np.arange(args.nuts_stars)), args)
     results = {
         "n_stars": len(stars),
         "device": jax.devices()[0].platform,
         "chunk_size": args.chunk_size,
-        "methods": {m: _method_figures(t) for m, t in tables.items()},
-        "agreement": _agreement(tables["auto"], tables["nuts"]),
+        "reading_seconds_per_star": reading / len(stars),
+        "methods": figures,
+        "nuts_reference": str(args.nuts_reference or args.out / "nuts"),
+        "agreement_with_nuts": {
+            name: _agreement(tables[name].iloc[: len(nuts)], nuts) for name in tables
+        },
+        "accuracy_change_default_vs_previous": _accuracy_change(figures),
     }
-    speed = {m: r["stars_per_second"] for m, r in results["methods"].items()}
-    results["speedup_auto_over_nuts"] = speed["auto"] / speed["nuts"]
     _print(results)
     Path(args.json).write_text(json.dumps(results, indent=1))
     print(f"wrote {args.json}")
+
+
+def _nuts_reference(setup, stars, args) -> pd.DataFrame:
+    """NUTS on ``stars``: a finished catalogue of the same setup, or a new run."""
+    if args.nuts_reference is None:
+        return run_catalogue(stars, args.out / "nuts", CatalogueConfig(method="nuts"), setup)
+    manifest = json.loads((args.nuts_reference / "run.json").read_text())
+    table = pd.read_csv(args.nuts_reference / "catalogue.csv")
+    if manifest["model_prior_noise_sha256"] != setup.fingerprint():
+        raise DataError(f"{args.nuts_reference} was run with another model, prior or noise model")
+    if manifest["config"]["method"] != "nuts" or not np.array_equal(
+        table["source_id"].to_numpy()[: len(stars)], stars.source_id.astype(np.int64)
+    ):
+        raise DataError(f"{args.nuts_reference} is not a NUTS run of the first test stars")
+    return table.iloc[: len(stars)]
+
+
+def _cost_account(out_dir: Path) -> dict:
+    """Seconds per star of each stage and density evaluations per star, over all chunks."""
+    costs = load_costs(out_dir)
+    n = sum(c["stars"] for c in costs)
+    stages = {}
+    for cost in costs:
+        for stage, seconds in cost["stages"].items():
+            stages[stage] = stages.get(stage, 0.0) + seconds / n
+    total = sum(c["seconds"] for c in costs) / n
+    stages["writing and bookkeeping"] = total - sum(stages.values())
+    evaluations = {
+        kind: sum(c["evaluations"][kind] for c in costs) / n for kind in costs[0]["evaluations"]
+    }
+    return {"seconds_per_star": stages, "evaluations_per_star": evaluations}
+
+
+def _accuracy_change(figures) -> dict:
+    """Robust sigma of the medians vs APOGEE, default / previous - 1, per label."""
+    new, old = (figures[m]["median_vs_apogee"] for m in ("default", "previous"))
+    return {name: new[name]["robust_sigma"] / old[name]["robust_sigma"] - 1 for name in new}
 
 
 def _method_figures(table):
@@ -92,20 +154,25 @@ def _print(results):
     for method, r in results["methods"].items():
         paths = ", ".join(f"{p} {f:.0%}" for p, f in r["path_fractions"].items())
         print(
-            f"  {method:<5} {r['stars_per_second']:.3f} stars/s; paths: {paths}; "
-            f"pass checks {r['pass_fraction']:.0%}"
+            f"  {method:<8} {r['stars_per_second']:.2f} stars/s; paths: {paths}; "
+            f"pass checks {r['pass_fraction']:.1%}"
         )
+        split = ", ".join(f"{k} {1e3 * v:.0f}" for k, v in r["seconds_per_star"].items())
+        print(f"           ms per star: {split}")
+        drawn = ", ".join(f"{k} {v:.0f}" for k, v in r["evaluations_per_star"].items())
+        print(f"           evaluations per star: {drawn}")
         for name, s in r["median_vs_apogee"].items():
-            print(f"        {name:<8} robust sigma vs APOGEE {s['robust_sigma']:.4g}")
-    print(f"  importance+fallback / NUTS speed: {results['speedup_auto_over_nuts']:.1f}x")
-    agreement = results["agreement"]
-    print(f"agreement on {agreement['n_stars']} stars both accepted:")
-    for name in LABEL_INPUTS:
-        a = agreement[name]
-        print(
-            f"  {name:<8} |median shift| {a['median_abs_shift_in_nuts_sd']:.2f} NUTS sd, "
-            f"width ratio {a['median_width_ratio']:.2f}"
-        )
+            change = results["accuracy_change_default_vs_previous"][name]
+            note = f" ({change:+.1%} vs previous)" if method == "default" else ""
+            print(f"           {name:<8} robust sigma vs APOGEE {s['robust_sigma']:.4g}{note}")
+    for method, agreement in results["agreement_with_nuts"].items():
+        print(f"{method}: agreement with NUTS on {agreement['n_stars']} stars accepted by both:")
+        for name in LABEL_INPUTS:
+            a = agreement[name]
+            print(
+                f"  {name:<8} |median shift| {a['median_abs_shift_in_nuts_sd']:.3f} NUTS sd, "
+                f"width ratio {a['median_width_ratio']:.3f}"
+            )
 
 
 if __name__ == "__main__":
