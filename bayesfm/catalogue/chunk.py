@@ -13,7 +13,7 @@ from bayesfm.common.devices import bucket_size, pad_leading
 from bayesfm.common.stopwatch import Stopwatch
 from bayesfm.infer.batched_nuts import chain_diagnostics, run_batched_nuts
 from bayesfm.infer.diagnostics import ConvergenceCriteria
-from bayesfm.infer.importance import run_importance
+from bayesfm.infer.importance import ImportanceResult, run_importance
 from bayesfm.infer.mode import laplace_proposal
 from bayesfm.infer.setup import StarInference, prepare_stars
 from bayesfm.infer.trust import TrustCriteria, assess, flag_notes
@@ -68,17 +68,10 @@ def fit_chunk(
         to_nuts = np.ones(len(usable), bool)
     else:
         result = run_importance(setup, *padded, is_key, config.importance, watch)
-        z, khat, ess, accepted, loc, chol, drawn = (a[: len(usable)] for a in result)
-        evaluations["importance_draws"] = int(drawn.sum())
-        rows = np.asarray(usable)
-        table.loc[rows, "khat"] = khat
-        table.loc[rows, "importance_ess"] = ess
-        to_nuts = ~accepted if config.method == "auto" else np.zeros_like(accepted)
-        done = rows[~to_nuts]
-        table.loc[done, "path"] = "importance"
-        table.loc[done, "ok"] = accepted[~to_nuts]
-        table.loc[rows[~accepted], "flags"] = "importance weights unreliable (k-hat or ESS)"
-        draws[done, : config.importance.num_keep] = _physical(setup, z[~to_nuts])
+        result = ImportanceResult(*(a[: len(usable)] for a in result))
+        evaluations["importance_draws"] = int(result.evaluations.sum())
+        loc, chol = result.loc, result.chol
+        to_nuts = _record_importance(setup, table, draws, np.asarray(usable), result, config)
 
     if to_nuts.any():
         picked = np.flatnonzero(to_nuts)
@@ -97,6 +90,20 @@ def fit_chunk(
         _summarise_draws(table, draws)
         _assess_trust(setup, table, data, usable, draws, config.trust)
     return _finished(table, draws, config, start, watch, evaluations)
+
+
+def _record_importance(setup, table, draws, rows, result: ImportanceResult, config):
+    """Importance sampling's columns and draws of stars ``rows``; which of them go to NUTS."""
+    table.loc[rows, "khat"] = result.khat
+    table.loc[rows, "importance_ess"] = result.ess
+    accepted = result.accepted
+    to_nuts = ~accepted if config.method == "auto" else np.zeros_like(accepted)
+    done = rows[~to_nuts]
+    table.loc[done, "path"] = "importance"
+    table.loc[done, "ok"] = accepted[~to_nuts]
+    table.loc[rows[~accepted], "flags"] = "importance weights unreliable (k-hat or ESS)"
+    draws[done, : config.importance.num_keep] = _physical(setup, result.z[~to_nuts])
+    return to_nuts
 
 
 def _finished(table, draws, config, start, watch, evaluations) -> ChunkResult:
