@@ -28,7 +28,8 @@ QUANTILES = {"q02_5": 0.025, "q16": 0.16, "median": 0.5, "q84": 0.84, "q97_5": 0
 @dataclass
 class ChunkResult:
     """One chunk's summary rows, (optionally) equal-weight draws [n, S, 5] physical, and
-    its cost: seconds per stage and target-density evaluations by kind (``chunk_cost``)."""
+    its cost: seconds per stage and target-density evaluations by kind (written next to
+    its CSV as ``chunk_<index>_cost.json``)."""
 
     table: pd.DataFrame
     draws: np.ndarray | None = field(default=None)

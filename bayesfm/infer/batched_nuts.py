@@ -112,8 +112,8 @@ def _compiled_sampler(setup, config: NutsConfig):
 
 def nuts_one_star(setup, config: NutsConfig):
     """The pure one-star sampler ``(u_start [5], u_tril [5, 5], data, key) -> (z draws
-    [chains, draws, 5], diverging, tree steps, warm-up tree steps [chains])``, each chain warmed up on its own; batched
-    code maps it over stars."""
+    [chains, draws, 5], diverging, tree steps, warm-up tree steps [chains])``, each chain
+    warmed up on its own; batched code maps it over stars."""
     model = setup.star_model
     to_z = dist.biject_to(setup.z_support())
 
