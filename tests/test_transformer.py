@@ -139,3 +139,22 @@ def test_gradients_are_finite(setup):
 
     g = jax.grad(total)(jnp.zeros((1, 5)))
     assert np.isfinite(np.asarray(g)).all() and np.abs(np.asarray(g)).sum() > 0
+
+
+def test_a_grown_request_head_starts_as_the_identity(setup):
+    vocabulary, stars, config, graphdef, params = setup
+    from dataclasses import replace
+
+    from flax import nnx
+
+    grown_graphdef, grown_params = build_model(replace(config, head_width=12), seed=1)
+    old = nnx.to_pure_dict(params)
+    new = nnx.to_pure_dict(grown_params)
+    assert set(new) - set(old) == {"head_norm", "head_hidden", "head_project"}
+    nnx.replace_by_pure_dict(grown_params, {**new, **old})
+    b = _batch(vocabulary, stars)
+    args = (b.context_index, b.context_value, b.context_error, b.context_mask, b.target_index)
+    for before, after in zip(
+        _apply(graphdef, params, *args), _apply(grown_graphdef, grown_params, *args), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(before), np.asarray(after))

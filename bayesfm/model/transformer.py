@@ -15,6 +15,11 @@ the context (a DeepSets pooling: order-free, padding adds nothing), and an MLP m
 sum to a width-d vector added to each request's w. Attention must learn to form precise
 linear combinations of many token values; the pooled sum gives them directly, which is
 what an MLP on all inputs at once is good at (docs/model_card.md measures the gain).
+
+Optionally (``head_width`` > 0) each request passes, after the decoder, through one more
+residual MLP of that hidden width before the output head: per-token capacity for the
+labels -> spectrum direction that leaves attention untouched. Its output layer starts at
+zero, so a model grown from a saved one computes the same function at step 0.
 """
 
 from dataclasses import asdict, dataclass
@@ -41,6 +46,8 @@ class TransformerConfig:
         mlp_width: Hidden width of each block's MLP.
         embed_errors: Whether the context embedding sees each value's measurement error.
         summary_width: Width of the pooled context summary added to every query (0: none).
+        head_width: Hidden width of the residual MLP each request passes through after the
+            decoder (0: none).
     """
 
     n_tokens: int
@@ -51,6 +58,7 @@ class TransformerConfig:
     mlp_width: int = 128
     embed_errors: bool = True
     summary_width: int = 0
+    head_width: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -126,6 +134,12 @@ class StarTransformer(nnx.Module):
             self.summary_u = nnx.Param(0.1 * scale * init(rngs.params(), (t, p)))
             self.summary_hidden = nnx.Linear(p, p, rngs=rngs)
             self.summary_out = nnx.Linear(p, d, rngs=rngs)
+        if config.head_width:
+            self.head_norm = nnx.LayerNorm(d, rngs=rngs)
+            self.head_hidden = nnx.Linear(d, config.head_width, rngs=rngs)
+            self.head_project = nnx.Linear(
+                config.head_width, d, kernel_init=nnx.initializers.zeros, rngs=rngs
+            )
 
     def _embed(self, w, b, u, context_index, value, log_error):
         x = w[context_index] * value[..., None] + b[context_index]
@@ -161,6 +175,8 @@ class StarTransformer(nnx.Module):
             q = q + summary[:, None, :]
         for block in self.decoder:
             q = block(q, encoded, context_mask)
+        if self.config.head_width:
+            q = q + self.head_project(jax.nn.gelu(self.head_hidden(self.head_norm(q))))
         out = self.head(self.norm_out(q))
         return out[..., 0], out[..., 1]
 

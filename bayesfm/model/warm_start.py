@@ -13,11 +13,14 @@ __all__ = ["warm_start_params"]
 
 def warm_start_params(init_from: str, model_config: TransformerConfig, vocabulary, params):
     """``params`` with the weights of the model named by ``init_from`` (a path, or "default"
-    for the shipped one), checked against this run. A start without the pooled summary may grow one: it begins from ``params``."""
+    for the shipped one), checked against this run. A start without the pooled summary or the
+    request head may grow them: the new parts begin from ``params``."""
     start = FoundationModel.load(None if init_from == "default" else init_from)
     grown = start.config
     if grown.summary_width == 0:
         grown = replace(grown, summary_width=model_config.summary_width)
+    if grown.head_width == 0:
+        grown = replace(grown, head_width=model_config.head_width)
     if grown != model_config:
         raise DataError(
             f"init_from model {init_from!r} has config {start.config}, the run needs "
