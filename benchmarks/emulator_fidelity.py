@@ -18,7 +18,6 @@ import json
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from bayesfm.common.metrics import robust_sigma
@@ -42,7 +41,7 @@ OUT = Path(__file__).with_suffix(".json")
 
 def fidelity(emulator, inputs, observed, errors) -> dict:
     """The table's row for one emulator at ``inputs`` [N, 5] (physical)."""
-    mean, sigma = (np.asarray(a) for a in _emulate(emulator, inputs))
+    mean, sigma = emulator.batch(inputs)
     residual = np.abs(observed - mean)
     over_error = residual / errors
     over_total = residual / np.sqrt(errors**2 + sigma**2)
@@ -58,12 +57,6 @@ def fidelity(emulator, inputs, observed, errors) -> dict:
     bp_rp = emulator.outputs.index("bp_rp")
     row["bp_rp_robust_sigma_mag"] = robust_sigma(mean[:, bp_rp] - observed[:, bp_rp])
     return row
-
-
-def _emulate(emulator, inputs, batch=1024):
-    batched = jax.jit(jax.vmap(emulator.emulate))
-    parts = [batched(inputs[i : i + batch]) for i in range(0, len(inputs), batch)]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def measure(name, emulator, inputs, observed, errors) -> dict:

@@ -150,7 +150,7 @@ def test_a_grown_request_head_starts_as_the_identity(setup):
     grown_graphdef, grown_params = build_model(replace(config, head_width=12), seed=1)
     old = nnx.to_pure_dict(params)
     new = nnx.to_pure_dict(grown_params)
-    assert set(new) - set(old) == {"head_norm", "head_hidden", "head_project"}
+    assert set(new) - set(old) == {"head_norm", "head_hidden", "head_project", "head_gate"}
     nnx.replace_by_pure_dict(grown_params, {**new, **old})
     b = _batch(vocabulary, stars)
     args = (b.context_index, b.context_value, b.context_error, b.context_mask, b.target_index)

@@ -3,14 +3,16 @@
 Run:  python validation/ship_model.py --run runs/default
 
 Writes into bayesfm/data/:
-- foundation_model.safetensors / .json: the run's best (validation-split) weights;
+- foundation_model.safetensors / .json: the run's best (validation-split) weights, with the
+  emulator's sigma factors (``bayesfm.model.emulator_sigma``) fitted on validation stars at
+  their APOGEE labels, each star's A_K fitted through the emulator (prior N(ak_targ, 0.05 mag));
 - label_prior.json: a Gaussian mixture over (teff, logg, fe_h, alpha_m, a_k) fitted on the
   train split's stars that have all five, with the cleaned A_K the run fitted (if it trained
   with latent extinction);
 - foundation_model_extinction.npz: those cleaned A_K values and errors by source id;
 - noise_model.json: the noise model fitted on validation stars (``bayesfm.noise_fit``): c and
   R from the residuals at their APOGEE labels (each star's A_K fitted through the emulator,
-  prior N(ak_targ, 0.05 mag)) and at their best-fit labels, and the emulator's label-space
+  prior N(ak_targ, 0.05 mag), refitted with the calibrated sigma) and at their best-fit labels, and the emulator's label-space
   error calibrated against APOGEE's four labels (not against ak_targ, a noisy label whose
   scatter is its own, not the emulator's: A_K gets no label-space error), one for giants and
   one for dwarfs (fitted logg below / above 3.5), and the Student-t
@@ -19,6 +21,7 @@ Writes into bayesfm/data/:
 
 import argparse
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +30,7 @@ from bayesfm.bayes.noise_fit import fit_noise_model
 from bayesfm.bayes.noise_model import default_noise_path
 from bayesfm.bayes.priors import default_prior_path, fit_gaussian_mixture
 from bayesfm.model.emulator import make_emulator
+from bayesfm.model.emulator_sigma import fit_emulator_sigma_factors
 from bayesfm.model.extinction_fit import clean_extinction, default_extinction_path, load_extinction
 from bayesfm.model.foundation_model import FoundationModel, default_model_path
 from bayesfm.sources.library import load_library
@@ -59,11 +63,12 @@ def main():
     prior.save(default_prior_path())
     print(f"prior: {PRIOR_COMPONENTS}-component mixture from {train.sum()} train stars")
 
-    emulator = make_emulator(model)
     validation = tokens.take(split_mask(tokens.source_id, "validation"))
     labels = validation.index(LABEL_INPUTS)
     reference, reference_error = validation.values[:, labels], validation.errors[:, labels]
     ak_targ = reference[:, -1].copy()
+    model = _with_emulator_sigma_factors(model, validation, ak_targ)
+    emulator = make_emulator(model)
     validation = clean_extinction(emulator, validation, ak_targ, progress=True)
     reference[:, -1] = np.nan
     inputs = validation.values[:, labels]
@@ -94,6 +99,30 @@ def main():
     model.save(default_model_path())
     size = default_model_path().stat().st_size
     print(f"model: {model.n_parameters} parameters, {size / 1e6:.2f} MB -> {default_model_path()}")
+
+
+def _with_emulator_sigma_factors(model, validation, ak_targ):
+    """``model`` recording the emulator sigma factors fitted on the validation stars."""
+    model = replace(
+        model, info={k: v for k, v in model.info.items() if k != "emulator_sigma_factors"}
+    )
+    emulator = make_emulator(model)
+    stars = clean_extinction(emulator, validation, ak_targ, progress=True)
+    inputs = stars.values[:, stars.index(LABEL_INPUTS)]
+    complete = np.isfinite(inputs).all(axis=1)
+    columns = stars.index(emulator.outputs)
+    factors = fit_emulator_sigma_factors(
+        emulator,
+        inputs[complete],
+        stars.values[complete][:, columns],
+        stars.errors[complete][:, columns],
+    )
+    print(
+        f"emulator sigma factors from {complete.sum()} validation stars: "
+        f"{min(factors.values()):.2f}-{max(factors.values()):.2f} (median "
+        f"{np.median(list(factors.values())):.2f})"
+    )
+    return replace(model, info={**model.info, "emulator_sigma_factors": factors})
 
 
 def _with_cleaned_extinction(tokens, cleaned: dict):

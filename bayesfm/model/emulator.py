@@ -4,6 +4,9 @@
 ``emulate(x) -> (mean, sigma)`` takes one star's inputs in physical units and has no
 state, no ``numpyro.param`` sites and nothing to train. It is jit-, grad- and
 vmap-friendly, which is what a NumPyro likelihood needs.
+
+Its sigma is the transformer's, times the per-token factors the model records in
+``model.info["emulator_sigma_factors"]`` (``bayesfm.model.emulator_sigma``) when it has them.
 """
 
 from collections.abc import Callable, Sequence
@@ -11,6 +14,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from bayesfm.common.errors import DataError
@@ -42,6 +46,13 @@ class Emulator:
         """d mean / d inputs [K, n_in] at physical inputs ``x`` [n_in]."""
         return jax.jacfwd(lambda v: self.emulate(v)[0])(jnp.asarray(x, jnp.float32))
 
+    def batch(self, x, size: int = 1024):
+        """(mean, sigma) [N, K] as numpy arrays for many stars' inputs ``x`` [N, n_in]."""
+        batched = jax.jit(jax.vmap(self.emulate))
+        x = np.asarray(x, np.float32)
+        parts = [batched(x[i : i + size]) for i in range(0, len(x), size)]
+        return tuple(np.concatenate([np.asarray(p[j]) for p in parts]) for j in (0, 1))
+
 
 def make_emulator(
     model: FoundationModel,
@@ -62,12 +73,14 @@ def make_emulator(
     context_error = jnp.asarray(context_errors(model, inputs), jnp.float32)[None]
     context_mask = jnp.ones((1, len(in_index)), bool)
     request_index = jnp.asarray(out_index)[None]
+    factors = model.info.get("emulator_sigma_factors", {})
+    sigma_unit = out_scaling.scale * jnp.asarray([factors.get(n, 1.0) for n in outputs])
 
     def emulate(x):
         z = in_scaling.normalise(jnp.asarray(x)).astype(jnp.float32)[None]
         transformer = nnx.merge(graphdef, params)
         mean, log_var = transformer(context_index, z, context_error, context_mask, request_index)
-        return out_scaling.physical(mean[0]), jnp.exp(0.5 * log_var[0]) * out_scaling.scale
+        return out_scaling.physical(mean[0]), jnp.exp(0.5 * log_var[0]) * sigma_unit
 
     return Emulator(tuple(inputs), tuple(outputs), jax.jit(emulate) if jit else emulate)
 

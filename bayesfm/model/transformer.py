@@ -18,8 +18,11 @@ what an MLP on all inputs at once is good at (docs/model_card.md measures the ga
 
 Optionally (``head_width`` > 0) each request passes, after the decoder, through one more
 residual MLP of that hidden width before the output head: per-token capacity for the
-labels -> spectrum direction that leaves attention untouched. Its output layer starts at
-zero, so a model grown from a saved one computes the same function at step 0.
+labels -> spectrum direction that leaves attention untouched. Its output is multiplied by a
+learned gate that starts at zero (as in ReZero), so a model grown from a saved one computes
+the same function at step 0 and the head's share grows only as fast as Adam moves one scalar
+(a zero-initialised output layer instead changes every output by ~lr x width per step, which
+took a warm start at 3e-4 from a validation NLL of -0.5 to +2.8 in 250 steps).
 """
 
 from dataclasses import asdict, dataclass
@@ -137,9 +140,8 @@ class StarTransformer(nnx.Module):
         if config.head_width:
             self.head_norm = nnx.LayerNorm(d, rngs=rngs)
             self.head_hidden = nnx.Linear(d, config.head_width, rngs=rngs)
-            self.head_project = nnx.Linear(
-                config.head_width, d, kernel_init=nnx.initializers.zeros, rngs=rngs
-            )
+            self.head_project = nnx.Linear(config.head_width, d, rngs=rngs)
+            self.head_gate = nnx.Param(jnp.zeros(()))
 
     def _embed(self, w, b, u, context_index, value, log_error):
         x = w[context_index] * value[..., None] + b[context_index]
@@ -176,7 +178,8 @@ class StarTransformer(nnx.Module):
         for block in self.decoder:
             q = block(q, encoded, context_mask)
         if self.config.head_width:
-            q = q + self.head_project(jax.nn.gelu(self.head_hidden(self.head_norm(q))))
+            head = self.head_project(jax.nn.gelu(self.head_hidden(self.head_norm(q))))
+            q = q + self.head_gate * head
         out = self.head(self.norm_out(q))
         return out[..., 0], out[..., 1]
 

@@ -1,0 +1,49 @@
+"""Per-token factors on the emulator's sigma, so that the sigma means what it says.
+
+The transformer learns its sigma with a Gaussian NLL, which matches the mean square of the
+training residuals, tails included; for residuals with heavier tails than a Gaussian that
+sigma is too wide for the bulk of stars. On the validation split, at each star's APOGEE labels
+with its A_K fitted, each output token gets the factor f for which the median of
+``|obs - mean| / sqrt(obs_error^2 + (f sigma)^2)`` is 0.6745, the median of |z| for a
+Gaussian. ``validation/ship_model.py`` fits them and records them in the model's info as
+``emulator_sigma_factors``; ``make_emulator`` applies them.
+"""
+
+import numpy as np
+
+from bayesfm.model.emulator import Emulator
+
+__all__ = ["fit_emulator_sigma_factors", "MEDIAN_ABS_Z"]
+
+MEDIAN_ABS_Z = 0.6745  # median of |z| for a standard Gaussian
+_FACTOR_RANGE = (0.05, 20.0)
+
+
+def fit_emulator_sigma_factors(emulator: Emulator, inputs, observed, errors) -> dict:
+    """Token name -> factor on ``emulator``'s sigma, fitted at ``inputs`` [N, n_in] (physical)
+    to the ``observed`` tokens [N, K] (NaN where absent) with their ``errors`` [N, K].
+
+    A token whose residuals exceed the target median even at the largest factor, or stay
+    below it at the smallest, gets that end of the range."""
+    mean, sigma = emulator.batch(inputs)
+    residual = np.abs(np.asarray(observed) - mean)
+    errors = np.asarray(errors)
+    factors = {}
+    for k, name in enumerate(emulator.outputs):
+        present = np.isfinite(residual[:, k]) & np.isfinite(errors[:, k])
+        if not present.any():
+            continue
+        factors[name] = _median_matching_factor(
+            residual[present, k], errors[present, k], sigma[present, k]
+        )
+    return factors
+
+
+def _median_matching_factor(residual, error, sigma) -> float:
+    """Bisection in log f: the median of |r| / sqrt(e^2 + (f s)^2) falls as f grows."""
+    lo, hi = np.log(_FACTOR_RANGE[0]), np.log(_FACTOR_RANGE[1])
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        z = residual / np.sqrt(error**2 + (np.exp(mid) * sigma) ** 2)
+        lo, hi = (mid, hi) if np.median(z) > MEDIAN_ABS_Z else (lo, mid)
+    return float(np.exp(0.5 * (lo + hi)))
