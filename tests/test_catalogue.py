@@ -117,9 +117,14 @@ def test_resume_refuses_another_model_or_noise_model(in_process, stars, tiny_mod
     _, other_params = build_model(setup.model.config, seed=6)
     other_model = dataclasses.replace(setup.model, params=other_params)
     other_noise = dataclasses.replace(setup.noise, inflation=setup.noise.inflation * 2)
+    other_tails = dataclasses.replace(setup.noise, tail_dof=3.0)
+    factors = {"emulator_sigma_factors": {"xp_410": 0.5}}
+    other_factors = dataclasses.replace(setup.model, info={**setup.model.info, **factors})
     for other in (
         dataclasses.replace(setup, model=other_model),
         dataclasses.replace(setup, noise=other_noise),
+        dataclasses.replace(setup, noise=other_tails),
+        dataclasses.replace(setup, model=other_factors),
     ):
         assert other.fingerprint() != setup.fingerprint()
         with pytest.raises(DataError, match=r"different settings \(model_prior_noise_sha256"):

@@ -21,6 +21,7 @@ from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.bayes.priors import GaussianMixturePrior
 from bayesfm.bayes.star_model import StarData, normalised_prior, stacked_star_data, star_model
 from bayesfm.common.errors import DataError
+from bayesfm.common.jsonio import to_json
 from bayesfm.model.emulator import Emulator, make_emulator
 from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.model.predict import predict
@@ -80,16 +81,19 @@ class StarInference:
         return normalised_prior(self.prior, self.scaling).support
 
     def fingerprint(self) -> str:
-        """SHA-256 of what shapes a posterior: weights, vocabulary, prior and noise model.
+        """SHA-256 of what shapes a posterior: weights, vocabulary, the emulator's context
+        errors and sigma factors, prior and noise model.
 
         Resumable runs record it, so that results from another model are never mixed in.
         """
         digest = hashlib.sha256()
         digest.update(json.dumps(self.model.vocabulary.to_dict(), sort_keys=True).encode())
-        digest.update(f"{type(self.prior).__name__} {self.noise.names}".encode())
-        noise = (self.noise.error_scale, self.noise.correlation, self.noise.inflation)
+        emulator_info = {k: v for k, v in self.model.info.items() if k.startswith("emulator_")}
+        digest.update(json.dumps(emulator_info, sort_keys=True).encode())
+        digest.update(json.dumps(to_json(self.noise), sort_keys=True).encode())
+        digest.update(type(self.prior).__name__.encode())
         # numpyro's leaf order can differ between processes: hash the sorted leaf digests
-        leaves = jax.tree_util.tree_leaves((self.model.params, self.prior, noise))
+        leaves = jax.tree_util.tree_leaves((self.model.params, self.prior))
         for leaf_digest in sorted(_array_digest(leaf) for leaf in leaves):
             digest.update(leaf_digest.encode())
         return digest.hexdigest()
