@@ -18,6 +18,7 @@ from typing import NamedTuple
 import arviz as az
 import jax
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from bayesfm.common.errors import DataError
@@ -34,7 +35,7 @@ from bayesfm.plots import plot_corner, plot_spectrum, plot_trace
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.star_tokens import StarTokens
 
-__all__ = ["METHODS", "FitReport", "fit_stars", "prepare_output_dir"]
+__all__ = ["METHODS", "FitReport", "fit_stars", "prepare_output_dir", "reference_inside_95"]
 
 METHODS = ("nuts", *(f"svi-{g}" for g in GUIDES))
 _HEADER = (
@@ -133,11 +134,22 @@ def _checked_summary(setup, stars, row, idata):
     idata.posterior.attrs.update(
         {k: _attr(flags[k]) for k in ("fit_p", "outside_domain_fraction", "trusted")}
     )
-    reference = {
-        n: float(stars.values[row, stars.index([n])[0]]) for n in LABEL_INPUTS if n in stars.names
-    }
-    table["reference"] = [reference.get(n, np.nan) for n in table.index]
+    known = [n for n in table.index if n in stars.names]
+    columns = stars.index(known)
+    table["reference"] = pd.Series(stars.values[row, columns], known).reindex(table.index)
+    table["reference_error"] = pd.Series(stars.errors[row, columns], known).reindex(table.index)
+    table["reference_in_95"] = reference_inside_95(table)
     return table, flags
+
+
+def reference_inside_95(table) -> pd.Series:
+    """Whether each reference label lies inside the posterior's central 95% interval, each side
+    widened in quadrature by 1.96 x the reference's own error (NaN without a reference)."""
+    error = 1.96 * table["reference_error"].fillna(0.0)
+    low = table["q50"] - np.hypot(table["q50"] - table["q02_5"], error)
+    high = table["q50"] + np.hypot(table["q97_5"] - table["q50"], error)
+    inside = (table["reference"] >= low) & (table["reference"] <= high)
+    return inside.where(table["reference"].notna())
 
 
 def _write_star(out: Path, source: int, method: str, idata, table, flags, plots: bool) -> None:

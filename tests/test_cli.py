@@ -27,6 +27,7 @@ def test_demo_writes_netcdf_summary_and_plots(capsys, tmp_path):
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "teff" in printed and "reference" in printed
+    assert re.search(r"inside the posterior's 95% interval .*: \d of 5", printed)
     files = sorted(p.name for p in out.iterdir())
     assert "summary.csv" in files
     assert [f for f in files if f.endswith(".nc")]
@@ -149,3 +150,21 @@ def test_out_of_range_arguments_are_refused_before_any_work(argv, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "must be >=" in err or "not a whole number" in err
+
+
+def test_reference_inside_95_folds_in_the_references_error():
+    from bayesfm.fitting import reference_inside_95
+
+    table = pd.DataFrame(
+        {
+            "q02_5": [4800.0, 4800.0, 0.0, 0.0],
+            "q50": [5000.0, 5000.0, 0.1, 0.1],
+            "q97_5": [5200.0, 5200.0, 0.2, 0.2],
+            "reference": [5250.0, 5250.0, 0.19, float("nan")],
+            "reference_error": [0.0, 100.0, 0.0, 0.01],
+        }
+    )
+    inside = reference_inside_95(table)
+    # 250 K above the median: outside 200 K, inside hypot(200, 196) = 280 K
+    assert inside.iloc[:3].tolist() == [False, True, True]
+    assert pd.isna(inside.iloc[3])

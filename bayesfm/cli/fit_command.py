@@ -25,10 +25,15 @@ def _print_fit(report, out, plots: bool) -> int:
         print(f"\nGaia DR3 {source}: {verdict} ({checks}); fit p-value {flags['fit_p']:.2g}")
         if not flags["trusted"]:
             print(f"  FLAGGED, do not trust: {'; '.join(flags['notes'])}")
-        print(f"  {'label':<8} {'median':>10} {'16%':>10} {'84%':>10} {'reference':>10}")
+        print(
+            f"  {'label':<8} {'median':>10} {'16%':>10} {'84%':>10} {'reference':>10} "
+            f"{'+/-':>8}  in 95%"
+        )
         for name, r in table.iterrows():
+            inside = {True: "yes", False: "NO"}.get(r["reference_in_95"], "-")
             print(
-                f"  {name:<8} {r['q50']:>10.4g} {r['q16']:>10.4g} {r['q84']:>10.4g} {r['reference']:>10.4g}"
+                f"  {name:<8} {r['q50']:>10.4g} {r['q16']:>10.4g} {r['q84']:>10.4g} "
+                f"{r['reference']:>10.4g} {r['reference_error']:>8.2g}  {inside}"
             )
     for source, reason in report.skipped:
         print(f"\nGaia DR3 {source}: skipped ({reason})")
@@ -37,6 +42,14 @@ def _print_fit(report, out, plots: bool) -> int:
         print(
             f"\nresults in {out}/: <source_id>.nc (ArviZ), summary.csv"
             + (", *_corner/trace/spectrum.png" if plots else "")
+        )
+    compared = [
+        inside for _, table, _ in report.fitted for inside in table["reference_in_95"].dropna()
+    ]
+    if compared:
+        print(
+            f"reference labels inside the posterior's 95% interval (their errors folded in): "
+            f"{sum(compared)} of {len(compared)}"
         )
     flagged = sum(not flags["trusted"] for _, _, flags in report.fitted)
     print(

@@ -46,7 +46,7 @@ def summarise(idata: az.InferenceData, criteria=ConvergenceCriteria()):
     """(summary table, flags) for the physical labels.
 
     Returns:
-        A pandas DataFrame (ArviZ summary: mean, sd, 16/50/84% quantiles, r_hat, ess_bulk,
+        A pandas DataFrame (ArviZ summary: mean, sd, 2.5/16/50/84/97.5% quantiles, r_hat, ess_bulk,
         ess_tail) and a dict with ``divergences``, ``max_rhat``, ``min_ess_bulk`` and
         ``converged``. For NUTS: R-hat, ESS and divergences all within ``criteria`` (R-hat
         needs two or more chains). For a variational fit (``method`` "svi-*" in the
@@ -57,8 +57,9 @@ def summarise(idata: az.InferenceData, criteria=ConvergenceCriteria()):
     # unrounded: the verdict must not pass an R-hat of 1.014 as 1.01
     with quiet_arviz():
         table = az.summary(idata, var_names=names, kind="all", round_to="none")
-    quantiles = idata.posterior[names].quantile([0.16, 0.5, 0.84], dim=("chain", "draw"))
-    for q, column in zip((0.16, 0.5, 0.84), ("q16", "q50", "q84"), strict=True):
+    levels = (0.025, 0.16, 0.5, 0.84, 0.975)
+    quantiles = idata.posterior[names].quantile(list(levels), dim=("chain", "draw"))
+    for q, column in zip(levels, ("q02_5", "q16", "q50", "q84", "q97_5"), strict=True):
         table[column] = [float(quantiles[n].sel(quantile=q)) for n in names]
     diverging = idata.sample_stats.get("diverging")
     divergences = int(diverging.sum()) if diverging is not None else 0
