@@ -1,10 +1,11 @@
-"""Emulator fidelity: how closely each emulator reproduces test stars' XP and colour tokens.
+"""Emulator fidelity: how closely each emulator reproduces held-out stars' XP and colour tokens.
 
 Run:  python benchmarks/emulator_fidelity.py [--model PATH] [--mlp-steps 20000] [--stars N]
+      [--transformer-only] [--split validation] [--out FILE]
 
-Side by side in one run, on the test split's stars that have all four APOGEE labels and a
-valid ak_targ: the transformer emulator exactly as the NumPyro models call it
-(``make_emulator``), and the MLP yardstick (``bayesfm.yardstick``, trained here on the
+Side by side in one run, on the test split's stars (or --split's) that have all four APOGEE
+labels and a valid ak_targ: the transformer emulator exactly as the NumPyro models call it
+(``make_emulator``, with the sigma factors the model records), and the MLP yardstick (``bayesfm.yardstick``, trained here on the
 train split) with and without a latent A_K per training star. Each is measured at the
 stars' APOGEE labels with A_K = ak_targ, and with A_K fitted per star (grid over
 [-0.2, 1.5] mag, minimum of chi-square + log det, no prior). Per wavelength region:
@@ -100,27 +101,33 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="transformer weights (default: shipped)")
     parser.add_argument("--mlp-steps", type=int, default=MlpEmulatorConfig.steps)
-    parser.add_argument("--stars", type=int, default=None, help="first N test stars only")
+    parser.add_argument("--stars", type=int, default=None, help="first N stars only")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--split", default="test", help="stars to measure on (validation: to choose a model)"
+    )
+    parser.add_argument(
+        "--transformer-only", action="store_true", help="skip the MLP yardsticks (a quick check)"
+    )
     args = parser.parse_args()
 
     model = FoundationModel.load(args.model)
     vocabulary = model.vocabulary
     tokens = load_library(binning=vocabulary.binning).tokens
     emulator = make_emulator(model)
-    test = tokens.take(split_mask(tokens.source_id, "test"))
-    inputs = test.values[:, test.index(LABEL_INPUTS)]
-    observed = test.values[:, test.index(emulator.outputs)]
+    stars = tokens.take(split_mask(tokens.source_id, args.split))
+    inputs = stars.values[:, stars.index(LABEL_INPUTS)]
+    observed = stars.values[:, stars.index(emulator.outputs)]
     complete = np.isfinite(inputs).all(axis=1) & np.isfinite(observed).any(axis=1)
     rows = np.flatnonzero(complete)[: args.stars]
     inputs = inputs[rows].astype(np.float32)
     observed = observed[rows]
-    errors = test.errors[rows][:, test.index(emulator.outputs)]
-    print(f"{len(rows)} test stars with all four labels and a valid ak_targ")
+    errors = stars.errors[rows][:, stars.index(emulator.outputs)]
+    print(f"{len(rows)} {args.split} stars with all four labels and a valid ak_targ")
 
     train = tokens.take(split_mask(tokens.source_id, "train"))
     emulators = {f"transformer ({args.model or 'shipped'})": emulator}
-    for latent in (True, False):
+    for latent in () if args.transformer_only else (True, False):
         config = MlpEmulatorConfig(steps=args.mlp_steps, latent_extinction=latent)
         start = time.time()
         label = f"MLP yardstick, {'latent A_K' if latent else 'ak_targ as given'}"
@@ -129,6 +136,7 @@ def main():
 
     results = {
         "n_stars": len(rows),
+        "split": args.split,
         "model": args.model or "shipped",
         "mlp_steps": args.mlp_steps,
         "a_k_fit_range_mag": FIT_RANGE,
