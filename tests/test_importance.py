@@ -7,10 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
+import pytest
 
 from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.bayes.star_model import StarData, normalised_prior, star_model
-from bayesfm.infer.importance import run_importance
+from bayesfm.infer.importance import ImportanceConfig, run_importance
 from bayesfm.infer.mode import proposal_covariance
 from bayesfm.model.emulator import Emulator
 from bayesfm.tokens.labels import LABEL_INPUTS
@@ -86,7 +87,8 @@ class _LinearSetup:
         return (mean - loc) / scale, cov / np.outer(scale, scale)
 
 
-def test_importance_sampling_recovers_an_analytic_gaussian_posterior(rng):
+@pytest.mark.parametrize("rounds", [1, 3], ids=["first_round", "refined_rounds"])
+def test_importance_sampling_recovers_an_analytic_gaussian_posterior(rng, rounds):
     setup = _LinearSetup(rng)
     n_stars, k = 3, len(setup.sigma)
     truth = setup.prior_mean + setup.prior_sd * rng.normal(size=(n_stars, 5))
@@ -102,9 +104,11 @@ def test_importance_sampling_recovers_an_analytic_gaussian_posterior(rng):
     )
     # start the proposal away from the answer: the mode search and refinements must find it
     z_start = np.zeros((n_stars, 5), np.float32)
+    config = ImportanceConfig(min_rounds=rounds)
     result = run_importance(
-        setup, data, z_start, np.ones((n_stars, 5), np.float32), jax.random.PRNGKey(0)
+        setup, data, z_start, np.ones((n_stars, 5), np.float32), jax.random.PRNGKey(0), config
     )
+    np.testing.assert_array_equal(result.evaluations, 500 + 1000 * (rounds - 1))
     assert result.accepted.all()
     for star in range(n_stars):
         mean, cov = setup.posterior(observed[star], errors[star])
