@@ -141,7 +141,7 @@ class StarTransformer(nnx.Module):
             self.head_norm = nnx.LayerNorm(d, rngs=rngs)
             self.head_hidden = nnx.Linear(d, config.head_width, rngs=rngs)
             self.head_project = nnx.Linear(config.head_width, d, rngs=rngs)
-            self.head_gate = nnx.Param(jnp.zeros(()))
+            self.head_gate = nnx.Param(jnp.zeros((1,)))
 
     def _embed(self, w, b, u, context_index, value, log_error):
         x = w[context_index] * value[..., None] + b[context_index]
