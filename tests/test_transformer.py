@@ -167,3 +167,16 @@ def test_a_grown_request_head_starts_as_the_identity(setup):
         _apply(graphdef, params, *args), _apply(grown_graphdef, grown_params, *args), strict=True
     ):
         np.testing.assert_array_equal(np.asarray(before), np.asarray(after))
+
+
+def test_a_shut_request_head_is_dropped_without_changing_outputs(setup):
+    vocabulary, stars, config, graphdef, params = setup
+    if not config.head_width:
+        pytest.skip("the model has no request head")
+    model = FoundationModel(config, vocabulary, graphdef, params)  # gate at its initial zero
+    stripped = model.without_request_head()
+    assert stripped.config.head_width == 0 and stripped.n_parameters < model.n_parameters
+    b = _batch(vocabulary, stars)
+    args = (b.context_index, b.context_value, b.context_error, b.context_mask, b.target_index)
+    for a, c in zip(model.module()(*args), stripped.module()(*args), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(c))

@@ -8,7 +8,7 @@ the SHA-256, so a damaged weights file is refused rather than giving shifted pre
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import jax
@@ -59,6 +59,15 @@ class FoundationModel:
 
     def module(self) -> StarTransformer:
         return nnx.merge(self.graphdef, self.params)
+
+    def without_request_head(self) -> "FoundationModel":
+        """This model with its request head removed (``head_width`` 0), every other weight kept;
+        exact only where the head's gate is zero (``validation/ship_model.py`` measures it)."""
+        config = replace(self.config, head_width=0)
+        graphdef, params = build_model(config)
+        kept = {k: v for k, v in nnx.to_pure_dict(self.params).items() if not k.startswith("head_")}
+        nnx.replace_by_pure_dict(params, kept)
+        return replace(self, config=config, graphdef=graphdef, params=params, weights_sha256=None)
 
     @property
     def n_parameters(self) -> int:
