@@ -77,7 +77,7 @@ def main():
     print(f"medians of {args.repeats} calls; batch of {args.batch} for the throughput")
     results = [measure(path, args.repeats, args.batch) for path in args.model]
     names = [str(path or "shipped") for path in args.model]
-    print(f"{'':<24}" + "".join(f"{name[-28:]:>30}" for name in names))
+    print(f"{'':<24}" + "".join(f"{name[-29:]:>30}" for name in names))
     for key in results[0]:
         cells = "".join(f"{r[key]:>30,.3f}" for r in results)
         ratios = "  ratio to first: " + ", ".join(
