@@ -9,6 +9,7 @@ Its sigma is the transformer's, times the per-token factors the model records in
 ``model.info["emulator_sigma_factors"]`` (``bayesfm.model.emulator_sigma``) when it has them.
 """
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -46,11 +47,14 @@ class Emulator:
         """d mean / d inputs [K, n_in] at physical inputs ``x`` [n_in]."""
         return jax.jacfwd(lambda v: self.emulate(v)[0])(jnp.asarray(x, jnp.float32))
 
+    @functools.cached_property
+    def _vmapped(self):
+        return jax.jit(jax.vmap(self.emulate))
+
     def batch(self, x, size: int = 1024):
         """(mean, sigma) [N, K] as numpy arrays for many stars' inputs ``x`` [N, n_in]."""
-        batched = jax.jit(jax.vmap(self.emulate))
         x = np.asarray(x, np.float32)
-        parts = [batched(x[i : i + size]) for i in range(0, len(x), size)]
+        parts = [self._vmapped(x[i : i + size]) for i in range(0, len(x), size)]
         return tuple(np.concatenate([np.asarray(p[j]) for p in parts]) for j in (0, 1))
 
 
