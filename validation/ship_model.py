@@ -12,11 +12,12 @@ Writes into bayesfm/data/:
 - foundation_model_extinction.npz: those cleaned A_K values and errors by source id;
 - noise_model.json: the noise model fitted on validation stars (``bayesfm.noise_fit``): c and
   R from the residuals at their APOGEE labels (each star's A_K fitted through the emulator,
-  prior N(ak_targ, 0.05 mag), refitted with the calibrated sigma) and at their best-fit labels, and the emulator's label-space
-  error calibrated against APOGEE's four labels (not against ak_targ, a noisy label whose
-  scatter is its own, not the emulator's: A_K gets no label-space error), one for giants and
-  one for dwarfs (fitted logg below / above 3.5), and the Student-t
-  degrees of freedom of the tokens from the stars' chi-squares at their APOGEE labels.
+  prior N(ak_targ, 0.05 mag), refitted with the calibrated sigma) and at their best-fit
+  labels, and the emulator's label-space error calibrated against APOGEE's four labels (not
+  against ak_targ, a noisy label whose scatter is its own, not the emulator's: A_K gets no
+  label-space error), one for giants and one for dwarfs (fitted logg below / above 3.5), and
+  the Student-t degrees of freedom of the tokens from the stars' chi-squares at their APOGEE
+  labels.
 """
 
 import argparse
@@ -70,16 +71,15 @@ def main():
     model = _without_closed_request_head(model, validation)
     model = _with_emulator_sigma_factors(model, validation, ak_targ)
     emulator = make_emulator(model)
-    validation = clean_extinction(emulator, validation, ak_targ, progress=True)
+    inputs, observed, errors, complete = _complete_with_cleaned_extinction(
+        emulator, validation, ak_targ
+    )
     reference[:, -1] = np.nan
-    inputs = validation.values[:, labels]
-    complete = np.isfinite(inputs).all(axis=1)
-    columns = validation.index(emulator.outputs)
     noise = fit_noise_model(
         emulator,
-        inputs[complete],
-        validation.values[complete][:, columns],
-        validation.errors[complete][:, columns],
+        inputs,
+        observed,
+        errors,
         reference[complete],
         reference_error[complete],
         label_error_split=(LABEL_INPUTS.index("logg"), GIANT_DWARF_LOGG),
@@ -128,22 +128,25 @@ def _with_emulator_sigma_factors(model, validation, ak_targ):
         model, info={k: v for k, v in model.info.items() if k != "emulator_sigma_factors"}
     )
     emulator = make_emulator(model)
-    stars = clean_extinction(emulator, validation, ak_targ, progress=True)
-    inputs = stars.values[:, stars.index(LABEL_INPUTS)]
-    complete = np.isfinite(inputs).all(axis=1)
-    columns = stars.index(emulator.outputs)
-    factors = fit_emulator_sigma_factors(
-        emulator,
-        inputs[complete],
-        stars.values[complete][:, columns],
-        stars.errors[complete][:, columns],
-    )
+    inputs, observed, errors, _ = _complete_with_cleaned_extinction(emulator, validation, ak_targ)
+    factors = fit_emulator_sigma_factors(emulator, inputs, observed, errors)
     print(
-        f"emulator sigma factors from {complete.sum()} validation stars: "
+        f"emulator sigma factors from {len(inputs)} validation stars: "
         f"{min(factors.values()):.2f}-{max(factors.values()):.2f} (median "
         f"{np.median(list(factors.values())):.2f})"
     )
     return replace(model, info={**model.info, "emulator_sigma_factors": factors})
+
+
+def _complete_with_cleaned_extinction(emulator, stars, ak_targ):
+    """The stars with all five inputs once A_K is fitted through ``emulator`` (prior
+    N(ak_targ, 0.05 mag)): their inputs, observed tokens and errors, and which they are."""
+    stars = clean_extinction(emulator, stars, ak_targ, progress=True)
+    inputs = stars.values[:, stars.index(LABEL_INPUTS)]
+    complete = np.isfinite(inputs).all(axis=1)
+    columns = stars.index(emulator.outputs)
+    observed, errors = (a[complete][:, columns] for a in (stars.values, stars.errors))
+    return inputs[complete], observed, errors, complete
 
 
 def _with_cleaned_extinction(tokens, cleaned: dict):
