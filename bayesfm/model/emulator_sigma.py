@@ -12,19 +12,19 @@ Gaussian. ``validation/ship_model.py`` fits them and records them in the model's
 import numpy as np
 
 from bayesfm.model.emulator import Emulator
+from bayesfm.model.sigma_scale import bisect_factor
 
 __all__ = ["fit_emulator_sigma_factors", "MEDIAN_ABS_Z"]
 
 MEDIAN_ABS_Z = 0.6745  # median of |z| for a standard Gaussian
-_FACTOR_RANGE = (0.05, 20.0)
 
 
 def fit_emulator_sigma_factors(emulator: Emulator, inputs, observed, errors) -> dict:
     """Token name -> factor on ``emulator``'s sigma, fitted at ``inputs`` [N, n_in] (physical)
     to the ``observed`` tokens [N, K] (NaN where absent) with their ``errors`` [N, K].
 
-    A token whose residuals exceed the target median even at the largest factor, or stay
-    below it at the smallest, gets that end of the range."""
+    A token whose residuals exceed the target median even at the largest factor (20), or stay
+    below it at the smallest (0.05), gets that end of the range."""
     mean, sigma = emulator.batch(inputs)
     residual = np.abs(np.asarray(observed) - mean)
     errors = np.asarray(errors)
@@ -40,10 +40,7 @@ def fit_emulator_sigma_factors(emulator: Emulator, inputs, observed, errors) -> 
 
 
 def _median_matching_factor(residual, error, sigma) -> float:
-    """Bisection in log f: the median of |r| / sqrt(e^2 + (f s)^2) falls as f grows."""
-    lo, hi = np.log(_FACTOR_RANGE[0]), np.log(_FACTOR_RANGE[1])
-    for _ in range(50):
-        mid = 0.5 * (lo + hi)
-        z = residual / np.sqrt(error**2 + (np.exp(mid) * sigma) ** 2)
-        lo, hi = (mid, hi) if np.median(z) > MEDIAN_ABS_Z else (lo, mid)
-    return float(np.exp(0.5 * (lo + hi)))
+    """The median of |r| / sqrt(e^2 + (f s)^2) falls as f grows."""
+    return bisect_factor(
+        lambda f: np.median(residual / np.sqrt(error**2 + (f * sigma) ** 2)) > MEDIAN_ABS_Z
+    )

@@ -17,7 +17,7 @@ from bayesfm.common.files import shipped_data_path
 from bayesfm.common.jsonio import from_json, load_json, save_json
 from bayesfm.common.metrics import coverage_within
 
-__all__ = ["SigmaScale", "fit_sigma_factor", "default_sigma_scale_path"]
+__all__ = ["SigmaScale", "fit_sigma_factor", "bisect_factor", "default_sigma_scale_path"]
 
 NOMINAL = 0.6827  # P(|z| < 1) for a Gaussian
 
@@ -56,13 +56,21 @@ class SigmaScale:
 
 
 def fit_sigma_factor(predicted, sigma, truth, truth_error, nominal=NOMINAL) -> float:
-    """The factor on ``sigma`` that makes ``coverage_within`` equal ``nominal`` (bisection
-    in log factor; coverage grows monotonically with the factor)."""
-    lo, hi = np.log(0.05), np.log(20.0)
-    for _ in range(60):
+    """The factor on ``sigma`` that makes ``coverage_within`` equal ``nominal`` (coverage
+    grows monotonically with the factor)."""
+    sigma = np.asarray(sigma)
+    return bisect_factor(
+        lambda f: coverage_within(predicted, f * sigma, truth, truth_error) < nominal
+    )
+
+
+def bisect_factor(too_small, low: float = 0.05, high: float = 20.0, steps: int = 60) -> float:
+    """The factor in [low, high] where the monotonic test ``too_small(factor)`` turns from
+    True to False, by bisection in log factor (an end of the range if it never turns)."""
+    lo, hi = np.log(low), np.log(high)
+    for _ in range(steps):
         mid = 0.5 * (lo + hi)
-        covered = coverage_within(predicted, np.exp(mid) * np.asarray(sigma), truth, truth_error)
-        lo, hi = (mid, hi) if covered < nominal else (lo, mid)
+        lo, hi = (mid, hi) if too_small(np.exp(mid)) else (lo, mid)
     return float(np.exp(0.5 * (lo + hi)))
 
 
