@@ -169,12 +169,14 @@ def _write_star(out: Path, source: int, method: str, idata, table, flags, plots:
 
 def _trust(setup, stars, row, idata, converged) -> dict:
     """The star's trust flags (``bayesfm.trust``) from its posterior draws."""
-    data = prepare_stars(setup, stars.take([row]))[0]
+    prepared = prepare_stars(setup, stars.take([row]))
     draws = np.stack([idata.posterior[n].values.reshape(-1) for n in LABEL_INPUTS], axis=-1)
     medians = np.median(draws, axis=0)[None]
-    columns = assess(setup, data, medians, draws[None], [converged], TrustCriteria())
+    columns = assess(
+        setup, prepared.data, medians, draws[None], [converged], prepared.start, TrustCriteria()
+    )
     flags = {name: columns[name][0] for name in columns}
-    flags["notes"] = flag_notes(flags["fit_ok"], flags["in_domain"])
+    flags["notes"] = flag_notes(flags["fit_ok"], flags["in_domain"], flags["amortized_in_domain"])
     if not converged:
         flags["notes"].append("the sampler's own checks failed")
     return flags

@@ -13,11 +13,12 @@ import pandas as pd
 import pytest
 from dask import distributed
 
+from bayesfm.catalogue.chunk import _record_importance
 from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.catalogue.run import run_catalogue
 from bayesfm.catalogue.store import load_costs, load_draws
 from bayesfm.common.errors import DataError
-from bayesfm.infer.importance import ImportanceConfig
+from bayesfm.infer.importance import ImportanceConfig, ImportanceResult
 from bayesfm.infer.settings import NutsConfig
 from bayesfm.infer.setup import StarInference
 from bayesfm.model.foundation_model import build_model
@@ -224,3 +225,32 @@ def test_trust_columns_are_filled_and_trusted_needs_the_samplers_verdict(in_proc
     assert not (table["trusted"] & ~table["ok"]).any()
     flagged = fitted[~fitted["trusted"] & fitted["ok"]]
     assert all(("emulator cannot" in f) or ("domain" in f) for f in flagged["flags"])
+
+
+def test_a_failed_star_outside_the_domain_keeps_its_importance_draws_instead_of_nuts():
+    class Identity:
+        def physical(self, z):
+            return np.asarray(z)
+
+    setup = type("Setup", (), {"scaling": Identity()})()
+    n, keep = 3, FAST.importance.num_keep
+    result = ImportanceResult(
+        z=np.ones((n, keep, 5)),
+        khat=np.array([0.3, 1.2, 1.2]),
+        ess=np.array([900.0, 5.0, 5.0]),
+        accepted=np.array([True, False, False]),
+        loc=np.zeros((n, 5)),
+        chol=np.tile(np.eye(5), (n, 1, 1)),
+        evaluations=np.full(n, 100),
+    )
+    table = pd.DataFrame(
+        {"khat": np.nan, "importance_ess": np.nan, "path": "", "ok": False, "flags": ""},
+        index=range(n),
+    )
+    draws = np.full((n, keep, 5), np.nan, np.float32)
+    inside = np.array([True, True, False])
+    to_nuts = _record_importance(setup, table, draws, np.arange(n), result, inside, FAST)
+    assert to_nuts.tolist() == [False, True, False]
+    assert table["path"].tolist() == ["importance", "", "importance"]
+    assert table["ok"].tolist() == [True, False, False]
+    assert np.isfinite(draws[2]).all() and np.isnan(draws[1]).all()

@@ -9,6 +9,7 @@ from bayesfm.infer.trust import (
     TrustCriteria,
     domain_threshold,
     fit_p_value,
+    outside_at,
     outside_fraction,
     trust_columns,
 )
@@ -42,11 +43,20 @@ def test_domain_threshold_and_outside_fraction_of_a_normal_prior():
 
 def test_trusted_needs_all_three_checks():
     columns = trust_columns(
-        fit_p=np.array([0.5, 1e-6, 0.5, 0.5]),
-        outside=np.array([0.0, 0.0, 0.9, 0.0]),
-        sampler_ok=np.array([True, True, True, False]),
+        fit_p=np.array([0.5, 1e-6, 0.5, 0.5, 0.5]),
+        outside=np.array([0.0, 0.0, 0.9, 0.0, 0.0]),
+        sampler_ok=np.array([True, True, True, False, True]),
+        amortized_outside=np.array([False, False, False, False, True]),
         criteria=TrustCriteria(),
     )
-    assert columns["fit_ok"].tolist() == [True, False, True, True]
-    assert columns["in_domain"].tolist() == [True, True, False, True]
-    assert columns["trusted"].tolist() == [True, False, False, False]
+    assert columns["fit_ok"].tolist() == [True, False, True, True, True]
+    assert columns["amortized_in_domain"].tolist() == [True, True, True, True, False]
+    assert columns["in_domain"].tolist() == [True, True, False, True, False]
+    assert columns["trusted"].tolist() == [True, False, False, False, False]
+
+
+def test_outside_at_compares_the_prior_density_at_each_point():
+    prior = dist.Normal(np.zeros(5), 1.0).to_event(1)
+    threshold = domain_threshold(prior, 0.01, n=200000)
+    points = np.stack([np.full(5, 0.1), np.full(5, 3.0), np.full(5, np.nan)])
+    assert outside_at(prior, points, threshold).tolist() == [False, True, True]

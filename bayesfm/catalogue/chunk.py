@@ -16,12 +16,20 @@ from bayesfm.infer.diagnostics import ConvergenceCriteria
 from bayesfm.infer.importance import ImportanceResult, run_importance
 from bayesfm.infer.mode import laplace_proposal
 from bayesfm.infer.setup import StarInference, prepare_stars
-from bayesfm.infer.trust import TrustCriteria, assess, flag_notes
+from bayesfm.infer.trust import TrustCriteria, amortized_inside, assess, flag_notes
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.star_tokens import StarTokens
 
 __all__ = ["QUANTILES", "ChunkResult", "fit_chunk"]
 
+TRUST_COLUMNS = (
+    "fit_chi2",
+    "fit_dof",
+    "fit_p",
+    "outside_domain_fraction",
+    "amortized_in_domain",
+    "trusted",
+)
 QUANTILES = {"q02_5": 0.025, "q16": 0.16, "median": 0.5, "q84": 0.84, "q97_5": 0.975}
 
 
@@ -72,7 +80,9 @@ def fit_chunk(
         result = ImportanceResult(*(a[: len(usable)] for a in result))
         evaluations["importance_draws"] = int(result.evaluations.sum())
         loc, chol = result.loc, result.chol
-        to_nuts = _record_importance(setup, table, draws, np.asarray(usable), result, config)
+        inside = amortized_inside(setup, mean, config.trust)
+        rows = np.asarray(usable)
+        to_nuts = _record_importance(setup, table, draws, rows, result, inside, config)
 
     if to_nuts.any():
         picked = np.flatnonzero(to_nuts)
@@ -89,16 +99,20 @@ def fit_chunk(
 
     with watch("summary and trust"):
         _summarise_draws(table, draws)
-        _assess_trust(setup, table, data, usable, draws, config.trust)
+        _assess_trust(setup, table, data, usable, mean, draws, config.trust)
     return _finished(table, draws, config, start, watch, evaluations)
 
 
-def _record_importance(setup, table, draws, rows, result: ImportanceResult, config):
-    """Importance sampling's columns and draws of stars ``rows``; which of them go to NUTS."""
+def _record_importance(setup, table, draws, rows, result: ImportanceResult, inside, config):
+    """Importance sampling's columns and draws of stars ``rows``; which of them go to NUTS.
+
+    NUTS cannot rescue a star whose amortized labels are outside the training domain
+    (``inside`` False): it keeps its importance draws and its flags.
+    """
     table.loc[rows, "khat"] = result.khat
     table.loc[rows, "importance_ess"] = result.ess
     accepted = result.accepted
-    to_nuts = ~accepted if config.method == "auto" else np.zeros_like(accepted)
+    to_nuts = ~accepted & inside if config.method == "auto" else np.zeros_like(accepted)
     done = rows[~to_nuts]
     table.loc[done, "path"] = "importance"
     table.loc[done, "ok"] = accepted[~to_nuts]
@@ -117,8 +131,8 @@ def _finished(table, draws, config, start, watch, evaluations) -> ChunkResult:
     )
 
 
-def _assess_trust(setup, table, data, usable, draws, criteria: TrustCriteria):
-    """The trust columns of the usable stars (see ``bayesfm.trust``)."""
+def _assess_trust(setup, table, data, usable, amortized, draws, criteria: TrustCriteria):
+    """The trust columns of the usable stars (see ``bayesfm.infer.trust``)."""
     rows = np.asarray(usable)
     median = table.loc[rows, [f"{n}_median" for n in LABEL_INPUTS]].to_numpy(np.float32)
     fitted = np.isfinite(median).all(axis=1)
@@ -126,12 +140,16 @@ def _assess_trust(setup, table, data, usable, draws, criteria: TrustCriteria):
         return
     rows, subset = rows[fitted], jax.tree_util.tree_map(lambda a: a[fitted], data)
     sampler_ok = table.loc[rows, "ok"].to_numpy(bool)
-    columns = assess(setup, subset, median[fitted], draws[rows], sampler_ok, criteria)
-    for name in ("fit_chi2", "fit_dof", "fit_p", "outside_domain_fraction", "trusted"):
+    columns = assess(
+        setup, subset, median[fitted], draws[rows], sampler_ok, amortized[fitted], criteria
+    )
+    for name in TRUST_COLUMNS:
         table.loc[rows, name] = columns[name]
-    for row, fit_ok, in_domain in zip(rows, columns["fit_ok"], columns["in_domain"], strict=True):
+    names = ("fit_ok", "in_domain", "amortized_in_domain")
+    checks = zip(*(columns[name] for name in names), strict=True)
+    for row, check in zip(rows, checks, strict=True):
         notes = [table.at[row, "flags"]] if table.at[row, "flags"] else []
-        table.at[row, "flags"] = "; ".join(notes + flag_notes(fit_ok, in_domain))
+        table.at[row, "flags"] = "; ".join(notes + flag_notes(*check))
 
 
 def _draws_per_star(config: CatalogueConfig) -> int:
@@ -160,6 +178,7 @@ def _empty_table(stars: StarTokens) -> pd.DataFrame:
             "fit_dof": -1,
             "fit_p": np.nan,
             "outside_domain_fraction": np.nan,
+            "amortized_in_domain": False,
             "trusted": False,
         }
     )

@@ -8,7 +8,10 @@
   allows (a star unlike the training set, or bad data).
 - **domain**: the fraction of posterior draws where the label prior (fitted on the training
   labels) is below the density that all but ``domain_quantile`` of its own draws reach,
-  i.e. outside the training domain; above ``max_outside_fraction`` flags the star.
+  i.e. outside the training domain; above ``max_outside_fraction`` flags the star. The
+  amortized labels (the transformer's spectra -> labels answer, which the prior does not pull
+  in) below that density flag it too: a star hotter than every training star has a posterior
+  piled at the prior's edge, inside the domain, but an amortized answer outside it.
 - **sampler**: the method's own verdict (importance: PSIS k-hat and ESS; NUTS: R-hat, ESS
   and divergences; SVI: the ELBO settled and PSIS k-hat of the guide as a proposal).
 
@@ -29,6 +32,8 @@ __all__ = [
     "fit_chi_square",
     "fit_p_value",
     "outside_fraction",
+    "outside_at",
+    "amortized_inside",
     "trust_columns",
     "assess",
     "flag_notes",
@@ -83,18 +88,40 @@ def outside_fraction(prior, draws, threshold: float):
         return outside.sum(axis=1) / np.where(finite.any(axis=1), finite.sum(axis=1), np.nan)
 
 
-def trust_columns(fit_p, outside, sampler_ok, criteria: TrustCriteria = TrustCriteria()) -> dict:
-    """Columns ``fit_ok``, ``in_domain`` and ``trusted`` (bool [N]) from the three checks."""
+def outside_at(prior, labels, threshold: float):
+    """Whether each point [N, 5] (physical) lies where the prior's log-density is below
+    ``threshold`` (non-finite points count as outside)."""
+    labels = np.asarray(labels, np.float32)
+    finite = np.isfinite(labels).all(axis=-1)
+    log_prior = np.asarray(prior.log_prob(jnp.asarray(np.where(finite[:, None], labels, 0.0))))
+    return ~finite | (log_prior < threshold)
+
+
+def trust_columns(
+    fit_p, outside, sampler_ok, amortized_outside=None, criteria: TrustCriteria = TrustCriteria()
+) -> dict:
+    """Columns ``fit_ok``, ``amortized_in_domain``, ``in_domain`` and ``trusted`` (bool [N])
+    from the three checks (``amortized_outside`` None: not checked)."""
     fit_ok = np.asarray(fit_p) >= criteria.min_fit_p
-    in_domain = np.asarray(outside) <= criteria.max_outside_fraction
+    if amortized_outside is None:
+        amortized_outside = np.zeros(np.shape(fit_ok), bool)
+    amortized_in_domain = ~np.asarray(amortized_outside, bool)
+    in_domain = (np.asarray(outside) <= criteria.max_outside_fraction) & amortized_in_domain
     return {
         "fit_ok": fit_ok,
+        "amortized_in_domain": amortized_in_domain,
         "in_domain": in_domain,
         "trusted": fit_ok & in_domain & np.asarray(sampler_ok, bool),
     }
 
 
-def assess(setup, data, medians, draws, sampler_ok, criteria: TrustCriteria) -> dict:
+def amortized_inside(setup, amortized, criteria: TrustCriteria):
+    """Whether each star's amortized labels [N, 5] (physical) lie in the training domain."""
+    threshold = domain_threshold(setup.prior, criteria.domain_quantile)
+    return ~outside_at(setup.prior, amortized, threshold)
+
+
+def assess(setup, data, medians, draws, sampler_ok, amortized, criteria: TrustCriteria) -> dict:
     """Every trust column [N] for stacked ``StarData`` of N stars.
 
     Args:
@@ -103,26 +130,30 @@ def assess(setup, data, medians, draws, sampler_ok, criteria: TrustCriteria) -> 
         medians: Posterior medians [N, 5] (physical).
         draws: Posterior draws [N, S, 5] (physical; NaN rows are padding).
         sampler_ok: The sampler's verdict per star [N].
+        amortized: The stars' amortized labels [N, 5] (physical).
         criteria: Thresholds.
 
     Returns:
         ``fit_chi2``, ``fit_dof``, ``fit_p``, ``outside_domain_fraction``, ``fit_ok``,
-        ``in_domain`` and ``trusted``.
+        ``amortized_in_domain``, ``in_domain`` and ``trusted``.
     """
     chi2, dof = fit_chi_square(setup, data, medians)
     p = fit_p_value(chi2, dof, setup.noise.tail_dof)
     threshold = domain_threshold(setup.prior, criteria.domain_quantile)
     outside = outside_fraction(setup.prior, draws, threshold)
+    amortized_outside = outside_at(setup.prior, amortized, threshold)
     return {
         "fit_chi2": chi2,
         "fit_dof": dof,
         "fit_p": p,
         "outside_domain_fraction": outside,
-        **trust_columns(p, outside, sampler_ok, criteria),
+        **trust_columns(p, outside, sampler_ok, amortized_outside, criteria),
     }
 
 
-def flag_notes(fit_ok: bool, in_domain: bool) -> list:
+def flag_notes(fit_ok: bool, in_domain: bool, amortized_in_domain: bool = True) -> list:
     """Human-readable reasons for a star's trust flags."""
     notes = [] if fit_ok else ["emulator cannot reproduce the star (chi-square p-value)"]
+    if not amortized_in_domain:
+        return notes + ["amortized labels outside the training labels' domain"]
     return notes + ([] if in_domain else ["posterior outside the training labels' domain"])
