@@ -6,7 +6,9 @@ Writes REPORT.md, results.json and figures/*.png to validation/ (or ``--out``). 
 ``--config`` it runs the full report (``ValidationConfig``'s defaults); a config file holds
 only the settings that differ. The expensive parts (catalogue runs, SBC fits) go under the
 config's ``work_dir`` and resume when the command is rerun, so an interrupted report loses
-at most one chunk. ``--only SECTION ...`` recomputes just those sections (and those they
+at most one chunk, and each section's results are saved as it finishes, so that a rerun
+(another session, even without the work_dir) computes only the sections still missing
+(``report_progress``). ``--only SECTION ...`` recomputes just those sections (and those they
 use) and keeps the rest from results.json. The sections are the modules of
 validation/sections/, in the order of ``sections.REGISTRY``.
 """
@@ -21,6 +23,7 @@ import matplotlib.pyplot as plt
 from report_config import ValidationConfig
 from report_context import ReportContext
 from report_frame import closing, opening
+from report_progress import PARTIAL_FIGURES, publish, save_progress, saved_sections
 from sections import NAMES, REGISTRY, compute_order
 
 from bayesfm.common.jsonio import to_json
@@ -28,29 +31,18 @@ from bayesfm.infer.setup import StarInference
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=None, help="settings that differ from the full report")
-    parser.add_argument(
-        "--only",
-        nargs="+",
-        choices=NAMES,
-        metavar="SECTION",
-        help="recompute only these sections (and those they use); keep the others from the "
-        f"results.json written with the same config. Sections: {', '.join(NAMES)}",
-    )
-    parser.add_argument("--out", type=Path, default=Path("validation"), help="report folder")
-    args = parser.parse_args()
+    args = _arguments()
     matplotlib.use("Agg")
     config = ValidationConfig.load(args.config)
     start = time.perf_counter()
     setup = StarInference.default()
     fingerprint = setup.fingerprint()
-    computing = compute_order(args.only or NAMES)
-    kept = (
-        kept_results(args.out / "results.json", to_json(config), fingerprint, computing)
-        if args.only
-        else {}
-    )
+    if args.only:
+        computing = compute_order(args.only)
+        kept = kept_results(args.out / "results.json", to_json(config), fingerprint, computing)
+    else:
+        kept = saved_sections(args.out, to_json(config), fingerprint, NAMES)
+        computing = compute_order([name for name in NAMES if name not in kept])
     ctx = ReportContext(config, setup)
     results = {
         "config": to_json(config),
@@ -65,6 +57,8 @@ def main():
         t0 = time.perf_counter()
         results[section.NAME] = section.compute(ctx, results)
         seconds[section.NAME] = time.perf_counter() - t0
+        write_figures(results, [section], args.out / PARTIAL_FIGURES)
+        save_progress(args.out, results, NAMES)
     results["seconds"] = {**seconds, "total": time.perf_counter() - start}
     results["first_computed_seconds"] = {
         step: value
@@ -72,15 +66,26 @@ def main():
         if hasattr(section, "first_computed")
         for step, value in section.first_computed(results[section.NAME]).items()
     }
-    write_figures(results, computing, args.out / "figures")
-    for name in NAMES:
-        results[name].pop("arrays", None)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1, default=float))
     markdown = opening(results)
     for section in REGISTRY:
         markdown += section.markdown(results)
-    (args.out / "REPORT.md").write_text("\n".join(markdown + closing(results)))
+    publish(args.out, results, NAMES, "\n".join(markdown + closing(results)))
     print(f"[report] wrote {args.out / 'REPORT.md'} in {time.perf_counter() - start:.0f} s")
+
+
+def _arguments():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=None, help="settings that differ from the full report")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=NAMES,
+        metavar="SECTION",
+        help="recompute only these sections (and those they use); keep the others from the "
+        f"results.json written with the same config. Sections: {', '.join(NAMES)}",
+    )
+    parser.add_argument("--out", type=Path, default=Path("validation"), help="report folder")
+    return parser.parse_args()
 
 
 def write_figures(results: dict, computing, folder: Path) -> None:

@@ -32,8 +32,9 @@ def _regenerate(results):
     if kept:
         lines += [
             "",
-            f"This invocation recomputed {', '.join(results['recomputed'])} (`--only`); "
-            f"{', '.join(kept)} come from an earlier run of the same config.",
+            f"This invocation computed {', '.join(results['recomputed'])}; {', '.join(kept)} "
+            "come from an earlier run of the same config and model (interrupted and resumed, "
+            "or completed by `--only`).",
         ]
     return lines
 
