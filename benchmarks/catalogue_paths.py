@@ -46,7 +46,9 @@ PREVIOUS = ImportanceConfig(
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000, help="first N test-split stars")
-    parser.add_argument("--nuts-stars", type=int, default=200, help="NUTS on the first N")
+    parser.add_argument(
+        "--nuts-stars", type=int, default=200, help="NUTS on the first N (0: no comparison)"
+    )
     parser.add_argument("--nuts-reference", type=Path, help="a finished NUTS catalogue of them")
     parser.add_argument("--chunk-size", type=int, default=CatalogueConfig().chunk_size)
     parser.add_argument("--out", type=Path, default=Path("runs/catalogue_bench"))
@@ -66,16 +68,17 @@ def main():
         tables[name] = run_catalogue(stars, args.out / name, config, setup)
         figures[name] = _method_figures(tables[name]) | _cost_account(args.out / name)
     nuts = _nuts_reference(setup, stars.take(np.arange(args.nuts_stars)), args)
+    agreement = {}
+    if nuts is not None:
+        agreement = {name: _agreement(tables[name].iloc[: len(nuts)], nuts) for name in tables}
     results = {
         "n_stars": len(stars),
         "device": jax.devices()[0].platform,
         "chunk_size": args.chunk_size,
         "reading_seconds_per_star": reading / len(stars),
         "methods": figures,
-        "nuts_reference": str(args.nuts_reference or args.out / "nuts"),
-        "agreement_with_nuts": {
-            name: _agreement(tables[name].iloc[: len(nuts)], nuts) for name in tables
-        },
+        "nuts_reference": None if nuts is None else str(args.nuts_reference or args.out / "nuts"),
+        "agreement_with_nuts": agreement,
         "accuracy_change_default_vs_previous": _accuracy_change(figures),
     }
     _print(results)
@@ -83,8 +86,11 @@ def main():
     print(f"wrote {args.json}")
 
 
-def _nuts_reference(setup, stars, args) -> pd.DataFrame:
-    """NUTS on ``stars``: a finished catalogue of the same setup, or a new run."""
+def _nuts_reference(setup, stars, args) -> pd.DataFrame | None:
+    """NUTS on ``stars``: a finished catalogue of the same setup, a new run, or (no stars,
+    ``--nuts-stars 0``) None."""
+    if args.nuts_reference is None and len(stars) == 0:
+        return None
     if args.nuts_reference is None:
         return run_catalogue(stars, args.out / "nuts", CatalogueConfig(method="nuts"), setup)
     manifest = json.loads((args.nuts_reference / "run.json").read_text())

@@ -10,7 +10,8 @@ a folder of their own), then prints and writes to validation/heldout_posteriors.
 (heldout_posteriors_first<N>.json), per label: the robust sigma of the posterior medians
 against APOGEE and of the amortized prediction on the same stars (and their ratio), the 68%
 and 95% coverage of APOGEE's labels (errors folded in), and the same for trusted and flagged
-stars separately.
+stars separately, for the stars whose amortized labels lie inside the training domain, and
+for those with all five APOGEE labels.
 """
 
 import argparse
@@ -48,6 +49,32 @@ def summary(draws, medians, amortized, test, mask) -> dict:
     return out
 
 
+def groups(table, test) -> dict:
+    """Star masks [N]: all, trusted, flagged, amortized labels inside the training domain, and
+    the stars with all five APOGEE labels (hot stars lack fe_h and alpha_m)."""
+    trusted = table["trusted"].to_numpy(bool)
+    five = np.stack([np.isfinite(reference(test, name)[0]) for name in LABEL_INPUTS]).all(axis=0)
+    return {
+        "all": np.ones(len(table), bool),
+        "trusted": trusted,
+        "flagged": ~trusted,
+        "amortized_in_domain": table["amortized_in_domain"].to_numpy(bool),
+        "all_five_labels": five,
+    }
+
+
+def _print_group(group: str, result: dict) -> None:
+    print(f"\n{group} ({result['n_stars']} stars)")
+    print(f"{'label':<8} {'posterior':>10} {'amortized':>10} {'ratio':>6} {'68%':>6} {'95%':>6}")
+    for name in LABEL_INPUTS:
+        r = result[name]
+        print(
+            f"{name:<8} {r['posterior_median_robust_sigma']:>10.4g} "
+            f"{r['amortized_robust_sigma']:>10.4g} {r['ratio']:>6.2f} "
+            f"{r['coverage_68']:>6.3f} {r['coverage_95']:>6.3f}"
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/validation/session.json")
@@ -67,37 +94,29 @@ def main():
     medians = np.nanmedian(draws, axis=1)
     amortized = amortized_labels(setup, test)[0]
     fitted = np.isfinite(medians).all(axis=1)
-    trusted = table["trusted"].to_numpy(bool)
+    trust = catalogue.trust
     results = {
         "config": args.config,
         "n_test": len(test),
         "sampler_ok_fraction": float(table["ok"].mean()),
-        "trusted_fraction": float(trusted[fitted].mean()),
-        "fit_flagged_fraction": float((table["fit_p"] < catalogue.trust.min_fit_p)[fitted].mean()),
+        "trusted_fraction": float(table["trusted"][fitted].mean()),
+        "fit_flagged_fraction": float((table["fit_p"] < trust.min_fit_p)[fitted].mean()),
         "domain_flagged_fraction": float(
-            (table["outside_domain_fraction"] > catalogue.trust.max_outside_fraction)[fitted].mean()
+            (table["outside_domain_fraction"] > trust.max_outside_fraction)[fitted].mean()
         ),
-        "all": summary(draws, medians, amortized, test, fitted),
-        "trusted": summary(draws, medians, amortized, test, fitted & trusted),
-        "flagged": summary(draws, medians, amortized, test, fitted & ~trusted),
+        "amortized_domain_flagged_fraction": float(
+            (~table["amortized_in_domain"].astype(bool))[fitted].mean()
+        ),
         "catalogue_seconds": held["seconds"],
     }
-    for group in ("all", "trusted", "flagged"):
-        print(f"\n{group} ({results[group]['n_stars']} stars)")
-        print(
-            f"{'label':<8} {'posterior':>10} {'amortized':>10} {'ratio':>6} {'68%':>6} {'95%':>6}"
-        )
-        for name in LABEL_INPUTS:
-            r = results[group][name]
-            print(
-                f"{name:<8} {r['posterior_median_robust_sigma']:>10.4g} "
-                f"{r['amortized_robust_sigma']:>10.4g} {r['ratio']:>6.2f} "
-                f"{r['coverage_68']:>6.3f} {r['coverage_95']:>6.3f}"
-            )
+    for group, mask in groups(table, test).items():
+        results[group] = summary(draws, medians, amortized, test, fitted & mask)
+        _print_group(group, results[group])
     print(
         f"\ntrusted {results['trusted_fraction']:.3f} of fitted stars; sampler checks pass "
         f"{results['sampler_ok_fraction']:.3f}; fit flagged {results['fit_flagged_fraction']:.3f}, "
-        f"domain flagged {results['domain_flagged_fraction']:.3f}"
+        f"domain flagged {results['domain_flagged_fraction']:.3f} (posterior), "
+        f"{results['amortized_domain_flagged_fraction']:.3f} (amortized labels)"
     )
     suffix = "" if args.stars is None else f"_first{args.stars}"
     out = OUT / f"heldout_posteriors{suffix}.json"
