@@ -28,12 +28,13 @@ def compute(ctx, results) -> dict:
 
 def markdown(results) -> list[str]:
     noise = results[NAME]
+    ratio = noise["emulator_over_obs_error"]
+    dominant = "it dominates" if ratio > 1 else "the observational error dominates"
     return [
         "The SBC stars' noise is drawn with the emulator's sigma at their true labels; the "
         "likelihood fixes it at the amortized anchor (docs/inference.md says why). The "
-        "emulator's sigma dominates the error budget (median "
-        f"{noise['emulator_over_obs_error']:.1f} x the observational error), and per star "
-        "the simulated / assumed total noise has median "
+        f"emulator's sigma is a median {ratio:.2f} x the observational error ({dominant} the "
+        "error budget), and per star the simulated / assumed total noise has median "
         f"{noise['p50']:.2f}, quartiles {noise['p25']:.2f}-{noise['p75']:.2f}, 5-95% "
         f"{noise['p5']:.2f}-{noise['p95']:.2f}: stars whose true noise exceeds the assumed "
         "one get posteriors too narrow, and so ranks in the outer bins, whatever the sampler.",
