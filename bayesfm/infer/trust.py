@@ -80,9 +80,7 @@ def fit_p_value(chi2, dof, tail_dof=None):
 
 def outside_fraction(prior, draws, threshold: float):
     """Fraction [N] of each star's finite draws [N, S, 5] (physical) below ``threshold``."""
-    draws = np.asarray(draws, np.float32)
-    finite = np.isfinite(draws).all(axis=-1)
-    log_prior = np.asarray(prior.log_prob(jnp.asarray(np.where(finite[..., None], draws, 0.0))))
+    log_prior, finite = _finite_log_prior(prior, draws)
     outside = (log_prior < threshold) & finite
     with np.errstate(invalid="ignore"):
         return outside.sum(axis=1) / np.where(finite.any(axis=1), finite.sum(axis=1), np.nan)
@@ -91,10 +89,17 @@ def outside_fraction(prior, draws, threshold: float):
 def outside_at(prior, labels, threshold: float):
     """Whether each point [N, 5] (physical) lies where the prior's log-density is below
     ``threshold`` (non-finite points count as outside)."""
-    labels = np.asarray(labels, np.float32)
-    finite = np.isfinite(labels).all(axis=-1)
-    log_prior = np.asarray(prior.log_prob(jnp.asarray(np.where(finite[:, None], labels, 0.0))))
+    log_prior, finite = _finite_log_prior(prior, labels)
     return ~finite | (log_prior < threshold)
+
+
+def _finite_log_prior(prior, points):
+    """(the prior's log-density [...], whether each point is finite [...]) of points [..., 5]
+    (physical); a non-finite point's density is a placeholder."""
+    points = np.asarray(points, np.float32)
+    finite = np.isfinite(points).all(axis=-1)
+    safe = jnp.asarray(np.where(finite[..., None], points, 0.0))
+    return np.asarray(prior.log_prob(safe)), finite
 
 
 def trust_columns(
