@@ -1,6 +1,8 @@
 """Install a trained model as the package default, with its learned prior and noise model.
 
 Run:  python validation/ship_model.py --run runs/default
+      python validation/ship_model.py --likelihood-only   (the shipped model: prior and
+      noise model only)
 
 Writes into bayesfm/data/:
 - foundation_model.safetensors / .json: the run's best (validation-split) weights, with the
@@ -10,14 +12,12 @@ Writes into bayesfm/data/:
   train split's stars that have all five, with the cleaned A_K the run fitted (if it trained
   with latent extinction);
 - foundation_model_extinction.npz: those cleaned A_K values and errors by source id;
-- noise_model.json: the noise model fitted on validation stars (``bayesfm.noise_fit``): c and
-  R from the residuals at their APOGEE labels (each star's A_K fitted through the emulator,
-  prior N(ak_targ, 0.05 mag), refitted with the calibrated sigma) and at their best-fit
-  labels, and the emulator's label-space error calibrated against APOGEE's four labels (not
-  against ak_targ, a noisy label whose scatter is its own, not the emulator's: A_K gets no
-  label-space error), one for giants and one for dwarfs (fitted logg below / above 3.5), and
-  the Student-t degrees of freedom of the tokens from the stars' chi-squares at their APOGEE
-  labels.
+- noise_model.json: the noise model fitted on validation stars (``bayesfm.noise_fit``): c, R
+  and the Student-t degrees of freedom from the residuals at their APOGEE labels (each star's
+  A_K fitted through the emulator, prior N(ak_targ, 0.05 mag), with the calibrated sigma),
+  and the label scatter between the emulator's labels and APOGEE's four, measured on the
+  posteriors of in-domain validation stars (``bayesfm.infer.label_scatter``; A_K gets none:
+  ak_targ is a noisy label whose scatter is its own).
 """
 
 import argparse
@@ -29,7 +29,10 @@ import numpy as np
 
 from bayesfm.bayes.noise_fit import fit_noise_model
 from bayesfm.bayes.noise_model import default_noise_path
-from bayesfm.bayes.priors import default_prior_path, fit_gaussian_mixture
+from bayesfm.bayes.priors import GaussianMixturePrior, default_prior_path, fit_gaussian_mixture
+from bayesfm.infer.label_scatter import fit_label_scatter
+from bayesfm.infer.setup import StarInference, amortized_labels
+from bayesfm.infer.trust import TrustCriteria, amortized_inside
 from bayesfm.model.emulator import make_emulator
 from bayesfm.model.emulator_sigma import fit_emulator_sigma_factors
 from bayesfm.model.extinction_fit import clean_extinction, default_extinction_path, load_extinction
@@ -38,68 +41,90 @@ from bayesfm.sources.library import load_library
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.split import split_mask
 
-PRIOR_COMPONENTS = 16
+PRIOR_COMPONENTS = 48
 SEED = 0
-GIANT_DWARF_LOGG = 3.5  # one label-space error for giants, one for dwarfs
+SCATTER_STARS = 1000  # validation stars on which the label scatter is measured
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default="runs/default", help="training output folder")
+    parser.add_argument(
+        "--likelihood-only",
+        action="store_true",
+        help="keep the shipped model and cleaned A_K; refit the prior and the noise model",
+    )
     args = parser.parse_args()
 
-    run = Path(args.run)
-    model = FoundationModel.load(run / "best")
+    if args.likelihood_only:
+        model = FoundationModel.load()
+        cleaned = default_extinction_path()
+    else:
+        model = FoundationModel.load(Path(args.run) / "best")
+        cleaned = Path(args.run) / "best_extinction.npz"
     tokens = load_library(binning=model.vocabulary.binning).tokens
-    cleaned = run / "best_extinction.npz"
     if cleaned.exists():
         tokens = _with_cleaned_extinction(tokens, load_extinction(cleaned))
-        shutil.copyfile(cleaned, default_extinction_path())
-        print(f"cleaned A_K of the train stars -> {default_extinction_path()}")
-    inputs = tokens.values[:, tokens.index(LABEL_INPUTS)]
-    complete = np.isfinite(inputs).all(axis=1)
+        if not args.likelihood_only:
+            shutil.copyfile(cleaned, default_extinction_path())
+            print(f"cleaned A_K of the train stars -> {default_extinction_path()}")
+    _fit_prior(tokens)
 
-    train = split_mask(tokens.source_id, "train") & complete
+    validation = tokens.take(split_mask(tokens.source_id, "validation"))
+    ak_targ = validation.values[:, validation.index(["a_k"])[0]].copy()
+    if not args.likelihood_only:
+        model = _without_closed_request_head(model, validation)
+        model = _with_emulator_sigma_factors(model, validation, ak_targ)
+    _fit_noise_model(model, validation, ak_targ)
+    if not args.likelihood_only:
+        model.save(default_model_path())
+        size = default_model_path().stat().st_size
+        print(f"model: {model.n_parameters} parameters, {size / 1e6:.2f} MB")
+
+
+def _fit_prior(tokens) -> None:
+    inputs = tokens.values[:, tokens.index(LABEL_INPUTS)]
+    train = split_mask(tokens.source_id, "train") & np.isfinite(inputs).all(axis=1)
     prior = fit_gaussian_mixture(inputs[train], n_components=PRIOR_COMPONENTS, seed=SEED)
     prior.save(default_prior_path())
     print(f"prior: {PRIOR_COMPONENTS}-component mixture from {train.sum()} train stars")
 
-    validation = tokens.take(split_mask(tokens.source_id, "validation"))
-    labels = validation.index(LABEL_INPUTS)
-    reference, reference_error = validation.values[:, labels], validation.errors[:, labels]
-    ak_targ = reference[:, -1].copy()
-    model = _without_closed_request_head(model, validation)
-    model = _with_emulator_sigma_factors(model, validation, ak_targ)
+
+def _fit_noise_model(model, validation, ak_targ) -> None:
+    """c, R and nu at the validation stars' APOGEE labels (A_K fitted), then the label
+    scatter on the posteriors they give."""
     emulator = make_emulator(model)
     inputs, observed, errors, complete = _complete_with_cleaned_extinction(
         emulator, validation, ak_targ
     )
-    reference[:, -1] = np.nan
-    noise = fit_noise_model(
-        emulator,
-        inputs,
-        observed,
-        errors,
-        reference[complete],
-        reference_error[complete],
-        label_error_split=(LABEL_INPUTS.index("logg"), GIANT_DWARF_LOGG),
-    )
+    noise = fit_noise_model(emulator, inputs, observed, errors)
+    setup = StarInference(model, emulator, GaussianMixturePrior.load().distribution(), noise)
+    stars, reference, reference_error = _scatter_stars(setup, validation)
+    scatter = fit_label_scatter(setup, stars, reference, reference_error)
+    noise = replace(noise, label_scatter=scatter)
     noise.save(default_noise_path())
     off_diagonal = noise.correlation[~np.eye(len(noise.names), dtype=bool)]
     print(
         f"noise model from {complete.sum()} validation stars: error scales "
         f"{noise.error_scale.min():.2f}-{noise.error_scale.max():.2f}, median |correlation| "
-        f"{np.median(np.abs(off_diagonal)):.2f}, label-space error (giants | dwarfs) "
-        + ", ".join(
-            f"{n} {giant:.3g} | {dwarf:.3g}"
-            for n, giant, dwarf in zip(LABEL_INPUTS, *noise.label_error, strict=True)
-        )
-        + f"; Student-t tails with nu = {noise.tail_dof}"
+        f"{np.median(np.abs(off_diagonal)):.2f}, Student-t tails with nu = {noise.tail_dof}; "
+        f"label scatter from {len(stars)} stars: "
+        + ", ".join(f"{n} {s:.3g}" for n, s in zip(LABEL_INPUTS, scatter, strict=True))
     )
 
-    model.save(default_model_path())
-    size = default_model_path().stat().st_size
-    print(f"model: {model.n_parameters} parameters, {size / 1e6:.2f} MB -> {default_model_path()}")
+
+def _scatter_stars(setup, validation):
+    """The first ``SCATTER_STARS`` validation stars with APOGEE teff, logg, fe_h and alpha_m
+    whose amortized labels lie in the training domain, their labels and errors (A_K: none,
+    as ak_targ's scatter is its own)."""
+    labels = validation.index(LABEL_INPUTS)
+    reference, error = validation.values[:, labels].copy(), validation.errors[:, labels].copy()
+    reference[:, LABEL_INPUTS.index("a_k")] = np.nan
+    known = np.isfinite(reference[:, :4]).all(axis=1)
+    amortized = amortized_labels(setup, validation)[0]
+    rows = np.flatnonzero(known & amortized_inside(setup, amortized, TrustCriteria()))
+    rows = rows[:SCATTER_STARS]
+    return validation.take(rows), reference[rows], error[rows]
 
 
 def _without_closed_request_head(model, validation):

@@ -31,7 +31,7 @@ from bayesfm.bayes.likelihood import (
     whitened_residual,
 )
 from bayesfm.bayes.noise_model import NoiseModel
-from bayesfm.common.metrics import robust_sigma
+from bayesfm.common.metrics import extra_spread, robust_sigma
 from bayesfm.model.emulator import Emulator
 
 __all__ = [
@@ -186,20 +186,5 @@ def label_error(fitted, variance, reference, reference_error) -> np.ndarray:
         if not ok.any():
             continue
         offset = fitted[ok, i] - reference[ok, i]
-        error[i] = _extra_spread(offset, variance[ok, i] + reference_error[ok, i] ** 2)
+        error[i] = extra_spread(offset, variance[ok, i] + reference_error[ok, i] ** 2)
     return error
-
-
-def _extra_spread(offset, known_variance) -> float:
-    """e >= 0 with robust sigma of offset / sqrt(known_variance + e^2) equal to one."""
-
-    def spread(e):
-        return robust_sigma(offset / np.sqrt(known_variance + e**2))
-
-    if spread(0.0) <= 1.0:
-        return 0.0
-    low, high = 0.0, 10 * robust_sigma(offset)
-    for _ in range(60):  # bisection: the spread falls as e grows
-        middle = 0.5 * (low + high)
-        low, high = (middle, high) if spread(middle) > 1.0 else (low, middle)
-    return 0.5 * (low + high)

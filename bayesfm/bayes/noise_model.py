@@ -1,10 +1,12 @@
 """The likelihood's noise model: error scales, residual correlation, label-space error and
 tails, fitted on validation stars (``bayesfm.bayes.noise_fit``); ``bayesfm.bayes.likelihood``
-says how they make up each star's covariance."""
+says how they make up each star's covariance. Its label scatter relates the emulator's
+labels to the survey's (``NoiseModel.scatter_labels``)."""
 
 from dataclasses import dataclass
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -21,8 +23,10 @@ class NoiseModel:
     label space e [n_in] (physical units of its inputs; None: no such term; [2, n_in] with
     ``label_error_split`` = (input index, value): the rows for stars below and at or above
     that value of that input), a global inflation of every token's error (1: none;
-    ``validation/fit_inflation.py`` measures it) and the Student-t degrees of freedom nu of
-    the tokens (None: Gaussian).
+    ``validation/fit_inflation.py`` measures it), the Student-t degrees of freedom nu of
+    the tokens (None: Gaussian) and the label scatter s [n_in] (physical units; None: none):
+    the spread of a survey's labels about the emulator labels that best describe a star's
+    spectrum, added to every posterior draw of the labels (``scatter_labels``).
     """
 
     names: tuple
@@ -32,6 +36,7 @@ class NoiseModel:
     label_error: np.ndarray | None = None
     tail_dof: float | None = None
     label_error_split: tuple | None = None
+    label_scatter: np.ndarray | None = None
 
     @property
     def total_scale(self) -> np.ndarray:
@@ -48,6 +53,11 @@ class NoiseModel:
                 "noise model's label_error needs one row, or two with a label_error_split; "
                 f"got shape {np.shape(self.label_error)} and split {self.label_error_split}"
             )
+        scatter = self.label_scatter
+        if scatter is not None and (np.ndim(scatter) != 1 or not np.all(np.asarray(scatter) >= 0)):
+            raise DataError(
+                f"noise model's label_scatter must be one value >= 0 per input: {scatter}"
+            )
 
     def label_error_at(self, labels):
         """e [n_in] for a star whose anchor is ``labels`` [n_in] (physical)."""
@@ -56,6 +66,15 @@ class NoiseModel:
             return error
         index, value = self.label_error_split
         return jnp.where(labels[index] < value, error[0], error[1])
+
+    def scatter_labels(self, draws, key) -> np.ndarray:
+        """Label draws [..., n_in] (physical) on the survey's scale: each plus an independent
+        N(0, s^2) offset (the draws themselves where there is no label scatter)."""
+        draws = np.asarray(draws, np.float32)
+        if self.label_scatter is None:
+            return draws
+        offsets = jax.random.normal(key, draws.shape) * jnp.asarray(self.label_scatter)
+        return draws + np.asarray(offsets, np.float32)
 
     @classmethod
     def independent(cls, names) -> "NoiseModel":

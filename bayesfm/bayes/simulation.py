@@ -17,7 +17,9 @@ def simulate_stars(setup, templates: StarData, key):
     noise levels and gaps) and draws its values from the model's own likelihood at labels
     drawn from the prior: the emulator's mean and sigma, and the covariance (label-space
     term included), all taken at the true labels. Inference anchored at the true labels
-    therefore uses exactly the distribution the data came from.
+    therefore uses exactly the distribution the data came from. The labels returned are the
+    true labels on the survey's scale: plus the noise model's label scatter, as the
+    posterior's draws are.
 
     Args:
         setup: A ``StarInference``.
@@ -25,10 +27,11 @@ def simulate_stars(setup, templates: StarData, key):
         key: PRNG key.
 
     Returns:
-        (true labels x [n, 5] physical, simulated ``StarData`` anchored at x).
+        (true survey-scale labels [n, 5] physical, simulated ``StarData`` anchored at the
+        emulator's labels x behind them).
     """
     n = len(templates.values)
-    prior_key, noise_key = jax.random.split(key)
+    prior_key, noise_key, scatter_key = jax.random.split(key, 3)
     x = setup.prior.sample(prior_key, (n,))
     at_truth = anchored_star_data(
         templates.values, templates.errors, templates.mask, x, setup.emulator, setup.noise
@@ -43,4 +46,5 @@ def simulate_stars(setup, templates: StarData, key):
         setup.noise,
     ).sample(noise_key)
     values = jnp.where(at_truth.mask, noisy, 0.0)
-    return np.asarray(x), at_truth._replace(values=np.asarray(values, np.float32))
+    reported = setup.noise.scatter_labels(x, scatter_key)
+    return reported, at_truth._replace(values=np.asarray(values, np.float32))

@@ -53,7 +53,7 @@ def fit_chunk(
     """
     start, watch = time.perf_counter(), Stopwatch()
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), index)
-    is_key, nuts_key = jax.random.split(key)
+    is_key, nuts_key, scatter_key = jax.random.split(key, 3)
     n = len(stars)
     table = _empty_table(stars)
     draws = np.full((n, _draws_per_star(config), len(LABEL_INPUTS)), np.nan, np.float32)
@@ -98,6 +98,7 @@ def fit_chunk(
         draws[rows, : per_star.shape[1]] = _physical(setup, per_star)
 
     with watch("summary and trust"):
+        draws = setup.noise.scatter_labels(draws, scatter_key)
         _summarise_draws(table, draws)
         _assess_trust(setup, table, data, usable, mean, draws, config.trust)
     return _finished(table, draws, config, start, watch, evaluations)

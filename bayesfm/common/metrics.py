@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["robust_sigma", "residual_stats", "coverage_within"]
+__all__ = ["robust_sigma", "extra_spread", "residual_stats", "coverage_within"]
 
 
 def robust_sigma(x) -> float:
@@ -10,6 +10,22 @@ def robust_sigma(x) -> float:
     x = np.asarray(x, dtype=float)
     x = x[np.isfinite(x)]
     return float(1.4826 * np.median(np.abs(x - np.median(x))))
+
+
+def extra_spread(offset, known_variance) -> float:
+    """e >= 0 with a robust sigma of offset / sqrt(known_variance + e^2) of one (0 where it
+    is already at most one)."""
+
+    def spread(e):
+        return robust_sigma(offset / np.sqrt(known_variance + e**2))
+
+    if spread(0.0) <= 1.0:
+        return 0.0
+    low, high = 0.0, 10 * robust_sigma(offset)
+    for _ in range(60):  # bisection: the spread falls as e grows
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if spread(middle) > 1.0 else (low, middle)
+    return 0.5 * (low + high)
 
 
 def residual_stats(predicted, truth) -> dict:

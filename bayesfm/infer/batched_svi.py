@@ -34,8 +34,9 @@ def batched_svi_draws(setup, stars: StarTokens, key, config=SviConfig(), anchors
     if not prepared.rows:
         return draws
     z_start = setup.scaling.normalise(prepared.start)
-    z, _ = run_batched_svi(setup, prepared.data, z_start, key, config)
-    draws[prepared.rows] = setup.scaling.physical(z)
+    fit_key, scatter_key = jax.random.split(key)
+    z, _ = run_batched_svi(setup, prepared.data, z_start, fit_key, config)
+    draws[prepared.rows] = setup.noise.scatter_labels(setup.scaling.physical(z), scatter_key)
     return draws
 
 

@@ -2,13 +2,21 @@
 
 import numpy as np
 
+from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.bayes.star_model import StarData
+from bayesfm.tokens.labels import LABEL_INPUTS
 
 __all__ = ["finish"]
 
 
-def finish(idata, data: StarData, source_id, method, seconds):
-    """Missing tokens become NaN in observed_data; provenance goes into the attributes."""
+def finish(idata, data: StarData, source_id, method, seconds, noise: NoiseModel, key):
+    """The label draws go on the survey's scale (``NoiseModel.scatter_labels``, with
+    ``key``), missing tokens become NaN in observed_data, provenance goes into the
+    attributes."""
+    labels = np.stack([idata.posterior[name].values for name in LABEL_INPUTS], axis=-1)
+    scattered = noise.scatter_labels(labels, key)
+    for i, name in enumerate(LABEL_INPUTS):
+        idata.posterior[name] = idata.posterior[name].copy(data=scattered[..., i])
     observed = idata.observed_data["obs"]
     idata.observed_data["obs"] = observed.where(np.asarray(data.mask))
     idata.posterior.attrs.update(

@@ -91,7 +91,7 @@ class NutsRunner:
     def sample(self, data: StarData, start, source_id, key) -> az.InferenceData:
         """Posterior of one prepared star from physical labels ``start`` [5]."""
         setup, mcmc = self.setup, self.mcmc
-        init_key, run_key, pp_key = jax.random.split(key, 3)
+        init_key, run_key, pp_key, scatter_key = jax.random.split(key, 4)
         init = _initial_z(setup, start, mcmc.num_chains, init_key, source_id)
         seconds, blocks = 0.0, []
         mcmc.post_warmup_state = None  # a new star warms up afresh
@@ -111,7 +111,7 @@ class NutsRunner:
                 break
             mcmc.post_warmup_state = mcmc.last_state
             run_key = mcmc.post_warmup_state.rng_key
-        return finish(idata, data, source_id, "nuts", seconds)
+        return finish(idata, data, source_id, "nuts", seconds, setup.noise, scatter_key)
 
     def _block_idata(self, data, pp_key):
         """The last run's draws with their posterior-predictive replicates."""

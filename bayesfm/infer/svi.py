@@ -50,7 +50,7 @@ def fit_svi(
         setup.star_model, init_loc_fn=numpyro.infer.init_to_value(values={"z": jnp.asarray(z0)})
     )
     svi = SVI(setup.star_model, guide_fn, numpyro.optim.Adam(config.learning_rate), Trace_ELBO())
-    fit_key, draw_key, pp_key = jax.random.split(key, 3)
+    fit_key, draw_key, pp_key, scatter_key = jax.random.split(key, 4)
     t0 = time.perf_counter()
     result = svi.run(fit_key, config.num_steps, data, progress_bar=False)
     z, log_guide = _guide_draws(guide_fn, result.params, data, draw_key, config.num_draws)
@@ -78,7 +78,8 @@ def fit_svi(
     idata.posterior.attrs.update(
         {"svi_khat": float(khat), "elbo_settled": int(_elbo_settled(np.asarray(result.losses)))}
     )
-    return finish(idata, data, source_id, f"svi-{config.guide}", seconds)
+    method = f"svi-{config.guide}"
+    return finish(idata, data, source_id, method, seconds, setup.noise, scatter_key)
 
 
 def _guide_draws(guide_fn, params, data, key, n):
