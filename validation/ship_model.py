@@ -68,29 +68,30 @@ def main():
         if not args.likelihood_only:
             shutil.copyfile(cleaned, default_extinction_path())
             print(f"cleaned A_K of the train stars -> {default_extinction_path()}")
-    _fit_prior(tokens)
+    prior = _fit_prior(tokens)
 
     validation = tokens.take(split_mask(tokens.source_id, "validation"))
     ak_targ = validation.values[:, validation.index(["a_k"])[0]].copy()
     if not args.likelihood_only:
         model = _without_closed_request_head(model, validation)
         model = _with_emulator_sigma_factors(model, validation, ak_targ)
-    _fit_noise_model(model, validation, ak_targ)
+    _fit_noise_model(model, prior, validation, ak_targ)
     if not args.likelihood_only:
         model.save(default_model_path())
         size = default_model_path().stat().st_size
         print(f"model: {model.n_parameters} parameters, {size / 1e6:.2f} MB")
 
 
-def _fit_prior(tokens) -> None:
+def _fit_prior(tokens) -> GaussianMixturePrior:
     inputs = tokens.values[:, tokens.index(LABEL_INPUTS)]
     train = split_mask(tokens.source_id, "train") & np.isfinite(inputs).all(axis=1)
     prior = fit_gaussian_mixture(inputs[train], n_components=PRIOR_COMPONENTS, seed=SEED)
     prior.save(default_prior_path())
     print(f"prior: {PRIOR_COMPONENTS}-component mixture from {train.sum()} train stars")
+    return prior
 
 
-def _fit_noise_model(model, validation, ak_targ) -> None:
+def _fit_noise_model(model, prior: GaussianMixturePrior, validation, ak_targ) -> None:
     """c, R and nu at the validation stars' APOGEE labels (A_K fitted), then the label
     scatter on the posteriors they give."""
     emulator = make_emulator(model)
@@ -98,7 +99,7 @@ def _fit_noise_model(model, validation, ak_targ) -> None:
         emulator, validation, ak_targ
     )
     noise = fit_noise_model(emulator, inputs, observed, errors)
-    setup = StarInference(model, emulator, GaussianMixturePrior.load().distribution(), noise)
+    setup = StarInference(model, emulator, prior.distribution(), noise)
     stars, reference, reference_error = _scatter_stars(setup, validation)
     scatter = fit_label_scatter(setup, stars, reference, reference_error)
     noise = replace(noise, label_scatter=scatter)
