@@ -35,7 +35,7 @@ class ImportanceConfig:
     """Proposal and acceptance settings."""
 
     num_draws: int = 500  # first round, every star
-    newton_steps: int = 10  # from the amortized prediction to the posterior mode
+    newton_steps: int = 30  # from the amortized prediction to the posterior mode (converged)
     refinements: int = 2  # later rounds, only for stars that have not passed yet
     min_rounds: int = 1  # rounds every star goes through, passed or not
     refine_draws: int = 1000  # per later round and star
