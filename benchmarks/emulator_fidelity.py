@@ -23,7 +23,7 @@ import numpy as np
 
 from bayesfm.common.metrics import robust_sigma
 from bayesfm.model.emulator import make_emulator
-from bayesfm.model.extinction_fit import fit_extinction
+from bayesfm.model.extinction_fit import FREE_RANGE_MAG, fit_free_extinction
 from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.model.yardstick import MlpEmulatorConfig, train_mlp_emulator
 from bayesfm.sources.library import load_library
@@ -36,7 +36,6 @@ REGIONS_NM = {
     "RP 660-800": (660, 800),
     "RP 800-1000": (800, 1000),
 }
-FIT_RANGE = (-0.2, 1.5)
 OUT = Path(__file__).with_suffix(".json")
 
 
@@ -62,16 +61,7 @@ def fidelity(emulator, inputs, observed, errors) -> dict:
 
 def measure(name, emulator, inputs, observed, errors) -> dict:
     start = time.time()
-    fitted = fit_extinction(
-        emulator,
-        inputs[:, :4],
-        observed,
-        errors,
-        broad_range=FIT_RANGE,
-        n_grid=35,
-        refine=True,
-        progress=True,
-    )
+    fitted = fit_free_extinction(emulator, inputs[:, :4], observed, errors, progress=True)
     with_fit = inputs.copy()
     with_fit[:, 4] = fitted.a_k
     result = {
@@ -139,7 +129,7 @@ def main():
         "split": args.split,
         "model": args.model or "shipped",
         "mlp_steps": args.mlp_steps,
-        "a_k_fit_range_mag": FIT_RANGE,
+        "a_k_fit_range_mag": FREE_RANGE_MAG,
         "emulators": {
             name: measure(name, em, inputs, observed, errors) for name, em in emulators.items()
         },

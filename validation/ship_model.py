@@ -1,13 +1,13 @@
 """Install a trained model as the package default, with its learned prior and noise model.
 
 Run:  python validation/ship_model.py --run runs/default
-      python validation/ship_model.py --likelihood-only   (the shipped model: prior and
-      noise model only)
+      python validation/ship_model.py --likelihood-only   (the shipped weights: sigma
+      factors, prior and noise model only)
 
 Writes into bayesfm/data/:
 - foundation_model.safetensors / .json: the run's best (validation-split) weights, with the
   emulator's sigma factors (``bayesfm.model.emulator_sigma``) fitted on validation stars at
-  their APOGEE labels, each star's A_K fitted through the emulator (prior N(ak_targ, 0.05 mag));
+  their APOGEE labels, each star's A_K fitted through the emulator without a prior;
 - label_prior.json: a Gaussian mixture over (teff, logg, fe_h, alpha_m, a_k) fitted on the
   train split's stars that have all five, with the cleaned A_K the run fitted (if it trained
   with latent extinction);
@@ -35,7 +35,12 @@ from bayesfm.infer.setup import StarInference, amortized_labels
 from bayesfm.infer.trust import TrustCriteria, amortized_inside
 from bayesfm.model.emulator import make_emulator
 from bayesfm.model.emulator_sigma import fit_emulator_sigma_factors
-from bayesfm.model.extinction_fit import clean_extinction, default_extinction_path, load_extinction
+from bayesfm.model.extinction_fit import (
+    clean_extinction,
+    default_extinction_path,
+    fit_free_extinction,
+    load_extinction,
+)
 from bayesfm.model.foundation_model import FoundationModel, default_model_path
 from bayesfm.sources.library import load_library
 from bayesfm.tokens.labels import LABEL_INPUTS
@@ -52,7 +57,8 @@ def main():
     parser.add_argument(
         "--likelihood-only",
         action="store_true",
-        help="keep the shipped model and cleaned A_K; refit the prior and the noise model",
+        help="keep the shipped weights and cleaned A_K; refit the emulator's sigma factors, "
+        "the prior and the noise model",
     )
     args = parser.parse_args()
 
@@ -74,12 +80,11 @@ def main():
     ak_targ = validation.values[:, validation.index(["a_k"])[0]].copy()
     if not args.likelihood_only:
         model = _without_closed_request_head(model, validation)
-        model = _with_emulator_sigma_factors(model, validation, ak_targ)
+    model = _with_emulator_sigma_factors(model, validation)
     _fit_noise_model(model, prior, validation, ak_targ)
-    if not args.likelihood_only:
-        model.save(default_model_path())
-        size = default_model_path().stat().st_size
-        print(f"model: {model.n_parameters} parameters, {size / 1e6:.2f} MB")
+    model.save(default_model_path())
+    size = default_model_path().stat().st_size
+    print(f"model: {model.n_parameters} parameters, {size / 1e6:.2f} MB")
 
 
 def _fit_prior(tokens) -> GaussianMixturePrior:
@@ -148,20 +153,39 @@ def _without_closed_request_head(model, validation):
     return model if keep else stripped
 
 
-def _with_emulator_sigma_factors(model, validation, ak_targ):
-    """``model`` recording the emulator sigma factors fitted on the validation stars."""
-    model = replace(
-        model, info={k: v for k, v in model.info.items() if k != "emulator_sigma_factors"}
-    )
-    emulator = make_emulator(model)
-    inputs, observed, errors, _ = _complete_with_cleaned_extinction(emulator, validation, ak_targ)
-    factors = fit_emulator_sigma_factors(emulator, inputs, observed, errors)
+def _with_emulator_sigma_factors(model, validation):
+    """``model`` recording the emulator sigma factors fitted on the validation stars with
+    all four APOGEE labels, each star's A_K fitted without a prior (as a posterior frees it,
+    and as ``benchmarks/emulator_fidelity.py`` measures). A_K's fit depends on the sigma, so
+    factors and A_K are fitted twice in turn."""
+    labels = validation.values[:, validation.index(LABEL_INPUTS[:4])]
+    complete = np.isfinite(labels).all(axis=1)
+    labels = labels[complete]
+    for _ in range(2):
+        emulator = make_emulator(model)
+        columns = validation.index(emulator.outputs)
+        observed, errors = (a[complete][:, columns] for a in (validation.values, validation.errors))
+        a_k = fit_free_extinction(emulator, labels, observed, errors, progress=True).a_k
+        inputs = np.column_stack([labels, a_k])
+        usable = np.isfinite(a_k)
+        factors = fit_emulator_sigma_factors(
+            make_emulator(_without_sigma_factors(model)),
+            inputs[usable],
+            observed[usable],
+            errors[usable],
+        )
+        model = replace(model, info={**model.info, "emulator_sigma_factors": factors})
     print(
-        f"emulator sigma factors from {len(inputs)} validation stars: "
+        f"emulator sigma factors from {usable.sum()} validation stars: "
         f"{min(factors.values()):.2f}-{max(factors.values()):.2f} (median "
         f"{np.median(list(factors.values())):.2f})"
     )
-    return replace(model, info={**model.info, "emulator_sigma_factors": factors})
+    return model
+
+
+def _without_sigma_factors(model):
+    info = {k: v for k, v in model.info.items() if k != "emulator_sigma_factors"}
+    return replace(model, info=info)
 
 
 def _complete_with_cleaned_extinction(emulator, stars, ak_targ):

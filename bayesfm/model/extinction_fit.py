@@ -26,9 +26,13 @@ from bayesfm.common.files import shipped_data_path
 from bayesfm.model.emulator import Emulator
 from bayesfm.tokens.star_tokens import StarTokens
 
+FREE_RANGE_MAG = (-0.2, 1.5)  # searched for A_K without a prior
+
 __all__ = [
     "ExtinctionFit",
     "fit_extinction",
+    "fit_free_extinction",
+    "FREE_RANGE_MAG",
     "extinction_objective",
     "clean_extinction",
     "save_extinction",
@@ -154,6 +158,22 @@ def fit_extinction(
     no_tokens = ~np.isfinite(np.asarray(observed)).any(axis=1)
     a_k[no_tokens], a_k_err[no_tokens] = np.nan, np.nan
     return ExtinctionFit(a_k, a_k_err)
+
+
+def fit_free_extinction(emulator: Emulator, labels, observed, errors, progress=False):
+    """A_K per star without a prior, as a posterior frees it: a fine grid (35 points over
+    ``FREE_RANGE_MAG``, then 35 between the best point's neighbours). Arguments as for
+    ``fit_extinction``."""
+    return fit_extinction(
+        emulator,
+        labels,
+        observed,
+        errors,
+        broad_range=FREE_RANGE_MAG,
+        n_grid=35,
+        refine=True,
+        progress=progress,
+    )
 
 
 def clean_extinction(
