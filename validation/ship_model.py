@@ -157,23 +157,18 @@ def _with_emulator_sigma_factors(model, validation):
     """``model`` recording the emulator sigma factors fitted on the validation stars with
     all four APOGEE labels, each star's A_K fitted without a prior (as a posterior frees it,
     and as ``benchmarks/emulator_fidelity.py`` measures). A_K's fit depends on the sigma, so
-    factors and A_K are fitted twice in turn."""
+    factors and A_K are fitted twice in turn, starting from the factors ``model`` has."""
     labels = validation.values[:, validation.index(LABEL_INPUTS[:4])]
     complete = np.isfinite(labels).all(axis=1)
+    plain = make_emulator(_without_sigma_factors(model))
+    columns = validation.index(plain.outputs)
+    observed, errors = (a[complete][:, columns] for a in (validation.values, validation.errors))
     labels = labels[complete]
     for _ in range(2):
-        emulator = make_emulator(model)
-        columns = validation.index(emulator.outputs)
-        observed, errors = (a[complete][:, columns] for a in (validation.values, validation.errors))
-        a_k = fit_free_extinction(emulator, labels, observed, errors, progress=True).a_k
-        inputs = np.column_stack([labels, a_k])
+        a_k = fit_free_extinction(make_emulator(model), labels, observed, errors, True).a_k
         usable = np.isfinite(a_k)
-        factors = fit_emulator_sigma_factors(
-            make_emulator(_without_sigma_factors(model)),
-            inputs[usable],
-            observed[usable],
-            errors[usable],
-        )
+        inputs = np.column_stack([labels, a_k])[usable]
+        factors = fit_emulator_sigma_factors(plain, inputs, observed[usable], errors[usable])
         model = replace(model, info={**model.info, "emulator_sigma_factors": factors})
     print(
         f"emulator sigma factors from {usable.sum()} validation stars: "
