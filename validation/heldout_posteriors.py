@@ -49,6 +49,31 @@ def summary(draws, medians, amortized, test, mask) -> dict:
     return out
 
 
+def coverage_by_width(draws, test, mask) -> dict:
+    """Per label: 68% and 95% coverage in quartiles of the posterior's 16-84% half-width."""
+    out = {}
+    for i, name in enumerate(LABEL_INPUTS):
+        truth, error = reference(test, name)
+        q16, q84 = np.nanpercentile(draws[:, :, i], [16, 84], axis=1)
+        width = (q84 - q16) / 2
+        usable = mask & np.isfinite(truth) & np.isfinite(width)
+        edges = np.quantile(width[usable], [0, 0.25, 0.5, 0.75, 1])
+        rows = []
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            rows_mask = usable & (width >= lo) & (width <= hi)
+            coverage = calibration(draws[rows_mask, :, i], truth[rows_mask], error[rows_mask])
+            rows.append(
+                {
+                    "width": [float(lo), float(hi)],
+                    "n_stars": int(rows_mask.sum()),
+                    "coverage_68": coverage["coverage"]["0.68"],
+                    "coverage_95": coverage["coverage"]["0.95"],
+                }
+            )
+        out[name] = rows
+    return out
+
+
 def groups(table, test) -> dict:
     """Star masks [N]: all, trusted, flagged, amortized labels inside the training domain, and
     the stars with all five APOGEE labels (hot stars lack fe_h and alpha_m)."""
@@ -73,6 +98,13 @@ def _print_group(group: str, result: dict) -> None:
             f"{r['amortized_robust_sigma']:>10.4g} {r['ratio']:>6.2f} "
             f"{r['coverage_68']:>6.3f} {r['coverage_95']:>6.3f}"
         )
+
+
+def _print_by_width(by_width: dict) -> None:
+    print("\nin domain, coverage 68% / 95% per quartile of posterior width (narrow -> wide)")
+    for name, rows in by_width.items():
+        cells = "  ".join(f"{r['coverage_68']:.3f}/{r['coverage_95']:.3f}" for r in rows)
+        print(f"{name:<8} {cells}")
 
 
 def main():
@@ -112,6 +144,9 @@ def main():
     for group, mask in groups(table, test).items():
         results[group] = summary(draws, medians, amortized, test, fitted & mask)
         _print_group(group, results[group])
+    in_domain = fitted & groups(table, test)["amortized_in_domain"]
+    results["in_domain_coverage_by_width"] = coverage_by_width(draws, test, in_domain)
+    _print_by_width(results["in_domain_coverage_by_width"])
     print(
         f"\ntrusted {results['trusted_fraction']:.3f} of fitted stars; sampler checks pass "
         f"{results['sampler_ok_fraction']:.3f}; fit flagged {results['fit_flagged_fraction']:.3f}, "
