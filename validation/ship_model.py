@@ -3,6 +3,8 @@
 Run:  python validation/ship_model.py --run runs/default
       python validation/ship_model.py --likelihood-only   (the shipped weights: sigma
       factors, prior and noise model only)
+      python validation/ship_model.py --label-scatter-only   (the shipped likelihood: its
+      label scatter only)
 
 Writes into bayesfm/data/:
 - foundation_model.safetensors / .json: the run's best (validation-split) weights, with the
@@ -16,8 +18,9 @@ Writes into bayesfm/data/:
   and the Student-t degrees of freedom from the residuals at their APOGEE labels (each star's
   A_K fitted through the emulator, prior N(ak_targ, 0.05 mag), with the calibrated sigma),
   and the label scatter between the emulator's labels and APOGEE's four, measured on the
-  posteriors of in-domain validation stars (``bayesfm.infer.label_scatter``; A_K gets none:
-  ak_targ is a noisy label whose scatter is its own).
+  posteriors of in-domain validation stars, one per quarter of their flux noise levels
+  (``bayesfm.infer.label_scatter``; A_K gets none: ak_targ is a noisy label whose scatter
+  is its own).
 """
 
 import argparse
@@ -28,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from bayesfm.bayes.noise_fit import fit_noise_model
-from bayesfm.bayes.noise_model import default_noise_path
+from bayesfm.bayes.noise_model import NoiseModel, default_noise_path
 from bayesfm.bayes.priors import GaussianMixturePrior, default_prior_path, fit_gaussian_mixture
-from bayesfm.infer.label_scatter import fit_label_scatter
+from bayesfm.infer.label_scatter import fit_label_scatter_by_noise
 from bayesfm.infer.setup import StarInference, amortized_labels
 from bayesfm.infer.trust import TrustCriteria, amortized_inside
 from bayesfm.model.emulator import make_emulator
@@ -48,7 +51,8 @@ from bayesfm.tokens.split import split_mask
 
 PRIOR_COMPONENTS = 48
 SEED = 0
-SCATTER_STARS = 1000  # validation stars on which the label scatter is measured
+SCATTER_STARS = 3200  # validation stars on which the label scatter is measured
+SCATTER_CLASSES = 4  # classes of flux noise level, each with its own label scatter
 
 
 def main():
@@ -60,7 +64,17 @@ def main():
         help="keep the shipped weights and cleaned A_K; refit the emulator's sigma factors, "
         "the prior and the noise model",
     )
+    parser.add_argument(
+        "--label-scatter-only",
+        action="store_true",
+        help="keep the shipped model, prior and noise model; refit the label scatter only",
+    )
     args = parser.parse_args()
+    if args.label_scatter_only:
+        setup = StarInference.default()
+        tokens = load_library(binning=setup.model.vocabulary.binning).tokens
+        _save_with_label_scatter(setup, tokens.take(split_mask(tokens.source_id, "validation")))
+        return
 
     if args.likelihood_only:
         model = FoundationModel.load()
@@ -104,19 +118,31 @@ def _fit_noise_model(model, prior: GaussianMixturePrior, validation, ak_targ) ->
         emulator, validation, ak_targ
     )
     noise = fit_noise_model(emulator, inputs, observed, errors)
-    setup = StarInference(model, emulator, prior.distribution(), noise)
-    stars, reference, reference_error = _scatter_stars(setup, validation)
-    scatter = fit_label_scatter(setup, stars, reference, reference_error)
-    noise = replace(noise, label_scatter=scatter)
-    noise.save(default_noise_path())
     off_diagonal = noise.correlation[~np.eye(len(noise.names), dtype=bool)]
     print(
         f"noise model from {complete.sum()} validation stars: error scales "
         f"{noise.error_scale.min():.2f}-{noise.error_scale.max():.2f}, median |correlation| "
-        f"{np.median(np.abs(off_diagonal)):.2f}, Student-t tails with nu = {noise.tail_dof}; "
-        f"label scatter from {len(stars)} stars: "
-        + ", ".join(f"{n} {s:.3g}" for n, s in zip(LABEL_INPUTS, scatter, strict=True))
+        f"{np.median(np.abs(off_diagonal)):.2f}, Student-t tails with nu = {noise.tail_dof}"
     )
+    _save_with_label_scatter(
+        StarInference(model, emulator, prior.distribution(), noise), validation
+    )
+
+
+def _save_with_label_scatter(setup: StarInference, validation) -> NoiseModel:
+    """Save the setup's noise model with the label scatter its posteriors give in-domain
+    validation stars, per class of flux noise level."""
+    stars, reference, reference_error = _scatter_stars(setup, validation)
+    plain = replace(setup.noise, label_scatter=None, label_scatter_edges=None)
+    edges, scatter = fit_label_scatter_by_noise(
+        replace(setup, noise=plain), stars, reference, reference_error, SCATTER_CLASSES
+    )
+    noise = replace(plain, label_scatter=scatter, label_scatter_edges=edges)
+    noise.save(default_noise_path())
+    print(f"label scatter from {len(stars)} stars, flux noise classes split at {edges}:")
+    for row in scatter:
+        print("  " + ", ".join(f"{n} {s:.3g}" for n, s in zip(LABEL_INPUTS, row, strict=True)))
+    return noise
 
 
 def _scatter_stars(setup, validation):

@@ -26,7 +26,9 @@ class NoiseModel:
     ``validation/fit_inflation.py`` measures it), the Student-t degrees of freedom nu of
     the tokens (None: Gaussian) and the label scatter s [n_in] (physical units; None: none):
     the spread of a survey's labels about the emulator labels that best describe a star's
-    spectrum, added to every posterior draw of the labels (``scatter_labels``).
+    spectrum, added to every posterior draw of the labels (``scatter_labels``). With
+    ``label_scatter_edges`` (B - 1 increasing values of a star's ``flux_noise_level``) s is
+    [B, n_in], one row per class of flux noise: the offsets grow with the XP noise.
     """
 
     names: tuple
@@ -37,6 +39,7 @@ class NoiseModel:
     tail_dof: float | None = None
     label_error_split: tuple | None = None
     label_scatter: np.ndarray | None = None
+    label_scatter_edges: tuple | None = None
 
     @property
     def total_scale(self) -> np.ndarray:
@@ -53,10 +56,22 @@ class NoiseModel:
                 "noise model's label_error needs one row, or two with a label_error_split; "
                 f"got shape {np.shape(self.label_error)} and split {self.label_error_split}"
             )
-        scatter = self.label_scatter
-        if scatter is not None and (np.ndim(scatter) != 1 or not np.all(np.asarray(scatter) >= 0)):
+        self._check_label_scatter()
+
+    def _check_label_scatter(self) -> None:
+        scatter, edges = self.label_scatter, self.label_scatter_edges
+        if scatter is None:
+            return
+        rows = 1 if edges is None else len(edges) + 1
+        if np.ndim(scatter) != (1 if edges is None else 2) or not np.all(np.asarray(scatter) >= 0):
             raise DataError(
-                f"noise model's label_scatter must be one value >= 0 per input: {scatter}"
+                "noise model's label_scatter must be one value >= 0 per input (one row per "
+                f"class of flux noise with label_scatter_edges): {scatter}"
+            )
+        if edges is not None and (len(scatter) != rows or np.any(np.diff(edges) <= 0)):
+            raise DataError(
+                f"noise model's label_scatter has {len(scatter)} rows for the {rows} classes "
+                f"of its increasing label_scatter_edges {edges}"
             )
 
     def label_error_at(self, labels):
@@ -67,13 +82,40 @@ class NoiseModel:
         index, value = self.label_error_split
         return jnp.where(labels[index] < value, error[0], error[1])
 
-    def scatter_labels(self, draws, key) -> np.ndarray:
+    def flux_noise_level(self, data) -> np.ndarray:
+        """Each star's XP noise [...]: the median error / |value| of its observed flux tokens
+        (``data``: a ``StarData``, one star or stacked; NaN for a star without any)."""
+        flux = np.array([name.startswith("xp_") for name in self.names])
+        values, errors = np.asarray(data.values), np.asarray(data.errors)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(np.asarray(data.mask) & flux, errors / np.abs(values), np.nan)
+        usable = np.isfinite(ratio).any(axis=-1)
+        level = np.full(usable.shape, np.nan)
+        level[usable] = np.nanmedian(ratio[usable], axis=-1)
+        return level
+
+    def scatter_for(self, noise_level=None) -> np.ndarray:
+        """s [..., n_in] for stars of flux noise level ``noise_level`` [...] (the noisiest
+        class where NaN; not needed without classes)."""
+        if self.label_scatter_edges is None:
+            return np.asarray(self.label_scatter)
+        if noise_level is None:
+            raise DataError(
+                "this noise model's label scatter depends on each star's flux noise level; "
+                "pass noise_level (NoiseModel.flux_noise_level)"
+            )
+        level = np.nan_to_num(np.asarray(noise_level, float), nan=np.inf)
+        return np.asarray(self.label_scatter)[np.digitize(level, self.label_scatter_edges)]
+
+    def scatter_labels(self, draws, key, noise_level=None) -> np.ndarray:
         """Label draws [..., n_in] (physical) on the survey's scale: each plus an independent
-        N(0, s^2) offset (the draws themselves where there is no label scatter)."""
+        N(0, s^2) offset (the draws themselves where there is no label scatter); s per star
+        by ``noise_level``, shaped to broadcast against ``draws[..., 0]``."""
         draws = np.asarray(draws, np.float32)
         if self.label_scatter is None:
             return draws
-        offsets = jax.random.normal(key, draws.shape) * jnp.asarray(self.label_scatter)
+        scatter = self.scatter_for(noise_level)
+        offsets = jax.random.normal(key, draws.shape) * jnp.asarray(scatter)
         return draws + np.asarray(offsets, np.float32)
 
     @classmethod

@@ -46,5 +46,5 @@ def simulate_stars(setup, templates: StarData, key):
         setup.noise,
     ).sample(noise_key)
     values = jnp.where(at_truth.mask, noisy, 0.0)
-    reported = setup.noise.scatter_labels(x, scatter_key)
+    reported = setup.noise.scatter_labels(x, scatter_key, setup.noise.flux_noise_level(at_truth))
     return reported, at_truth._replace(values=np.asarray(values, np.float32))

@@ -98,10 +98,17 @@ def fit_chunk(
         draws[rows, : per_star.shape[1]] = _physical(setup, per_star)
 
     with watch("summary and trust"):
-        draws = setup.noise.scatter_labels(draws, scatter_key)
+        draws = _on_survey_scale(setup, draws, data, usable, scatter_key)
         _summarise_draws(table, draws)
         _assess_trust(setup, table, data, usable, mean, draws, config.trust)
     return _finished(table, draws, config, start, watch, evaluations)
+
+
+def _on_survey_scale(setup, draws, data, usable, key):
+    """The draws [n, S, 5] plus the label scatter at each usable star's flux noise level."""
+    level = np.full(len(draws), np.nan)
+    level[usable] = setup.noise.flux_noise_level(data)
+    return setup.noise.scatter_labels(draws, key, level[:, None])
 
 
 def _record_importance(setup, table, draws, rows, result: ImportanceResult, inside, config):

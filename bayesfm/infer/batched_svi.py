@@ -36,7 +36,8 @@ def batched_svi_draws(setup, stars: StarTokens, key, config=SviConfig(), anchors
     z_start = setup.scaling.normalise(prepared.start)
     fit_key, scatter_key = jax.random.split(key)
     z, _ = run_batched_svi(setup, prepared.data, z_start, fit_key, config)
-    draws[prepared.rows] = setup.noise.scatter_labels(setup.scaling.physical(z), scatter_key)
+    level = setup.noise.flux_noise_level(prepared.data)[:, None]
+    draws[prepared.rows] = setup.noise.scatter_labels(setup.scaling.physical(z), scatter_key, level)
     return draws
 
 

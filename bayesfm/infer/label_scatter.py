@@ -11,7 +11,9 @@ the spread that makes
 
     z = (posterior mode - survey label) / sqrt(posterior variance + survey error^2 + s^2)
 
-have a robust standard deviation of one on calibration stars (Laplace posteriors).
+have a robust standard deviation of one on calibration stars (Laplace posteriors). The
+offsets grow with a star's XP noise (docs/inference.md), so ``fit_label_scatter_by_noise``
+fits one s per class of flux noise level (quantiles of the calibration stars' levels).
 """
 
 import dataclasses
@@ -26,7 +28,7 @@ from bayesfm.infer.mode import laplace_proposal
 from bayesfm.infer.setup import StarInference, prepare_stars
 from bayesfm.tokens.star_tokens import StarTokens
 
-__all__ = ["fit_label_scatter", "laplace_posteriors"]
+__all__ = ["fit_label_scatter", "fit_label_scatter_by_noise", "laplace_posteriors"]
 
 _BATCH = 64  # catalogue-sized batches: one compiled shape, bounded memory
 
@@ -48,6 +50,26 @@ def fit_label_scatter(
             offset = mode[ok, i] - reference[ok, i]
             scatter[i] = extra_spread(offset, sd[ok, i] ** 2 + reference_error[ok, i] ** 2)
     return scatter
+
+
+def fit_label_scatter_by_noise(
+    setup: StarInference, stars: StarTokens, reference, reference_error, classes: int = 4
+):
+    """(edges, s [classes, 5]): ``fit_label_scatter`` in each of ``classes`` equal-count
+    classes of the stars' flux noise level (``NoiseModel.flux_noise_level``), and the
+    ``classes - 1`` levels between them."""
+    prepared = prepare_stars(setup, stars)
+    level = np.full(len(stars), np.nan)
+    level[prepared.rows] = setup.noise.flux_noise_level(prepared.data)
+    edges = np.nanquantile(level, np.arange(1, classes) / classes)
+    group = np.digitize(np.nan_to_num(level, nan=np.inf), edges)
+    scatter = []
+    for c in range(classes):
+        rows = np.flatnonzero(group == c)
+        scatter.append(
+            fit_label_scatter(setup, stars.take(rows), reference[rows], reference_error[rows])
+        )
+    return tuple(float(e) for e in edges), np.stack(scatter)
 
 
 def laplace_posteriors(setup: StarInference, stars: StarTokens):
