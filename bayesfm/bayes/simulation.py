@@ -45,6 +45,7 @@ def simulate_stars(setup, templates: StarData, key):
         at_truth.corr_chol,
         setup.noise,
     ).sample(noise_key)
-    values = jnp.where(at_truth.mask, noisy, 0.0)
-    reported = setup.noise.scatter_labels(x, scatter_key, setup.noise.flux_noise_level(at_truth))
-    return reported, at_truth._replace(values=np.asarray(values, np.float32))
+    values = np.asarray(jnp.where(at_truth.mask, noisy, 0.0), np.float32)
+    simulated = at_truth._replace(values=values)
+    level = setup.noise.flux_noise_level(simulated)  # the class the posterior's draws get
+    return setup.noise.scatter_labels(x, scatter_key, level), simulated
