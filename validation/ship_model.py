@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from bayesfm.bayes.noise_fit import fit_noise_model
-from bayesfm.bayes.noise_model import NoiseModel, default_noise_path
+from bayesfm.bayes.noise_model import default_noise_path
 from bayesfm.bayes.priors import GaussianMixturePrior, default_prior_path, fit_gaussian_mixture
 from bayesfm.infer.label_scatter import fit_label_scatter_by_noise
 from bayesfm.infer.setup import StarInference, amortized_labels
@@ -129,7 +129,7 @@ def _fit_noise_model(model, prior: GaussianMixturePrior, validation, ak_targ) ->
     )
 
 
-def _save_with_label_scatter(setup: StarInference, validation) -> NoiseModel:
+def _save_with_label_scatter(setup: StarInference, validation) -> None:
     """Save the setup's noise model with the label scatter its posteriors give in-domain
     validation stars, per class of flux noise level."""
     stars, reference, reference_error = _scatter_stars(setup, validation)
@@ -142,7 +142,6 @@ def _save_with_label_scatter(setup: StarInference, validation) -> NoiseModel:
     print(f"label scatter from {len(stars)} stars, flux noise classes split at {edges}:")
     for row in scatter:
         print("  " + ", ".join(f"{n} {s:.3g}" for n, s in zip(LABEL_INPUTS, row, strict=True)))
-    return noise
 
 
 def _scatter_stars(setup, validation):

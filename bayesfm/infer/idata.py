@@ -11,8 +11,8 @@ __all__ = ["finish"]
 
 def finish(idata, data: StarData, source_id, method, seconds, noise: NoiseModel, key):
     """The label draws go on the survey's scale (``NoiseModel.scatter_labels``, with
-    ``key``, at the star's flux noise level), missing tokens become NaN in observed_data, provenance goes into the
-    attributes."""
+    ``key``, at the star's flux noise level), missing tokens become NaN in observed_data,
+    provenance goes into the attributes."""
     labels = np.stack([idata.posterior[name].values for name in LABEL_INPUTS], axis=-1)
     scattered = noise.scatter_labels(labels, key, noise.flux_noise_level(data))
     for i, name in enumerate(LABEL_INPUTS):
