@@ -11,13 +11,13 @@ from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.catalogue.chunk import fit_chunk
 from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.common.errors import DataError
-from bayesfm.common.metrics import robust_sigma
 from bayesfm.infer.idata import finish
 from bayesfm.infer.importance import ImportanceConfig
 from bayesfm.infer.label_scatter import (
     fit_label_scatter,
-    fit_label_scatter_by_noise,
-    laplace_posteriors,
+    importance_posteriors,
+    scatter_for_coverage,
+    scatter_from_draws,
 )
 from bayesfm.infer.setup import StarInference, prepare_stars
 from bayesfm.tokens.labels import LABEL_INPUTS
@@ -69,21 +69,65 @@ def test_classes_of_flux_noise_get_their_own_scatter_and_need_the_level():
         noise.scatter_labels(draws, jax.random.PRNGKey(0))
 
 
-def test_label_scatter_classes_that_do_not_match_their_edges_are_refused():
+def test_each_draw_takes_the_scatter_of_its_side_of_the_split():
+    plain, scatter = _noise_classes()
+    by_type = np.stack([scatter, 2 * scatter])  # [side, class, input]
+    noise = dataclasses.replace(
+        plain, label_scatter=by_type, label_scatter_edges=(0.01,), label_scatter_split=(1, 3.5)
+    )
+    draws = np.ones((2, 20000, 5), np.float32)
+    draws[:, :, 1] = np.where(np.arange(20000) < 10000, 2.5, 4.5)  # a giant half, a dwarf half
+    level = np.array([0.005, 0.02])[:, None]
+    offsets = noise.scatter_labels(draws, jax.random.PRNGKey(0), level) - draws
+    for star in range(2):
+        giant, dwarf = offsets[star, :10000], offsets[star, 10000:]
+        np.testing.assert_allclose(giant.std(axis=0), scatter[star], rtol=0.04)
+        np.testing.assert_allclose(dwarf.std(axis=0), 2 * scatter[star], rtol=0.04)
+
+
+def test_student_t_offsets_have_the_given_scale_and_heavier_tails():
+    noise = dataclasses.replace(
+        NoiseModel.independent(["a"]), label_scatter=SCATTER, label_scatter_dof=3.0
+    )
+    draws = np.zeros((200000, 5), np.float32)
+    offsets = noise.scatter_labels(draws, jax.random.PRNGKey(2))[:, 0] / SCATTER[0]
+    # t(3): the central 50% spans +-0.765 (a normal's +-0.674); 2% lie beyond +-4.54
+    np.testing.assert_allclose(np.quantile(np.abs(offsets), 0.5), 0.765, rtol=0.02)
+    np.testing.assert_allclose(np.mean(np.abs(offsets) > 4.54), 0.02, rtol=0.1)
+
+
+def test_label_scatter_shapes_that_do_not_match_their_classes_are_refused():
     plain, scatter = _noise_classes()
     with pytest.raises(DataError, match="rows"):
         dataclasses.replace(plain, label_scatter=scatter, label_scatter_edges=(0.01, 0.02))
     with pytest.raises(DataError, match="label_scatter"):
         dataclasses.replace(plain, label_scatter=scatter)
+    with pytest.raises(DataError, match="two with a label_scatter_split"):
+        dataclasses.replace(
+            plain, label_scatter=scatter, label_scatter_edges=(0.01,), label_scatter_split=(1, 3)
+        )
+    with pytest.raises(DataError, match="increase"):
+        dataclasses.replace(
+            plain, label_scatter=np.stack([*scatter, scatter[0]]), label_scatter_edges=(0.02, 0.01)
+        )
+    with pytest.raises(DataError, match="dof"):
+        dataclasses.replace(plain, label_scatter=scatter[0], label_scatter_dof=0.0)
 
 
 def test_label_scatter_classes_survive_a_save_and_load(tmp_path):
     plain, scatter = _noise_classes()
-    noise = dataclasses.replace(plain, label_scatter=scatter, label_scatter_edges=(0.01,))
+    noise = dataclasses.replace(
+        plain,
+        label_scatter=np.stack([scatter, scatter]),
+        label_scatter_edges=(0.01,),
+        label_scatter_split=(1, 3.5),
+        label_scatter_dof=3.0,
+    )
     noise.save(tmp_path / "noise.json")
     loaded = NoiseModel.load(tmp_path / "noise.json")
-    np.testing.assert_array_equal(loaded.label_scatter, scatter)
-    assert loaded.label_scatter_edges == (0.01,)
+    np.testing.assert_array_equal(loaded.label_scatter, noise.label_scatter)
+    assert loaded.label_scatter_edges == (0.01,) and loaded.label_scatter_split == (1, 3.5)
+    assert loaded.label_scatter_dof == 3.0
 
 
 def test_a_negative_label_scatter_is_refused():
@@ -123,8 +167,9 @@ def test_single_star_posteriors_get_the_scatter_on_their_label_sites(example_sta
 def shipped_posteriors(example_stars):
     setup = StarInference.default()
     stars = example_stars.tokens.take(np.tile(np.arange(10), 6))
-    rows, mode, sd = laplace_posteriors(_with_scatter(setup, None), stars)
-    return setup, stars.take(rows), mode, sd
+    rows, draws = importance_posteriors(_with_scatter(setup, None), stars, jax.random.PRNGKey(0))
+    level = setup.noise.flux_noise_level(prepare_stars(setup, stars.take(rows)).data)
+    return setup, stars.take(rows), draws, level
 
 
 def _references(mode, sd, spread, seed):
@@ -133,35 +178,61 @@ def _references(mode, sd, spread, seed):
     return reference
 
 
-def test_references_spread_wider_than_the_posteriors_give_a_scatter_that_makes_z_unit(
+@pytest.mark.parametrize("dof", [None, 3.0])
+def test_the_fitted_scale_gives_the_nominal_coverage(dof):
+    rng = np.random.default_rng(4)
+    sd = np.sqrt(rng.uniform(0.5, 2.0, 801))
+    unit = rng.standard_normal(801) if dof is None else rng.standard_t(dof, 801)
+    reference = sd * rng.standard_normal(801) + 1.5 * unit
+    reference[-1] = np.nan  # a star without a reference counts for nothing
+    draws = sd[:, None] * rng.standard_normal((801, 2000))  # posteriors centred on zero
+    scatter = scatter_for_coverage(draws, reference, np.zeros(801), dof)
+    assert 1.2 < scatter < 1.8
+    offsets = rng.standard_normal(2000) if dof is None else rng.standard_t(dof, 2000)
+    predictive = draws[:-1] + scatter * offsets
+    low68, high68, low95, high95 = np.quantile(predictive, [0.16, 0.84, 0.025, 0.975], axis=1)
+    inside68 = np.mean((reference[:-1] > low68) & (reference[:-1] < high68))
+    inside95 = np.mean((reference[:-1] > low95) & (reference[:-1] < high95))
+    assert abs(inside68 - 0.68) < 0.03 and abs(inside95 - 0.95) < 0.02
+
+
+def test_references_spread_wider_than_the_posteriors_give_a_scatter_in_the_true_range(
     shipped_posteriors,
 ):
-    setup, stars, mode, sd = shipped_posteriors
+    setup, stars, draws, _ = shipped_posteriors
+    mode, sd = np.median(draws, axis=1), draws.std(axis=1)
     reference, error = _references(mode, sd, 2.5, seed=1), np.zeros_like(mode)
-    scatter = fit_label_scatter(setup, stars, reference, error)
-    assert (scatter[:4] > 0).all() and scatter[4] == 0
-    z = (mode - reference) / np.sqrt(sd**2 + scatter**2)
-    np.testing.assert_allclose([robust_sigma(c) for c in z.T[:4]], 1.0, atol=0.02)
+    scatter = fit_label_scatter(setup, stars, reference, error).label_scatter  # the same draws
+    assert scatter.shape == (5,) and scatter[4] == 0
+    extra = np.sqrt(2.5**2 - 1) * sd[:, :4]  # each star's own spread beyond its posterior
+    assert (scatter[:4] > extra.min(axis=0)).all() and (scatter[:4] < extra.max(axis=0)).all()
 
 
-def test_noisier_stars_with_wider_reference_offsets_get_a_larger_scatter(shipped_posteriors):
-    setup, stars, mode, sd = shipped_posteriors
-    prepared = prepare_stars(setup, stars)
-    level = setup.noise.flux_noise_level(prepared.data)
+def test_noisier_stars_and_dwarfs_with_wider_reference_offsets_get_a_larger_scatter(
+    shipped_posteriors,
+):
+    setup, _, draws, level = shipped_posteriors
+    mode, sd = np.median(draws, axis=1), draws.std(axis=1)
     noisy = level > np.median(level)
-    spread = np.where(noisy, 4.0, 1.5)[:, None]
-    reference = mode + spread * sd * np.random.default_rng(3).standard_normal(mode.shape)
+    dwarf = mode[:, 1] >= np.median(mode[:, 1])
+    spread = np.where(noisy, 4.0, 1.0)[:, None] * np.where(dwarf, 3.0, 1.0)[:, None]
+    unit = 3 * np.median(sd, axis=0)  # the same offsets' scale for every star
+    reference = mode + spread * unit * np.random.default_rng(3).standard_normal(mode.shape)
     reference[:, 4] = np.nan
-    edges, scatter = fit_label_scatter_by_noise(
-        setup, stars, reference, np.zeros_like(mode), classes=2
+    split = (1, float(np.median(mode[:, 1])))
+    noise = scatter_from_draws(
+        setup.noise, draws, level, reference, np.zeros_like(mode), 2, split, dof=3.0
     )
-    assert len(edges) == 1 and scatter.shape == (2, 5)
-    assert (scatter[1, :4] > scatter[0, :4]).all() and (scatter[:, 4] == 0).all()
+    scatter = noise.label_scatter
+    assert len(noise.label_scatter_edges) == 1 and scatter.shape == (2, 2, 5)
+    assert noise.label_scatter_split == split and noise.label_scatter_dof == 3.0
+    assert (scatter[:, 1, :4] > scatter[:, 0, :4]).all() and (scatter[..., 4] == 0).all()
+    assert (scatter[1, :, :4] > scatter[0, :, :4]).all()
 
 
 def test_references_inside_the_posteriors_give_no_scatter(shipped_posteriors):
-    setup, stars, mode, sd = shipped_posteriors
+    setup, _, draws, level = shipped_posteriors
+    mode, sd = np.median(draws, axis=1), draws.std(axis=1)
     reference = _references(mode, sd, 0.5, seed=2)
-    np.testing.assert_array_equal(
-        fit_label_scatter(setup, stars, reference, np.zeros_like(mode)), 0.0
-    )
+    noise = scatter_from_draws(setup.noise, draws, level, reference, np.zeros_like(mode))
+    np.testing.assert_array_equal(noise.label_scatter, 0.0)

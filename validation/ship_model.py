@@ -33,7 +33,7 @@ import numpy as np
 from bayesfm.bayes.noise_fit import fit_noise_model
 from bayesfm.bayes.noise_model import default_noise_path
 from bayesfm.bayes.priors import GaussianMixturePrior, default_prior_path, fit_gaussian_mixture
-from bayesfm.infer.label_scatter import fit_label_scatter_by_noise
+from bayesfm.infer.label_scatter import fit_label_scatter
 from bayesfm.infer.setup import StarInference, amortized_labels
 from bayesfm.infer.trust import TrustCriteria, amortized_inside
 from bayesfm.model.emulator import make_emulator
@@ -53,6 +53,8 @@ PRIOR_COMPONENTS = 48
 SEED = 0
 SCATTER_STARS = 3200  # validation stars on which the label scatter is measured
 SCATTER_CLASSES = 4  # classes of flux noise level, each with its own label scatter
+SCATTER_SPLIT = ("logg", 3.5)  # giants and dwarfs get their own label scatter
+SCATTER_DOF = 3.0  # Student-t offsets: the survey's labels have heavy tails
 
 
 def main():
@@ -131,17 +133,21 @@ def _fit_noise_model(model, prior: GaussianMixturePrior, validation, ak_targ) ->
 
 def _save_with_label_scatter(setup: StarInference, validation) -> None:
     """Save the setup's noise model with the label scatter its posteriors give in-domain
-    validation stars, per class of flux noise level."""
+    validation stars, per class of flux noise level and per giant or dwarf."""
     stars, reference, reference_error = _scatter_stars(setup, validation)
-    plain = replace(setup.noise, label_scatter=None, label_scatter_edges=None)
-    edges, scatter = fit_label_scatter_by_noise(
-        replace(setup, noise=plain), stars, reference, reference_error, SCATTER_CLASSES
+    split = (LABEL_INPUTS.index(SCATTER_SPLIT[0]), SCATTER_SPLIT[1])
+    noise = fit_label_scatter(
+        setup, stars, reference, reference_error, SCATTER_CLASSES, split, SCATTER_DOF
     )
-    noise = replace(plain, label_scatter=scatter, label_scatter_edges=edges)
     noise.save(default_noise_path())
-    print(f"label scatter from {len(stars)} stars, flux noise classes split at {edges}:")
-    for row in scatter:
-        print("  " + ", ".join(f"{n} {s:.3g}" for n, s in zip(LABEL_INPUTS, row, strict=True)))
+    print(
+        f"label scatter (Student-t, nu = {SCATTER_DOF}) from {len(stars)} stars, flux noise "
+        f"classes split at {noise.label_scatter_edges}:"
+    )
+    for side, rows in zip(("below", "at or above"), noise.label_scatter, strict=True):
+        print(f" {SCATTER_SPLIT[0]} {side} {SCATTER_SPLIT[1]}:")
+        for row in rows:
+            print("  " + ", ".join(f"{n} {s:.3g}" for n, s in zip(LABEL_INPUTS, row, strict=True)))
 
 
 def _scatter_stars(setup, validation):

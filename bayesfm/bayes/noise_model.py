@@ -27,8 +27,12 @@ class NoiseModel:
     the tokens (None: Gaussian) and the label scatter s [n_in] (physical units; None: none):
     the spread of a survey's labels about the emulator labels that best describe a star's
     spectrum, added to every posterior draw of the labels (``scatter_labels``). With
-    ``label_scatter_edges`` (B - 1 increasing values of a star's ``flux_noise_level``) s is
-    [B, n_in], one row per class of flux noise: the offsets grow with the XP noise.
+    ``label_scatter_edges`` (B - 1 increasing values of a star's ``flux_noise_level``) s has
+    one row per class of flux noise [B, n_in]: the offsets grow with the XP noise. With
+    ``label_scatter_split`` = (input index, value) s has a leading axis of two: draws below
+    that value of that input (giants, for logg) take the first, the others the second. With
+    ``label_scatter_dof`` the offsets are Student-t with that many degrees of freedom and
+    scale s (None: Gaussian with sd s): the survey's labels have heavier tails.
     """
 
     names: tuple
@@ -40,6 +44,8 @@ class NoiseModel:
     label_error_split: tuple | None = None
     label_scatter: np.ndarray | None = None
     label_scatter_edges: tuple | None = None
+    label_scatter_split: tuple | None = None
+    label_scatter_dof: float | None = None
 
     @property
     def total_scale(self) -> np.ndarray:
@@ -62,16 +68,20 @@ class NoiseModel:
         scatter, edges = self.label_scatter, self.label_scatter_edges
         if scatter is None:
             return
-        rows = 1 if edges is None else len(edges) + 1
-        if np.ndim(scatter) != (1 if edges is None else 2) or not np.all(np.asarray(scatter) >= 0):
+        shape = np.shape(scatter)
+        expected = (2,) * (self.label_scatter_split is not None)
+        expected += () if edges is None else (len(edges) + 1,)
+        if shape[:-1] != expected or not np.all(np.asarray(scatter) >= 0):
             raise DataError(
-                "noise model's label_scatter must be one value >= 0 per input (one row per "
-                f"class of flux noise with label_scatter_edges): {scatter}"
+                f"noise model's label_scatter has shape {shape}: it needs values >= 0, one per "
+                f"input, in rows {expected} (two with a label_scatter_split, one per class of "
+                "flux noise with label_scatter_edges)"
             )
-        if edges is not None and (len(scatter) != rows or np.any(np.diff(edges) <= 0)):
+        if edges is not None and np.any(np.diff(edges) <= 0):
+            raise DataError(f"noise model's label_scatter_edges must increase: {edges}")
+        if self.label_scatter_dof is not None and not self.label_scatter_dof > 0:
             raise DataError(
-                f"noise model's label_scatter has {len(scatter)} rows for the {rows} classes "
-                f"of its increasing label_scatter_edges {edges}"
+                f"noise model's label_scatter_dof must be > 0: {self.label_scatter_dof}"
             )
 
     def label_error_at(self, labels):
@@ -94,29 +104,41 @@ class NoiseModel:
         level[usable] = np.nanmedian(ratio[usable], axis=-1)
         return level
 
-    def scatter_for(self, noise_level=None) -> np.ndarray:
-        """s [..., n_in] for stars of flux noise level ``noise_level`` [...] (the noisiest
-        class where NaN; not needed without classes)."""
+    def scatter_for(self, draws, noise_level=None) -> np.ndarray:
+        """s [..., n_in] for each label draw [..., n_in] of stars of flux noise level
+        ``noise_level`` (broadcast against ``draws[..., 0]``; the noisiest class where NaN;
+        not needed without classes)."""
+        draws = np.asarray(draws)
+        table = np.asarray(self.label_scatter)
+        if self.label_scatter_split is None:
+            table = np.broadcast_to(table, draws.shape[:-1] + table.shape)
+        else:
+            index, value = self.label_scatter_split
+            table = table[(draws[..., index] >= value).astype(int)]
         if self.label_scatter_edges is None:
-            return np.asarray(self.label_scatter)
+            return table
         if noise_level is None:
             raise DataError(
                 "this noise model's label scatter depends on each star's flux noise level; "
                 "pass noise_level (NoiseModel.flux_noise_level)"
             )
         level = np.nan_to_num(np.asarray(noise_level, float), nan=np.inf)
-        return np.asarray(self.label_scatter)[np.digitize(level, self.label_scatter_edges)]
+        noise_class = np.digitize(level, self.label_scatter_edges)
+        noise_class = np.broadcast_to(noise_class, draws.shape[:-1])[..., None, None]
+        return np.take_along_axis(table, noise_class, axis=-2)[..., 0, :]
 
     def scatter_labels(self, draws, key, noise_level=None) -> np.ndarray:
         """Label draws [..., n_in] (physical) on the survey's scale: each plus an independent
-        N(0, s^2) offset (the draws themselves where there is no label scatter); s per star
-        by ``noise_level``, shaped to broadcast against ``draws[..., 0]``."""
+        offset of scale s (``scatter_for``; the draws themselves without a label scatter)."""
         draws = np.asarray(draws, np.float32)
         if self.label_scatter is None:
             return draws
-        scatter = self.scatter_for(noise_level)
-        offsets = jax.random.normal(key, draws.shape) * jnp.asarray(scatter)
-        return draws + np.asarray(offsets, np.float32)
+        scatter = self.scatter_for(draws, noise_level)
+        if self.label_scatter_dof is None:
+            unit = jax.random.normal(key, draws.shape)
+        else:
+            unit = jax.random.t(key, self.label_scatter_dof, draws.shape)
+        return draws + np.asarray(unit, np.float32) * scatter.astype(np.float32)
 
     @classmethod
     def independent(cls, names) -> "NoiseModel":
