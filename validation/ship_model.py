@@ -137,7 +137,14 @@ def _save_with_label_scatter(setup: StarInference, validation) -> None:
     stars, reference, reference_error = _scatter_stars(setup, validation)
     split = (LABEL_INPUTS.index(SCATTER_SPLIT[0]), SCATTER_SPLIT[1])
     noise = fit_label_scatter(
-        setup, stars, reference, reference_error, SCATTER_CLASSES, split, SCATTER_DOF
+        setup,
+        stars,
+        reference,
+        reference_error,
+        SCATTER_CLASSES,
+        split,
+        SCATTER_DOF,
+        progress=True,
     )
     noise.save(default_noise_path())
     print(

@@ -23,6 +23,7 @@ import dataclasses
 
 import jax
 import numpy as np
+from tqdm.auto import tqdm
 
 from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.common.devices import pad_leading
@@ -51,11 +52,12 @@ def fit_label_scatter(
     split: tuple | None = None,
     dof: float | None = None,
     key=None,
+    progress: bool = False,
 ):
     """The setup's noise model with the label scatter that ``reference`` [N, 5] (errors
     ``reference_error``; NaN: no reference) needs about the posteriors of ``stars`` under it
     (without its own scatter; ``key``: the importance sampler's, default seed 0); the
-    classes as for ``scatter_from_draws``."""
+    classes as for ``scatter_from_draws``. ``progress``: a progress bar over the stars."""
     key = jax.random.PRNGKey(0) if key is None else key
     plain = dataclasses.replace(
         setup.noise,
@@ -64,7 +66,8 @@ def fit_label_scatter(
         label_scatter_split=None,
         label_scatter_dof=None,
     )
-    rows, draws = importance_posteriors(dataclasses.replace(setup, noise=plain), stars, key)
+    posteriors = dataclasses.replace(setup, noise=plain)
+    rows, draws = importance_posteriors(posteriors, stars, key, progress)
     level = plain.flux_noise_level(prepare_stars(setup, stars.take(rows)).data)
     return scatter_from_draws(
         plain, draws, level, reference[rows], reference_error[rows], classes, split, dof
@@ -132,7 +135,7 @@ def scatter_for_coverage(draws, reference, reference_error, dof=None, seed=0) ->
     return float(grid[np.argmin([miss(s) for s in grid])])
 
 
-def importance_posteriors(setup: StarInference, stars: StarTokens, key):
+def importance_posteriors(setup: StarInference, stars: StarTokens, key, progress=False):
     """(rows of ``stars`` with usable tokens, their posterior draws [n, S, 5], physical):
     the catalogue's importance sampler with its default settings, in catalogue-sized
     batches."""
@@ -141,6 +144,7 @@ def importance_posteriors(setup: StarInference, stars: StarTokens, key):
     z_mean = scaling.normalise(prepared.start)
     z_sigma = prepared.start_sigma / scaling.scale
     n, draws = len(z_mean), []
+    bar = tqdm(total=n, unit="star", desc="importance sampling", disable=not progress)
     for start in range(0, n, _BATCH):
         rows = slice(start, min(start + _BATCH, n))
         batch = jax.tree_util.tree_map(
@@ -149,4 +153,6 @@ def importance_posteriors(setup: StarInference, stars: StarTokens, key):
         batch_key = jax.random.fold_in(key, start)
         result = run_importance(setup, *pad_leading(batch, _BATCH), batch_key)
         draws.append(scaling.physical(result.z[: rows.stop - start]))
+        bar.update(rows.stop - start)
+    bar.close()
     return np.asarray(prepared.rows), np.concatenate(draws)
