@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 from numpyro.infer import MCMC, NUTS, Predictive
+from numpyro.infer.util import log_likelihood
 
 from bayesfm.bayes.star_model import StarData
 from bayesfm.common.devices import full_precision
@@ -79,6 +80,14 @@ class NutsRunner:
             jit_model_args=True,
             progress_bar=progress,
         )
+        self._replicated_obs = jax.jit(
+            lambda key, samples, data: Predictive(
+                setup.star_model, posterior_samples=samples, return_sites=["obs"]
+            )(key, data, replicate=True)["obs"]
+        )
+        self._log_likelihood = jax.jit(
+            lambda samples, data: log_likelihood(setup.star_model, samples, data)["obs"]
+        )
 
     @full_precision
     def run(self, stars: StarTokens, row: int, key, start=None) -> az.InferenceData:
@@ -114,16 +123,19 @@ class NutsRunner:
         return finish(idata, data, source_id, "nuts", seconds, setup.noise, scatter_key)
 
     def _block_idata(self, data, pp_key):
-        """The last run's draws with their posterior-predictive replicates."""
+        """The last run's draws with their posterior-predictive replicates and pointwise
+        log-likelihood (both compiled once per runner: a block costs its sampling only)."""
         mcmc = self.mcmc
-        replicated = Predictive(
-            self.setup.star_model, posterior_samples=mcmc.get_samples(), return_sites=["obs"]
-        )(pp_key, data, replicate=True)
-        return az.from_numpyro(
+        samples = mcmc.get_samples()
+        per_chain = (mcmc.num_chains, -1)
+        replicated = np.asarray(self._replicated_obs(pp_key, samples, data))
+        idata = az.from_numpyro(
             mcmc,
-            posterior_predictive={
-                "obs": np.asarray(replicated["obs"]).reshape(mcmc.num_chains, -1, data.mask.size)
-            },
+            log_likelihood=False,
+            posterior_predictive={"obs": replicated.reshape(*per_chain, data.mask.size)},
             coords={"token": list(self.setup.emulator.outputs), "label": list(LABEL_INPUTS)},
             dims={"obs": ["token"], "z": ["label"]},
         )
+        log_l = np.asarray(self._log_likelihood(samples, data)).reshape(per_chain)
+        idata.add_groups(log_likelihood={"obs": log_l})
+        return idata
