@@ -13,10 +13,10 @@ the one that makes the survey's labels fall inside the central 68% and 95% inter
 
 as often as they say (the best compromise of the two) on calibration stars, with the
 posteriors the catalogue reports (its importance draws: a Laplace approximation is 15-25%
-narrower and would leave s too wide). The offsets grow with a star's XP noise, differ between giants and dwarfs and
-have heavier tails than a Gaussian (docs/inference.md), so ``fit_label_scatter`` fits one s
-per class of flux noise level (quantiles of the calibration stars' levels) and type, with
-Student-t offsets.
+narrower and would leave s too wide). The offsets grow with a star's XP noise, differ
+between giants and dwarfs and have heavier tails than a Gaussian (docs/inference.md), so
+``fit_label_scatter`` fits one s per class of flux noise level (quantiles of the
+calibration stars' levels) and side of a label split, with Student-t offsets.
 """
 
 import dataclasses
@@ -93,10 +93,10 @@ def scatter_from_draws(
     median = np.median(draws, axis=1)
     side = np.zeros(len(draws), int) if split is None else (median[:, split[0]] >= split[1])
     table = np.zeros((2 if split else 1, classes, draws.shape[-1]))
-    for s, c in np.ndindex(table.shape[:2]):
-        group = (side == s) & (noise_class == c)
+    for row, column in np.ndindex(table.shape[:2]):
+        group = (side == row) & (noise_class == column)
         for i in range(draws.shape[-1]):
-            table[s, c, i] = scatter_for_coverage(
+            table[row, column, i] = scatter_for_coverage(
                 draws[group, :, i], reference[group, i], reference_error[group, i], dof
             )
     table = table if split else table[0]
