@@ -173,9 +173,10 @@ def test_single_star_posteriors_get_the_scatter_on_their_label_sites(example_sta
 def shipped_posteriors(example_stars):
     setup = StarInference.default()
     stars = example_stars.tokens.take(np.tile(np.arange(10), 6))
-    rows, draws = importance_posteriors(_with_scatter(setup, None), stars, jax.random.PRNGKey(0))
-    level = setup.noise.flux_noise_level(prepare_stars(setup, stars.take(rows)).data)
-    return setup, stars.take(rows), draws, level
+    prepared = prepare_stars(setup, stars)
+    draws = importance_posteriors(_with_scatter(setup, None), prepared, jax.random.PRNGKey(0))
+    level = setup.noise.flux_noise_level(prepared.data)
+    return setup, stars.take(prepared.rows), draws, level
 
 
 def _references(mode, sd, spread, seed):

@@ -66,9 +66,10 @@ def fit_label_scatter(
         label_scatter_split=None,
         label_scatter_dof=None,
     )
-    posteriors = dataclasses.replace(setup, noise=plain)
-    rows, draws = importance_posteriors(posteriors, stars, key, progress)
-    level = plain.flux_noise_level(prepare_stars(setup, stars.take(rows)).data)
+    setup = dataclasses.replace(setup, noise=plain)
+    prepared = prepare_stars(setup, stars)
+    draws = importance_posteriors(setup, prepared, key, progress)
+    level, rows = plain.flux_noise_level(prepared.data), prepared.rows
     return scatter_from_draws(
         plain, draws, level, reference[rows], reference_error[rows], classes, split, dof
     )
@@ -135,11 +136,9 @@ def scatter_for_coverage(draws, reference, reference_error, dof=None, seed=0) ->
     return float(grid[np.argmin([miss(s) for s in grid])])
 
 
-def importance_posteriors(setup: StarInference, stars: StarTokens, key, progress=False):
-    """(rows of ``stars`` with usable tokens, their posterior draws [n, S, 5], physical):
-    the catalogue's importance sampler with its default settings, in catalogue-sized
-    batches."""
-    prepared = prepare_stars(setup, stars)
+def importance_posteriors(setup: StarInference, prepared, key, progress=False):
+    """Posterior draws [n, S, 5] (physical) of stars prepared by ``prepare_stars``: the
+    catalogue's importance sampler with its default settings, in catalogue-sized batches."""
     scaling = setup.scaling
     z_mean = scaling.normalise(prepared.start)
     z_sigma = prepared.start_sigma / scaling.scale
@@ -155,4 +154,4 @@ def importance_posteriors(setup: StarInference, stars: StarTokens, key, progress
         draws.append(scaling.physical(result.z[: rows.stop - start]))
         bar.update(rows.stop - start)
     bar.close()
-    return np.asarray(prepared.rows), np.concatenate(draws)
+    return np.concatenate(draws)
