@@ -26,13 +26,7 @@ SCATTER = np.array([100.0, 0.2, 0.1, 0.0, 0.03])
 
 
 def _with_scatter(setup, scatter):
-    noise = dataclasses.replace(
-        setup.noise,
-        label_scatter=scatter,
-        label_scatter_edges=None,
-        label_scatter_split=None,
-        label_scatter_dof=None,
-    )
+    noise = dataclasses.replace(setup.noise.without_label_scatter(), label_scatter=scatter)
     return dataclasses.replace(setup, noise=noise)
 
 

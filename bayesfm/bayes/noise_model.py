@@ -3,7 +3,7 @@ tails, fitted on validation stars (``bayesfm.bayes.noise_fit``); ``bayesfm.bayes
 says how they make up each star's covariance. Its label scatter relates the emulator's
 labels to the survey's (``NoiseModel.scatter_labels``)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jax
@@ -126,6 +126,16 @@ class NoiseModel:
         noise_class = np.digitize(level, self.label_scatter_edges)
         noise_class = np.broadcast_to(noise_class, draws.shape[:-1])[..., None, None]
         return np.take_along_axis(table, noise_class, axis=-2)[..., 0, :]
+
+    def without_label_scatter(self) -> "NoiseModel":
+        """This noise model with no label scatter: draws stay the emulator's labels."""
+        return replace(
+            self,
+            label_scatter=None,
+            label_scatter_edges=None,
+            label_scatter_split=None,
+            label_scatter_dof=None,
+        )
 
     def scatter_labels(self, draws, key, noise_level=None) -> np.ndarray:
         """Label draws [..., n_in] (physical) on the survey's scale: each plus an independent

@@ -59,13 +59,7 @@ def fit_label_scatter(
     (without its own scatter; ``key``: the importance sampler's, default seed 0); the
     classes as for ``scatter_from_draws``. ``progress``: a progress bar over the stars."""
     key = jax.random.PRNGKey(0) if key is None else key
-    plain = dataclasses.replace(
-        setup.noise,
-        label_scatter=None,
-        label_scatter_edges=None,
-        label_scatter_split=None,
-        label_scatter_dof=None,
-    )
+    plain = setup.noise.without_label_scatter()
     setup = dataclasses.replace(setup, noise=plain)
     prepared = prepare_stars(setup, stars)
     draws = importance_posteriors(setup, prepared, key, progress)
