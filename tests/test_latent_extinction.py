@@ -80,6 +80,7 @@ def test_training_with_latent_extinction_saves_and_resumes_the_cleaned_a_k(tmp_p
         eval_every=1,
         val_stars=32,
         latent_extinction_every=2,
+        extinction_anchor=True,
         max_targets=36,
     )
     run = RunConfig(seed=0, model=TINY, training=settings)

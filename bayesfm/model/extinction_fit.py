@@ -11,10 +11,11 @@ minimised on a grid whose best point and neighbours fix a parabola: its vertex i
 fitted A_K, its curvature the 1-sigma uncertainty (``sqrt(2 / curvature)``). A star with
 no prior (``prior_mean`` NaN) is searched over ``broad_range`` with a flat prior.
 Training uses it to clean the a_k label; the fidelity benchmark to free A_K per star.
+With ``anchor``, the refitted values are put on the raw label's scale
+(``bayesfm.model.extinction_anchor``).
 """
 
 from pathlib import Path
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 from bayesfm.common.errors import DataError
 from bayesfm.common.files import shipped_data_path
 from bayesfm.model.emulator import Emulator
+from bayesfm.model.extinction_anchor import ExtinctionFit, anchor_to_label
 from bayesfm.tokens.star_tokens import StarTokens
 
 FREE_RANGE_MAG = (-0.2, 1.5)  # searched for A_K without a prior
@@ -39,13 +41,6 @@ __all__ = [
     "load_extinction",
     "default_extinction_path",
 ]
-
-
-class ExtinctionFit(NamedTuple):
-    """Fitted A_K [N] and its 1-sigma uncertainty [N] [mag]; NaN where a star had no tokens."""
-
-    a_k: np.ndarray
-    a_k_err: np.ndarray
 
 
 def extinction_objective(emulate, labels, a_k, observed, errors):
@@ -177,7 +172,12 @@ def fit_free_extinction(emulator: Emulator, labels, observed, errors, progress=F
 
 
 def clean_extinction(
-    emulator: Emulator, tokens: StarTokens, prior_mean, prior_sd: float = 0.05, progress=False
+    emulator: Emulator,
+    tokens: StarTokens,
+    prior_mean,
+    prior_sd: float = 0.05,
+    progress=False,
+    anchor: bool = False,
 ) -> StarTokens:
     """``tokens`` with the a_k of every star that has all four labels refitted (value and
     error) at those labels, with a N(``prior_mean``, ``prior_sd``) prior (flat over
@@ -188,6 +188,7 @@ def clean_extinction(
         tokens: Stars with the emulator's input and output tokens.
         prior_mean: The raw a_k label per star [N] [mag] (NaN: none).
         prior_sd: Prior 1-sigma width [mag].
+        anchor: Map the fitted values per class onto the raw label's scale (``anchor_to_label``).
     """
     labels = tokens.values[:, tokens.index(emulator.inputs[:4])]
     outputs = tokens.index(emulator.outputs)
@@ -201,6 +202,8 @@ def clean_extinction(
         prior_sd,
         progress=progress,
     )
+    if anchor:
+        fit = anchor_to_label(fit, labels[rows], np.asarray(prior_mean)[rows])
     a_k, a_k_err = (column.copy() for column in tokens.column("a_k"))
     fitted = np.isfinite(fit.a_k)
     a_k[rows[fitted]], a_k_err[rows[fitted]] = fit.a_k[fitted], fit.a_k_err[fitted]

@@ -29,9 +29,11 @@ class TrainConfig:
     full_observables: float = 0.0  # share of observables -> labels stars given every observable
     max_targets: int = 24  # targets per star (a random subset beyond this)
     # Latent extinction: every this many steps each train and validation star's a_k is refitted by the
-    # current emulator with a N(ak_targ, extinction_prior_sd) prior (0: ak_targ as given).
+    # current emulator with a N(ak_targ, extinction_prior_sd) prior (0: ak_targ as given),
+    # and with extinction_anchor, mapped per stellar class onto ak_targ's scale.
     latent_extinction_every: int = 0
     extinction_prior_sd: float = NOMINAL_AK_ERROR
+    extinction_anchor: bool = False
 
 
 @dataclass(frozen=True)

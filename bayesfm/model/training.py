@@ -1,11 +1,11 @@
 """Self-supervised training of the foundation model: the resumable loop.
 
-The pure step (``bayesfm.model.train_step``) is wired here to the data, checkpoints (every
-few minutes, atomic, exact resume: the batch of step s is drawn from a generator seeded
-with (seed, s)), validation-split early stopping, latent extinction refits, a JSONL
-metrics log and a progress bar.
+The pure step (``bayesfm.model.train_step``) is wired here to the data, checkpoints (every few
+minutes, atomic, exact resume: the batch of step s is drawn from a generator seeded with (seed,
+s)), validation-split early stopping, latent extinction refits, metrics (JSONL), a progress bar.
 """
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -36,8 +36,7 @@ from bayesfm.tokens.vocabulary import Vocabulary, fit_vocabulary
 
 __all__ = ["train", "emulator_context_errors"]
 
-# Splits whose a_k the latent extinction refits: train (the labels learned from) and
-# validation (so that the NLL that picks the best weights sees the same cleaned labels).
+# Splits whose a_k the latent extinction refits (validation: its NLL picks the best weights)
 _FITTED_SPLITS = ("train", "validation")
 
 
@@ -169,11 +168,16 @@ class _Run:
 
     def refit_extinction(self, progress: bool):
         """Each star's a_k refitted by the current emulator (latent extinction)."""
-        emulator = make_emulator(self.model())
-        prior_sd = self.run.training.extinction_prior_sd
+        cfg = self.run.training
+        clean = functools.partial(
+            clean_extinction,
+            make_emulator(self.model()),
+            prior_sd=cfg.extinction_prior_sd,
+            progress=progress,
+            anchor=cfg.extinction_anchor,
+        )
         self.splits = {
-            name: clean_extinction(emulator, split, self.ak_targ[name], prior_sd, progress)
-            for name, split in self.splits.items()
+            name: clean(split, self.ak_targ[name]) for name, split in self.splits.items()
         }
         self._normalise_splits()
         self.cleaned_at = self.step
