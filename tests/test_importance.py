@@ -87,10 +87,9 @@ class _LinearSetup:
         return (mean - loc) / scale, cov / np.outer(scale, scale)
 
 
-@pytest.mark.parametrize("rounds", [1, 3], ids=["first_round", "refined_rounds"])
-def test_importance_sampling_recovers_an_analytic_gaussian_posterior(rng, rounds):
-    setup = _LinearSetup(rng)
-    n_stars, k = 3, len(setup.sigma)
+def _linear_stars(setup, rng, n_stars=3):
+    """Observed tokens [n, k] and ``StarData`` of stars drawn from the linear setup's prior."""
+    k = len(setup.sigma)
     truth = setup.prior_mean + setup.prior_sd * rng.normal(size=(n_stars, 5))
     errors = np.full((n_stars, k), 0.2)
     clean = ((truth - setup.prior_mean) / setup.prior_sd) @ setup.design.T + setup.offset
@@ -102,6 +101,14 @@ def test_importance_sampling_recovers_an_analytic_gaussian_posterior(rng, rounds
         np.broadcast_to(np.eye(k, dtype=np.float32), (n_stars, k, k)).copy(),
         np.broadcast_to(setup.sigma.astype(np.float32), (n_stars, k)).copy(),
     )
+    return observed, errors, data
+
+
+@pytest.mark.parametrize("rounds", [1, 3], ids=["first_round", "refined_rounds"])
+def test_importance_sampling_recovers_an_analytic_gaussian_posterior(rng, rounds):
+    setup = _LinearSetup(rng)
+    n_stars = 3
+    observed, errors, data = _linear_stars(setup, rng, n_stars)
     # start the proposal away from the answer: the mode search and refinements must find it
     z_start = np.zeros((n_stars, 5), np.float32)
     config = ImportanceConfig(min_rounds=rounds)
@@ -116,3 +123,24 @@ def test_importance_sampling_recovers_an_analytic_gaussian_posterior(rng, rounds
         draws = np.asarray(result.z[star], float)
         assert np.all(np.abs(draws.mean(axis=0) - mean) < 0.15 * sd)
         np.testing.assert_allclose(draws.std(axis=0), sd, rtol=0.12)
+
+
+@pytest.mark.parametrize("top_up", [0, 4000])
+def test_a_star_short_only_of_ess_gets_more_draws_from_its_last_proposal(rng, top_up):
+    setup = _LinearSetup(rng)
+    observed, errors, data = _linear_stars(setup, rng, 2)
+    # 500 draws cannot reach an ESS of 600; sound weights, so only the top-up can pass them
+    config = ImportanceConfig(refinements=0, min_ess=600.0, top_up_draws=top_up)
+    z_start = np.zeros((2, 5), np.float32)
+    result = run_importance(
+        setup, data, z_start, np.ones((2, 5), np.float32), jax.random.PRNGKey(1), config
+    )
+    np.testing.assert_array_equal(result.evaluations, 500 + top_up)
+    assert (result.khat <= config.max_khat).all()
+    assert result.accepted.all() == bool(top_up)
+    if top_up:
+        assert (result.ess > 600).all()
+        for star in range(2):
+            mean, cov = setup.posterior(observed[star], errors[star])
+            draws = np.asarray(result.z[star], float)
+            assert np.all(np.abs(draws.mean(axis=0) - mean) < 0.15 * np.sqrt(np.diag(cov)))

@@ -9,7 +9,9 @@ proposal; Pareto-smoothed importance sampling (Vehtari et al. 2024) gives the we
 their k-hat. A star passes when k-hat <= ``max_khat`` (the weights' variance is then finite
 enough to trust) and the effective sample size is large enough. Only the stars that fail
 get refinement rounds, each re-centred on the weighted moments of the star's previous
-draws; those that still fail are for NUTS.
+draws. A star whose weights are sound (k-hat) but too few (ESS) after the last round gets
+``top_up_draws`` more from that round's proposal, weighed together with it; those that still
+fail are for NUTS.
 """
 
 import functools
@@ -45,6 +47,7 @@ class ImportanceConfig:
     max_khat: float = 0.7
     min_ess: float = 100.0
     num_keep: int = 1000  # equal-weight draws kept per star
+    top_up_draws: int = 4000  # after the last round, for stars failing only the ESS check
 
 
 class ImportanceResult(NamedTuple):
@@ -101,8 +104,25 @@ def run_importance(
             z, weights, loc[todo], chol[todo], config.refine_inflation
         )
         num_draws = config.refine_draws
+    short = (khat[todo] <= config.max_khat) & (ess[todo] < config.min_ess)
+    if config.top_up_draws and short.any():
+        rows = todo[short]
+        with watch("draws"):
+            more = _top_up(setup, data, rows, z[short], log_w[short], loc, chol, key, config, rng)
+        khat[rows], ess[rows], kept[rows] = more
+        evaluations[rows] += config.top_up_draws
     accepted = (khat <= config.max_khat) & (ess >= config.min_ess)
     return ImportanceResult(kept, khat, ess, accepted, loc, chol, evaluations)
+
+
+def _top_up(setup, data, rows, z, log_w, loc, chol, key, config, rng):
+    """(k-hat, ESS, kept draws) of stars ``rows`` from their last round's draws z and log
+    weights [m, S] together with ``config.top_up_draws`` more from the same proposals."""
+    key = jax.random.fold_in(key, 1)
+    more_z, more_log_w = _weigh(setup, data, rows, loc, chol, key, config.top_up_draws, config.df)
+    z, log_w = np.concatenate([z, more_z], axis=1), np.concatenate([log_w, more_log_w], axis=1)
+    weights, khat = _smoothed_weights(log_w)
+    return khat, 1.0 / np.sum(weights**2, axis=1), _resample(z, weights, config.num_keep, rng)
 
 
 def _weigh(setup, data, rows, loc, chol, key, num_draws, df):
