@@ -27,7 +27,12 @@ FAST = CatalogueConfig(
     chunk_size=3,
     nuts=NutsConfig(num_warmup=30, num_samples=30, max_tree_depth=4),
     importance=ImportanceConfig(
-        num_draws=200, newton_steps=6, refinements=1, refine_draws=200, num_keep=100
+        num_draws=200,
+        newton_steps=6,
+        refinements=1,
+        refine_draws=200,
+        num_keep=100,
+        top_up_draws=200,
     ),
 )
 

@@ -141,7 +141,9 @@ def test_catalogue_draws_differ_from_the_plain_ones_by_the_scatter(tiny_model_pa
     config = CatalogueConfig(
         method="importance",
         save_draws=True,
-        importance=ImportanceConfig(num_draws=200, newton_steps=4, refinements=0, num_keep=400),
+        importance=ImportanceConfig(
+            num_draws=200, newton_steps=4, refinements=0, num_keep=400, top_up_draws=0
+        ),
     )
     plain = fit_chunk(_with_scatter(setup, None), stars, config, 0).draws
     scattered = fit_chunk(_with_scatter(setup, SCATTER), stars, config, 0).draws

@@ -18,7 +18,9 @@ from bayesfm.sources.parts import InputPart, parquet_parts, xp_file_parts, xp_fi
 QUICK = CatalogueConfig(
     method="importance",
     chunk_size=100,
-    importance=ImportanceConfig(num_draws=40, newton_steps=3, refinements=0, num_keep=20),
+    importance=ImportanceConfig(
+        num_draws=40, newton_steps=3, refinements=0, num_keep=20, top_up_draws=0
+    ),
 )
 
 
