@@ -7,6 +7,8 @@ vmap-friendly, which is what a NumPyro likelihood needs.
 
 Its sigma is the transformer's, times the per-token factors the model records in
 ``model.info["emulator_sigma_factors"]`` (``bayesfm.model.emulator_sigma``) when it has them.
+A model that records an ``extinction_law`` (``bayesfm.model.extinction_law``) is queried
+at the law's a_k context and reddened by the law; its A_K input is on ak_targ's scale.
 """
 
 import functools
@@ -19,11 +21,12 @@ import numpy as np
 from flax import nnx
 
 from bayesfm.common.errors import DataError
+from bayesfm.model.extinction_law import ExtinctionLaw, redden
 from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.vocabulary import Scaling
 
-__all__ = ["Emulator", "make_emulator", "context_errors"]
+__all__ = ["Emulator", "make_emulator", "context_errors", "extinction_law_of"]
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,11 @@ def make_emulator(
     inputs: Sequence[str] = LABEL_INPUTS,
     outputs: Sequence[str] | None = None,
     jit: bool = True,
+    extinction_law: bool = True,
 ) -> Emulator:
-    """Build the frozen emulator ``inputs -> outputs`` (default outputs: XP flux and colours)."""
+    """Build the frozen emulator ``inputs -> outputs`` (default outputs: XP flux and colours);
+    with ``extinction_law=False`` the transformer's own a_k response even where the model
+    records a law."""
     vocabulary = model.vocabulary
     if outputs is None:
         outputs = vocabulary.names_in_group("xp_bp", "xp_rp", "colour")
@@ -86,7 +92,20 @@ def make_emulator(
         mean, log_var = transformer(context_index, z, context_error, context_mask, request_index)
         return out_scaling.physical(mean[0]), jnp.exp(0.5 * log_var[0]) * sigma_unit
 
+    law = extinction_law_of(model) if extinction_law else None
+    if law is not None:
+        if "a_k" not in inputs:
+            raise DataError("a model with an extinction law emulates from inputs that include a_k")
+        flux = set(vocabulary.names_in_group("xp_bp", "xp_rp"))
+        is_flux = [name in flux for name in outputs]
+        emulate = redden(emulate, law, outputs, is_flux, list(inputs).index("a_k"))
     return Emulator(tuple(inputs), tuple(outputs), jax.jit(emulate) if jit else emulate)
+
+
+def extinction_law_of(model: FoundationModel) -> ExtinctionLaw | None:
+    """The extinction law ``model`` records, if any."""
+    record = model.info.get("extinction_law")
+    return None if record is None else ExtinctionLaw.from_info(record)
 
 
 def context_errors(model: FoundationModel, inputs: Sequence[str]):

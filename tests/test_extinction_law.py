@@ -1,0 +1,97 @@
+"""The emulator's extinction law: one response for every star, on ak_targ's scale."""
+
+from dataclasses import replace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bayesfm.common.errors import DataError
+from bayesfm.model.emulator import make_emulator
+from bayesfm.model.extinction_law import ExtinctionLaw, calibrate_scale, fit_response
+from bayesfm.model.foundation_model import FoundationModel
+
+
+def _with_law(model, law):
+    return replace(model, info={**model.info, "extinction_law": law.to_info()})
+
+
+def _law(outputs, transformer_a_k=0.02, reference_a_k=0.05, scale=0.6):
+    response = {name: 2.0 - 0.002 * k for k, name in enumerate(outputs)}
+    return ExtinctionLaw(transformer_a_k, reference_a_k, scale, response)
+
+
+def test_the_emulator_reddens_the_transformer_at_the_reference_context():
+    model = FoundationModel.load()
+    model = replace(model, info={k: v for k, v in model.info.items() if k != "extinction_law"})
+    raw = make_emulator(model)
+    law = _law(raw.outputs)
+    emulator = make_emulator(_with_law(model, law))
+    labels = jnp.array([4800.0, 2.5, -0.2, 0.1])
+    a_k = 0.3
+    reference_mean, reference_sigma = raw(jnp.append(labels, law.transformer_a_k))
+    mean, sigma = emulator(jnp.append(labels, a_k))
+    response = np.array([law.response[n] for n in raw.outputs])
+    flux = np.array([n.startswith("xp_") for n in raw.outputs])
+    factor = 10 ** (-0.4 * response * (a_k - law.reference_a_k))
+    np.testing.assert_allclose(
+        np.asarray(mean)[flux], np.asarray(reference_mean)[flux] * factor[flux], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        np.asarray(mean)[~flux],
+        np.asarray(reference_mean)[~flux] + response[~flux] * (a_k - law.reference_a_k),
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(
+        np.asarray(sigma)[flux], np.asarray(reference_sigma)[flux] * factor[flux], rtol=1e-5
+    )
+
+    # the same A(lambda)/A(K) for every star: d magnitude / d A_K is the response everywhere
+    def magnitudes(a, at):
+        m, _ = emulator(jnp.append(at, a))
+        return -2.5 * jnp.log10(m[np.flatnonzero(flux)])
+
+    for star in ([4300.0, 2.0, 0.0, 0.05], [6400.0, 4.2, -0.2, 0.0]):
+        slope = jax.jacfwd(magnitudes)(0.1, jnp.asarray(star))
+        np.testing.assert_allclose(np.asarray(slope), response[flux], rtol=1e-4)
+
+
+def test_a_malformed_law_record_is_named():
+    model = FoundationModel.load()
+    broken = replace(model, info={**model.info, "extinction_law": {"response": {}}})
+    with pytest.raises(DataError, match="extinction_law"):
+        make_emulator(broken)
+    law = _law(("xp_395",))
+    with pytest.raises(DataError, match="no response"):
+        make_emulator(_with_law(model, law))
+
+
+def test_the_response_fit_recovers_a_known_law(rng):
+    n, true = 4000, np.array([3.0, 1.0, 0.5])
+    is_flux = np.array([True, True, False])
+    delta = rng.uniform(-0.1, 0.8, n)
+    reference = np.tile([2.0, 1.0, 0.7], (n, 1))
+    errors = np.full((n, 3), 0.01)
+    observed = np.where(
+        is_flux, reference * 10 ** (-0.4 * true * delta[:, None]), reference + true * delta[:, None]
+    )
+    observed = observed + errors * rng.standard_normal((n, 3))
+    observed[:50, 0] *= 3.0  # outliers are clipped
+    observed[50:60, 1] = np.nan
+    response = fit_response(delta, reference, np.zeros((n, 3)), observed, errors, is_flux)
+    np.testing.assert_allclose(response, true, rtol=0.01)
+
+
+def test_the_scale_calibration_undoes_a_stretch_despite_noisy_fits(rng):
+    # fitted values stretched by 1 / 0.6, offset, and noisy: ak_targ = 0.04 + 0.6 fitted
+    n = 20000
+    true = rng.gamma(2.0, 0.08, n)
+    error = np.full(n, 0.04)
+    fitted = (true - 0.04) / 0.6 + error * rng.standard_normal(n)
+    ak_targ = true + 0.05 * rng.standard_normal(n)
+    slope, intercept = calibrate_scale(fitted, error, ak_targ)
+    assert slope == pytest.approx(0.6, rel=0.03)
+    assert intercept == pytest.approx(0.04, abs=0.01)
+    with pytest.raises(DataError, match="need 50"):
+        calibrate_scale(fitted[:10], error[:10], ak_targ[:10])

@@ -1,0 +1,66 @@
+"""Give the shipped model an extinction law (``bayesfm.model.extinction_law``).
+
+Run:  python validation/fit_extinction_law.py --transformer-a-k -0.03
+      then  python validation/ship_model.py --likelihood-only
+      (the sigma factors, prior and noise model sit on the emulator: refit them)
+
+Fits the law on the train split, with the transformer queried at ``--transformer-a-k`` (on
+its own a_k scale; one its training produced: compare several on the validation split with
+``benchmarks/emulator_fidelity.py --split validation``), and records it in the shipped
+model's info; the weights are unchanged. Prints the law's A(lambda)/A(K) against
+Fitzpatrick (2019).
+"""
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from sections.extinction_curve import fitzpatrick_on_tokens  # noqa: E402
+
+from bayesfm.model.extinction_fit import default_extinction_path, load_extinction  # noqa: E402
+from bayesfm.model.extinction_law_fit import fit_extinction_law  # noqa: E402
+from bayesfm.model.foundation_model import FoundationModel, default_model_path  # noqa: E402
+from bayesfm.sources.library import load_library  # noqa: E402
+from bayesfm.tokens.split import split_mask  # noqa: E402
+
+SEED = 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transformer-a-k", type=float, required=True)
+    args = parser.parse_args()
+    model = FoundationModel.load()
+    model = replace(model, info={k: v for k, v in model.info.items() if k != "extinction_law"})
+    tokens = load_library(binning=model.vocabulary.binning).tokens
+    train = tokens.take(split_mask(tokens.source_id, "train"))
+    cleaned = load_extinction(default_extinction_path())
+    cleaned_a_k = np.array([cleaned.get(s, (np.nan,))[0] for s in train.source_id.tolist()])
+    law = fit_extinction_law(
+        model, train, cleaned_a_k, args.transformer_a_k, seed=SEED, progress=True
+    )
+    model = replace(model, info={**model.info, "extinction_law": law.to_info()})
+    model.save(default_model_path())
+    print(
+        f"extinction law: transformer at a_k = {law.transformer_a_k}, i.e. A_K = "
+        f"{law.reference_a_k:.3f} mag; A_K = {law.reference_a_k:.3f} + {law.a_k_scale:.3f} x "
+        f"(transformer a_k - {law.transformer_a_k})"
+    )
+    flux = model.vocabulary.names_in_group("xp_bp", "xp_rp")
+    centres = np.array([float(n.split("_")[1]) for n in flux])
+    f19 = fitzpatrick_on_tokens(centres, model.vocabulary.binning.width_nm)
+    curve = np.array([law.response[n] for n in flux])
+    (s, c), *_ = np.linalg.lstsq(np.stack([f19, np.ones_like(f19)], 1), curve, rcond=None)
+    print(
+        f"A(55)/A(K) = {s:.2f} (fit to F19's shape: correlation {np.corrcoef(curve, f19)[0, 1]:.4f}); "
+        + ", ".join(f"{n} {law.response[n]:.3f}" for n in model.vocabulary.names_in_group("colour"))
+    )
+    print(f"recorded in {default_model_path()}")
+
+
+if __name__ == "__main__":
+    main()
