@@ -1,7 +1,7 @@
 """Emulator fidelity: how closely each emulator reproduces held-out stars' XP and colour tokens.
 
 Run:  python benchmarks/emulator_fidelity.py [--model PATH] [--mlp-steps 20000] [--stars N]
-      [--transformer-only] [--split validation] [--out FILE]
+      [--transformer-only] [--split validation] [--compare PATH ...] [--out FILE]
 
 Side by side in one run, on the test split's stars (or --split's) that have all four APOGEE
 labels and a valid ak_targ: the transformer emulator exactly as the NumPyro models call it
@@ -99,6 +99,12 @@ def main():
     parser.add_argument(
         "--transformer-only", action="store_true", help="skip the MLP yardsticks (a quick check)"
     )
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        help="more transformer weights measured side by side (e.g. the previous shipped model)",
+    )
     args = parser.parse_args()
 
     model = FoundationModel.load(args.model)
@@ -117,6 +123,8 @@ def main():
 
     train = tokens.take(split_mask(tokens.source_id, "train"))
     emulators = {f"transformer ({args.model or 'shipped'})": emulator}
+    for path in args.compare:
+        emulators[f"transformer ({path})"] = make_emulator(FoundationModel.load(path))
     for latent in () if args.transformer_only else (True, False):
         config = MlpEmulatorConfig(steps=args.mlp_steps, latent_extinction=latent)
         start = time.time()

@@ -95,3 +95,22 @@ def test_the_scale_calibration_undoes_a_stretch_despite_noisy_fits(rng):
     assert intercept == pytest.approx(0.04, abs=0.01)
     with pytest.raises(DataError, match="need 50"):
         calibrate_scale(fitted[:10], error[:10], ak_targ[:10])
+
+
+def test_the_amortized_a_k_is_put_on_the_laws_scale(example_stars):
+    from bayesfm.infer.setup import StarInference, amortized_labels
+    from bayesfm.model.predict import predict
+
+    setup = StarInference.default()
+    model = replace(
+        setup.model, info={k: v for k, v in setup.model.info.items() if k != "extinction_law"}
+    )
+    law = _law(setup.emulator.outputs, transformer_a_k=0.0, reference_a_k=0.04, scale=0.5)
+    setup = replace(setup, model=_with_law(model, law))
+    stars = example_stars.tokens
+    mean, sigma = amortized_labels(setup, stars)
+    observables = [n for n in setup.emulator.outputs if n in stars.names]
+    raw_mean, raw_sigma = predict(model, stars, list(setup.emulator.inputs), context=observables)
+    k = setup.emulator.inputs.index("a_k")
+    np.testing.assert_allclose(sigma[:, k], 0.5 * raw_sigma[:, k], rtol=1e-5)
+    np.testing.assert_allclose(mean[:, k], 0.04 + 0.5 * raw_mean[:, k], rtol=1e-5, atol=1e-6)
