@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from report_context import timed
 
+from bayesfm.model.emulator import extinction_law_of
 from bayesfm.sources.library import data_file
 from sections.shared import table
 
@@ -53,6 +54,7 @@ def _compute(setup) -> dict:
 
     slope_of = jax.jacfwd(magnitudes)
     out = {
+        "extinction_law": extinction_law_of(setup.model) is not None,
         "wavelength_nm": centres.tolist(),
         "fitzpatrick2019_A_over_A55": f19.tolist(),
         "types": {},
@@ -82,12 +84,20 @@ def markdown(results) -> list[str]:
         ]
         for name, r in results[NAME]["types"].items()
     ]
+    law = (
+        "The emulator applies one extinction law to every star (`bayesfm.model.extinction_law`, "
+        "its response fitted on the train split and put on ak_targ's scale), so the curve is "
+        "the same for every type by construction; `python validation/extinction_scale.py` "
+        "measures A(55)/A(K) per type from the data alone."
+        if results[NAME].get("extinction_law")
+        else "The emulator's own response to its a_k token (no extinction law)."
+    )
     return [
         "## 4. Extinction curve",
         "",
         "d(-2.5 log10 flux token)/d a_k from the emulator at a_k = 0.05, fitted as "
         "s x A(lambda)/A(55) [Fitzpatrick 2019, R55 = 3.02] + c (tokens are normalised by "
-        "the RP flux, hence c); s is the learned A(55)/A(K).",
+        "the RP flux, hence c); s is the learned A(55)/A(K). " + law,
         "",
         *table(["type", "A55/AK", "correlation with F19", "RMS residual / A55"], rows),
         "![extinction](figures/extinction.png)",
