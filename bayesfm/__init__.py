@@ -7,10 +7,6 @@ model) -> ``infer`` (samplers and their verdicts) -> ``catalogue`` (many stars, 
 What users need is re-exported here.
 """
 
-from bayesfm.common.xla_workaround import single_threaded_cpu_eigen
-
-single_threaded_cpu_eigen()  # before anything starts jax's CPU backend
-
 from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.bayes.priors import GaussianMixturePrior, uniform_box_prior
 from bayesfm.bayes.simulation import simulate_stars

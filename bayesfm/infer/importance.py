@@ -118,8 +118,9 @@ def run_importance(
 def _top_up(setup, data, rows, z, log_w, loc, chol, key, config, rng):
     """(k-hat, ESS, kept draws) of stars ``rows`` from their last round's draws z and log
     weights [m, S] together with ``config.top_up_draws`` more from the same proposals, drawn
-    in parts of ``refine_draws``: XLA's CPU runtime never finished the 4,000-draw program for
-    16 stars (0% CPU), while the refinement rounds' program has never stalled."""
+    in parts of ``refine_draws`` with the rounds' compiled program: three long runs stalled
+    for good (0% CPU, every XLA thread waiting) inside a 4,000-draw program, now and then,
+    never in the rounds' program over thousands of calls."""
     parts = [(z, log_w)]
     for part in range(_top_up_parts(config)):
         part_key = jax.random.fold_in(key, 1 + part)
