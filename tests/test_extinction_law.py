@@ -114,3 +114,48 @@ def test_the_amortized_a_k_is_put_on_the_laws_scale(example_stars):
     k = setup.emulator.inputs.index("a_k")
     np.testing.assert_allclose(sigma[:, k], 0.5 * raw_sigma[:, k], rtol=1e-5)
     np.testing.assert_allclose(mean[:, k], 0.04 + 0.5 * raw_mean[:, k], rtol=1e-5, atol=1e-6)
+
+
+def test_the_law_fit_recovers_a_known_law_and_scale(rng):
+    from bayesfm.model.extinction_law import redden
+    from bayesfm.model.extinction_law_fit import fit_extinction_law
+    from bayesfm.tokens.labels import LABEL_INPUTS
+    from bayesfm.tokens.star_tokens import StarTokens
+
+    model = FoundationModel.load()
+    model = replace(model, info={k: v for k, v in model.info.items() if k != "extinction_law"})
+    raw = make_emulator(model, extinction_law=False)
+    # stars reddened through a known law; their cleaned A_K on a stretched scale, ak_targ noisy
+    truth = ExtinctionLaw(0.0, 0.04, 0.6, {n: 2.5 - 0.1 * k for k, n in enumerate(raw.outputs)})
+    flux = set(model.vocabulary.names_in_group("xp_bp", "xp_rp"))
+    is_flux = np.array([n in flux for n in raw.outputs])
+    reddened = jax.jit(jax.vmap(redden(raw.emulate, truth, raw.outputs, is_flux, 4)))
+    n = 400
+    labels = np.column_stack(
+        [
+            rng.uniform(4300, 5600, n),
+            rng.uniform(2.0, 4.5, n),
+            rng.uniform(-0.5, 0.2, n),
+            rng.uniform(0.0, 0.2, n),
+        ]
+    )
+    a_k = rng.uniform(0.0, 0.6, n)
+    mean, _ = reddened(jnp.asarray(np.column_stack([labels, a_k]), jnp.float32))
+    names = model.vocabulary.names
+    values = np.full((n, len(names)), np.nan)
+    columns = [names.index(x) for x in raw.outputs]
+    values[:, columns] = np.asarray(mean) * (1 + 0.002 * rng.standard_normal(mean.shape))
+    values[:, [names.index(x) for x in LABEL_INPUTS]] = np.column_stack(
+        [labels, a_k + 0.03 * rng.standard_normal(n)]
+    )
+    errors = np.where(np.isfinite(values), 0.002 * np.abs(values) + 1e-4, np.nan)
+    stars = StarTokens(np.arange(n, dtype=np.int64), tuple(names), values, errors)
+    cleaned = truth.transformer_a_k + (a_k - truth.reference_a_k) / truth.a_k_scale
+
+    law = fit_extinction_law(model, stars, cleaned, 0.0, calibration_stars=300)
+
+    fitted = np.array([law.response[x] for x in raw.outputs])
+    expected = np.array([truth.response[x] for x in raw.outputs])
+    np.testing.assert_allclose(fitted, expected, rtol=0.05, atol=0.02)
+    assert law.a_k_scale == pytest.approx(truth.a_k_scale, rel=0.05)
+    assert law.reference_a_k == pytest.approx(truth.reference_a_k, abs=0.01)
