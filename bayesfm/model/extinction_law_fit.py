@@ -1,11 +1,12 @@
 """Fit a model's extinction law (``bayesfm.model.extinction_law``) on training stars."""
 
-import jax
+from dataclasses import replace
+
 import numpy as np
 
-from bayesfm.model.emulator import Emulator, make_emulator
+from bayesfm.model.emulator import make_emulator
 from bayesfm.model.extinction_fit import fit_free_extinction
-from bayesfm.model.extinction_law import ExtinctionLaw, calibrate_scale, fit_response, redden
+from bayesfm.model.extinction_law import ExtinctionLaw, calibrate_scale, fit_response
 from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.star_tokens import StarTokens
@@ -57,9 +58,9 @@ def fit_extinction_law(
         1.0,
         dict(zip(raw.outputs, response.tolist(), strict=True)),
     )
-    a_k_index = LABEL_INPUTS.index("a_k")
-    reddened = redden(raw.emulate, on_own_scale, raw.outputs, is_flux, a_k_index)
-    emulator = Emulator(raw.inputs, raw.outputs, jax.jit(reddened))
+    emulator = make_emulator(
+        replace(model, info={**model.info, "extinction_law": on_own_scale.to_info()})
+    )
     calibration = rows[np.isfinite(ak_targ[rows])][:calibration_stars]
     fitted = fit_free_extinction(
         emulator, labels[calibration], observed[calibration], errors[calibration], progress
