@@ -20,15 +20,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).parent))
 from emulator_fidelity import REGIONS_NM, fidelity  # noqa: E402
+from fit_extinction_law import train_with_cleaned_a_k  # noqa: E402
 
 from bayesfm.common.metrics import robust_sigma  # noqa: E402
 from bayesfm.model.emulator import make_emulator  # noqa: E402
-from bayesfm.model.extinction_fit import (  # noqa: E402
-    default_extinction_path,
-    fit_free_extinction,
-    load_extinction,
-)
+from bayesfm.model.extinction_fit import fit_free_extinction  # noqa: E402
 from bayesfm.model.extinction_law_fit import fit_extinction_law  # noqa: E402
 from bayesfm.model.foundation_model import FoundationModel  # noqa: E402
 from bayesfm.sources.library import load_library  # noqa: E402
@@ -57,9 +55,7 @@ def main():
     dropped = ("extinction_law", "emulator_sigma_factors")
     model = replace(model, info={k: v for k, v in model.info.items() if k not in dropped})
     tokens = load_library(binning=model.vocabulary.binning).tokens
-    train = tokens.take(split_mask(tokens.source_id, "train"))
-    cleaned = load_extinction(default_extinction_path())
-    cleaned_a_k = np.array([cleaned.get(s, (np.nan,))[0] for s in train.source_id.tolist()])
+    train, cleaned_a_k = train_with_cleaned_a_k(tokens)
 
     raw = make_emulator(model)
     validation = tokens.take(split_mask(tokens.source_id, "validation"))

@@ -6,7 +6,7 @@ Run:  python validation/fit_extinction_law.py --transformer-a-k -0.03
 
 Fits the law on the train split, with the transformer queried at ``--transformer-a-k`` (on
 its own a_k scale; one its training produced: compare several on the validation split with
-``benchmarks/emulator_fidelity.py --split validation``), and records it in the shipped
+``validation/choose_extinction_reference.py``), and records it in the shipped
 model's info; the weights are unchanged. Prints the law's A(lambda)/A(K) against
 Fitzpatrick (2019).
 """
@@ -30,6 +30,13 @@ from bayesfm.tokens.split import split_mask  # noqa: E402
 SEED = 0
 
 
+def train_with_cleaned_a_k(tokens):
+    """The train split's stars and the shipped model's cleaned A_K for each [N] (NaN: none)."""
+    train = tokens.take(split_mask(tokens.source_id, "train"))
+    cleaned = load_extinction(default_extinction_path())
+    return train, np.array([cleaned.get(s, (np.nan,))[0] for s in train.source_id.tolist()])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transformer-a-k", type=float, required=True)
@@ -37,9 +44,7 @@ def main():
     model = FoundationModel.load()
     model = replace(model, info={k: v for k, v in model.info.items() if k != "extinction_law"})
     tokens = load_library(binning=model.vocabulary.binning).tokens
-    train = tokens.take(split_mask(tokens.source_id, "train"))
-    cleaned = load_extinction(default_extinction_path())
-    cleaned_a_k = np.array([cleaned.get(s, (np.nan,))[0] for s in train.source_id.tolist()])
+    train, cleaned_a_k = train_with_cleaned_a_k(tokens)
     law = fit_extinction_law(
         model, train, cleaned_a_k, args.transformer_a_k, seed=SEED, progress=True
     )
