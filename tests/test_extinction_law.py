@@ -9,12 +9,18 @@ import pytest
 
 from bayesfm.common.errors import DataError
 from bayesfm.model.emulator import make_emulator
-from bayesfm.model.extinction_law import ExtinctionLaw, calibrate_scale, fit_response
+from bayesfm.model.extinction_law import ExtinctionLaw, fit_response
 from bayesfm.model.foundation_model import FoundationModel
 
 
 def _with_law(model, law):
     return replace(model, info={**model.info, "extinction_law": law.to_info()})
+
+
+def _bare(model):
+    """``model`` with neither an extinction law nor an a_k scale: the transformer's a_k."""
+    drop = ("extinction_law", "a_k_scale")
+    return replace(model, info={k: v for k, v in model.info.items() if k not in drop})
 
 
 def _law(outputs, transformer_a_k=0.02, reference_a_k=0.05, scale=0.6):
@@ -23,8 +29,7 @@ def _law(outputs, transformer_a_k=0.02, reference_a_k=0.05, scale=0.6):
 
 
 def test_the_emulator_reddens_the_transformer_at_the_reference_context():
-    model = FoundationModel.load()
-    model = replace(model, info={k: v for k, v in model.info.items() if k != "extinction_law"})
+    model = _bare(FoundationModel.load())
     raw = make_emulator(model)
     law = _law(raw.outputs)
     emulator = make_emulator(_with_law(model, law))
@@ -83,28 +88,12 @@ def test_the_response_fit_recovers_a_known_law(rng):
     np.testing.assert_allclose(response, true, rtol=0.01)
 
 
-def test_the_scale_calibration_undoes_a_stretch_despite_noisy_fits(rng):
-    # fitted values stretched by 1 / 0.6, offset, and noisy: ak_targ = 0.04 + 0.6 fitted
-    n = 20000
-    true = rng.gamma(2.0, 0.08, n)
-    error = np.full(n, 0.04)
-    fitted = (true - 0.04) / 0.6 + error * rng.standard_normal(n)
-    ak_targ = true + 0.05 * rng.standard_normal(n)
-    slope, intercept = calibrate_scale(fitted, error, ak_targ)
-    assert slope == pytest.approx(0.6, rel=0.03)
-    assert intercept == pytest.approx(0.04, abs=0.01)
-    with pytest.raises(DataError, match="need 50"):
-        calibrate_scale(fitted[:10], error[:10], ak_targ[:10])
-
-
 def test_the_amortized_a_k_is_put_on_the_laws_scale(example_stars):
     from bayesfm.infer.setup import StarInference, amortized_labels
     from bayesfm.model.predict import predict
 
     setup = StarInference.default()
-    model = replace(
-        setup.model, info={k: v for k, v in setup.model.info.items() if k != "extinction_law"}
-    )
+    model = _bare(setup.model)
     law = _law(setup.emulator.outputs, transformer_a_k=0.0, reference_a_k=0.04, scale=0.5)
     setup = replace(setup, model=_with_law(model, law))
     stars = example_stars.tokens
@@ -122,9 +111,8 @@ def test_the_law_fit_recovers_a_known_law_and_scale(rng):
     from bayesfm.tokens.labels import LABEL_INPUTS
     from bayesfm.tokens.star_tokens import StarTokens
 
-    model = FoundationModel.load()
-    model = replace(model, info={k: v for k, v in model.info.items() if k != "extinction_law"})
-    raw = make_emulator(model, extinction_law=False)
+    model = _bare(FoundationModel.load())
+    raw = make_emulator(model)
     # stars reddened through a known law; their cleaned A_K on a stretched scale, ak_targ noisy
     truth = ExtinctionLaw(0.0, 0.04, 0.6, {n: 2.5 - 0.1 * k for k, n in enumerate(raw.outputs)})
     flux = set(model.vocabulary.names_in_group("xp_bp", "xp_rp"))

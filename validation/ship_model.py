@@ -36,7 +36,7 @@ from bayesfm.bayes.priors import GaussianMixturePrior, default_prior_path, fit_g
 from bayesfm.infer.label_scatter import fit_label_scatter
 from bayesfm.infer.setup import StarInference, amortized_labels
 from bayesfm.infer.trust import TrustCriteria, amortized_inside
-from bayesfm.model.emulator import extinction_law_of, make_emulator
+from bayesfm.model.emulator import a_k_scale_of, make_emulator
 from bayesfm.model.emulator_sigma import fit_emulator_sigma_factors
 from bayesfm.model.extinction_fit import (
     clean_extinction,
@@ -86,9 +86,7 @@ def main():
         cleaned = Path(args.run) / "best_extinction.npz"
     tokens = load_library(binning=model.vocabulary.binning).tokens
     if cleaned.exists():
-        tokens = _with_cleaned_extinction(
-            tokens, load_extinction(cleaned), extinction_law_of(model)
-        )
+        tokens = _with_cleaned_extinction(tokens, load_extinction(cleaned), a_k_scale_of(model))
         if not args.likelihood_only:
             shutil.copyfile(cleaned, default_extinction_path())
             print(f"cleaned A_K of the train stars -> {default_extinction_path()}")
@@ -234,15 +232,15 @@ def _complete_with_cleaned_extinction(emulator, stars, ak_targ):
     return inputs[complete], observed, errors, complete
 
 
-def _with_cleaned_extinction(tokens, cleaned: dict, law):
-    """``tokens`` whose a_k is the cleaned one wherever the run fitted it (on the extinction
-    law's scale where the model has one)."""
+def _with_cleaned_extinction(tokens, cleaned: dict, scale):
+    """``tokens`` whose a_k is the cleaned one wherever the run fitted it (on ak_targ's scale
+    where the model records one)."""
     a_k, a_k_err = (column.copy() for column in tokens.column("a_k"))
     for row, source_id in enumerate(tokens.source_id.tolist()):
         if source_id in cleaned:
             a_k[row], a_k_err[row] = cleaned[source_id]
-            if law is not None:
-                a_k[row], a_k_err[row] = law.true_a_k(a_k[row]), a_k_err[row] * law.a_k_scale
+            if scale is not None:
+                a_k[row], a_k_err[row] = scale.true_a_k(a_k[row]), a_k_err[row] * scale.slope
     return tokens.with_column("a_k", a_k, a_k_err)
 
 

@@ -53,6 +53,19 @@ class GaussianMixturePrior:
             ),
         )
 
+    def mapped(self, name: str, slope: float, intercept: float) -> "GaussianMixturePrior":
+        """The same prior with label ``name`` mapped to ``intercept + slope x name``."""
+        factor = np.ones(len(self.names))
+        factor[self.names.index(name)] = slope
+        shift = np.zeros(len(self.names))
+        shift[self.names.index(name)] = intercept
+        return GaussianMixturePrior(
+            self.names,
+            self.weights,
+            np.asarray(self.means) * factor + shift,
+            np.asarray(self.covariances) * np.outer(factor, factor)[None],
+        )
+
     def save(self, path) -> None:
         save_json(path, self)
 

@@ -22,7 +22,7 @@ from bayesfm.bayes.priors import GaussianMixturePrior
 from bayesfm.bayes.star_model import StarData, normalised_prior, stacked_star_data, star_model
 from bayesfm.common.errors import DataError
 from bayesfm.common.jsonio import to_json
-from bayesfm.model.emulator import Emulator, extinction_law_of, make_emulator
+from bayesfm.model.emulator import Emulator, a_k_scale_of, make_emulator
 from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.model.predict import predict
 from bayesfm.tokens.labels import LABEL_INPUTS
@@ -108,19 +108,19 @@ def amortized_labels(setup: StarInference, stars: StarTokens):
     """The transformer's spectra -> labels prediction (mean, sigma), each [N, 5] physically.
 
     The mean is moved inside a bounded prior (e.g. a uniform box) so that it can start a
-    sampler or centre a proposal. With an extinction law, the predicted a_k is put on the
-    law's scale, the one the emulator's A_K input has.
+    sampler or centre a proposal. The predicted a_k is put on the scale the emulator's A_K
+    input has (ak_targ's, where the model records one: ``a_k_scale_of``).
     """
     inputs = list(setup.emulator.inputs)
     observables = [n for n in setup.emulator.outputs if n in stars.names]
     # one star at a time in the runners: do not pad it to a large batch
     batch = min(len(stars), 512)
     mean, sigma = predict(setup.model, stars, inputs, context=observables, batch_size=batch)
-    law = extinction_law_of(setup.model)
-    if law is not None and "a_k" in inputs:
+    scale = a_k_scale_of(setup.model)
+    if scale is not None and "a_k" in inputs:
         a_k = inputs.index("a_k")
-        mean[:, a_k] = law.true_a_k(mean[:, a_k])
-        sigma[:, a_k] *= law.a_k_scale
+        mean[:, a_k] = scale.true_a_k(mean[:, a_k])
+        sigma[:, a_k] *= scale.slope
     return _into_support(setup.prior, mean), sigma
 
 

@@ -8,7 +8,8 @@ vmap-friendly, which is what a NumPyro likelihood needs.
 Its sigma is the transformer's, times the per-token factors the model records in
 ``model.info["emulator_sigma_factors"]`` (``bayesfm.model.emulator_sigma``) when it has them.
 A model that records an ``extinction_law`` (``bayesfm.model.extinction_law``) is queried
-at the law's a_k context and reddened by the law; its A_K input is on ak_targ's scale.
+at the law's a_k context and reddened by the law; its A_K input is on ak_targ's scale. So is
+that of a model that records an ``a_k_scale`` (``bayesfm.model.a_k_scale``).
 """
 
 import functools
@@ -21,12 +22,13 @@ import numpy as np
 from flax import nnx
 
 from bayesfm.common.errors import DataError
+from bayesfm.model.a_k_scale import AKScale
 from bayesfm.model.extinction_law import ExtinctionLaw, redden
 from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.vocabulary import Scaling
 
-__all__ = ["Emulator", "make_emulator", "context_errors", "extinction_law_of"]
+__all__ = ["Emulator", "make_emulator", "context_errors", "extinction_law_of", "a_k_scale_of"]
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,8 @@ def make_emulator(
     extinction_law: bool = True,
 ) -> Emulator:
     """Build the frozen emulator ``inputs -> outputs`` (default outputs: XP flux and colours);
-    with ``extinction_law=False`` the transformer's own a_k response even where the model
-    records a law."""
+    with ``extinction_law=False`` the transformer's own a_k response and scale even where the
+    model records a law or an a_k scale."""
     vocabulary = model.vocabulary
     if outputs is None:
         outputs = vocabulary.names_in_group("xp_bp", "xp_rp", "colour")
@@ -92,20 +94,47 @@ def make_emulator(
         mean, log_var = transformer(context_index, z, context_error, context_mask, request_index)
         return out_scaling.physical(mean[0]), jnp.exp(0.5 * log_var[0]) * sigma_unit
 
-    law = extinction_law_of(model) if extinction_law else None
-    if law is not None:
-        if "a_k" not in inputs:
-            raise DataError("a model with an extinction law emulates from inputs that include a_k")
-        flux = set(vocabulary.names_in_group("xp_bp", "xp_rp"))
-        is_flux = [name in flux for name in outputs]
-        emulate = redden(emulate, law, outputs, is_flux, list(inputs).index("a_k"))
+    if extinction_law:
+        emulate = _on_ak_targ_scale(emulate, model, inputs, outputs)
     return Emulator(tuple(inputs), tuple(outputs), jax.jit(emulate) if jit else emulate)
+
+
+def _on_ak_targ_scale(emulate_at, model: FoundationModel, inputs, outputs):
+    """``emulate`` whose A_K input is on ak_targ's scale: reddened by the model's extinction
+    law, or mapped by its a_k scale (unchanged if it records neither)."""
+    law, scale = extinction_law_of(model), a_k_scale_of(model)
+    if "a_k" not in inputs:
+        if law is not None:
+            raise DataError("a model with an extinction law emulates from inputs that include a_k")
+        return emulate_at
+    a_k_index = list(inputs).index("a_k")
+    if law is not None:
+        flux = set(model.vocabulary.names_in_group("xp_bp", "xp_rp"))
+        return redden(emulate_at, law, outputs, [name in flux for name in outputs], a_k_index)
+    if scale is None:
+        return emulate_at
+
+    def emulate(x):
+        x = jnp.asarray(x)
+        return emulate_at(x.at[a_k_index].set(scale.transformer_a_k(x[a_k_index])))
+
+    return emulate
 
 
 def extinction_law_of(model: FoundationModel) -> ExtinctionLaw | None:
     """The extinction law ``model`` records, if any."""
     record = model.info.get("extinction_law")
     return None if record is None else ExtinctionLaw.from_info(record)
+
+
+def a_k_scale_of(model: FoundationModel) -> AKScale | None:
+    """The map of ``model``'s a_k token onto the A_K scale its emulator takes (its
+    extinction law's, or the ``a_k_scale`` it records), if any."""
+    law = extinction_law_of(model)
+    if law is not None:
+        return law.scale()
+    record = model.info.get("a_k_scale")
+    return None if record is None else AKScale.from_info(record)
 
 
 def context_errors(model: FoundationModel, inputs: Sequence[str]):

@@ -22,8 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayesfm.common.errors import DataError
+from bayesfm.model.a_k_scale import AKScale
 
-__all__ = ["ExtinctionLaw", "redden", "fit_response", "calibrate_scale"]
+__all__ = ["ExtinctionLaw", "redden", "fit_response"]
 
 CLIP_SIGMA = 4.0  # residuals beyond this many robust sigma leave a token's response fit
 
@@ -46,9 +47,9 @@ class ExtinctionLaw:
     a_k_scale: float
     response: dict
 
-    def true_a_k(self, transformer_a_k):
-        """The transformer's a_k value(s) on the law's (ak_targ's) scale [mag]."""
-        return self.reference_a_k + self.a_k_scale * (transformer_a_k - self.transformer_a_k)
+    def scale(self) -> AKScale:
+        """The law's map of the transformer's a_k onto its own (ak_targ's) scale."""
+        return AKScale(self.a_k_scale, self.reference_a_k - self.a_k_scale * self.transformer_a_k)
 
     def to_info(self) -> dict:
         return {
@@ -132,15 +133,3 @@ def fit_response(delta_a_k, reference_mean, reference_sigma, observed, errors, i
             with np.errstate(invalid="ignore"):
                 used = np.isfinite(z) & np.isfinite(delta_a_k) & (np.abs(z) < CLIP_SIGMA * robust)
     return response
-
-
-def calibrate_scale(fitted_a_k, fitted_err, ak_targ):
-    """(slope b, intercept a) with ak_targ = a + b A_K over stars with both, b corrected
-    for the regression dilution that ``fitted_a_k``'s own noise (``fitted_err``) causes."""
-    both = np.isfinite(fitted_a_k) & np.isfinite(ak_targ) & np.isfinite(fitted_err)
-    x, y = fitted_a_k[both], ak_targ[both]
-    if both.sum() < 50:
-        raise DataError(f"only {both.sum()} stars have both a fitted A_K and ak_targ; need 50")
-    reliability = 1.0 - np.mean(fitted_err[both] ** 2) / np.var(x)
-    slope = np.cov(x, y)[0, 1] / np.var(x, ddof=1) / reliability
-    return float(slope), float(np.mean(y) - slope * np.mean(x))

@@ -4,9 +4,10 @@ from dataclasses import replace
 
 import numpy as np
 
+from bayesfm.model.a_k_scale import calibrate_scale
 from bayesfm.model.emulator import make_emulator
 from bayesfm.model.extinction_fit import fit_free_extinction
-from bayesfm.model.extinction_law import ExtinctionLaw, calibrate_scale, fit_response
+from bayesfm.model.extinction_law import ExtinctionLaw, fit_response
 from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.star_tokens import StarTokens
