@@ -7,8 +7,10 @@ Side by side in one run, on the test split's stars (or --split's) that have all 
 labels and a valid ak_targ: the transformer emulator exactly as the NumPyro models call it
 (``make_emulator``, with the sigma factors the model records), and the MLP yardstick (``bayesfm.yardstick``, trained here on the
 train split) with and without a latent A_K per training star. Each is measured at the
-stars' APOGEE labels with A_K = ak_targ, and with A_K fitted per star (grid over
-[-0.2, 1.5] mag, minimum of chi-square + log det, no prior). Per wavelength region:
+stars' APOGEE labels with A_K = ak_targ, and with A_K fitted per star (a grid over the
+transformer's a_k from -0.2 to 1.5 mag, on each emulator's A_K scale: minimum of chi-square
++ log det, no prior), the latter also for giants and
+dwarfs (APOGEE logg >= 3.5) apart. Per wavelength region:
 median |obs - mean| / obs error and / total sigma (sqrt(obs error^2 + emulator sigma^2):
 0.67 if the sigma means what it says), and the robust sigma of the BP-RP residual [mag].
 Writes benchmarks/emulator_fidelity.json.
@@ -23,7 +25,7 @@ import numpy as np
 
 from bayesfm.common.metrics import robust_sigma
 from bayesfm.model.emulator import make_emulator
-from bayesfm.model.extinction_fit import FREE_RANGE_MAG, fit_free_extinction
+from bayesfm.model.extinction_fit import FREE_RANGE_MAG, fit_free_extinction, free_range_of
 from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.model.yardstick import MlpEmulatorConfig, train_mlp_emulator
 from bayesfm.sources.library import load_library
@@ -36,6 +38,7 @@ REGIONS_NM = {
     "RP 660-800": (660, 800),
     "RP 800-1000": (800, 1000),
 }
+DWARF_LOGG = 3.5  # APOGEE logg at and above which a star counts as a dwarf
 OUT = Path(__file__).with_suffix(".json")
 
 
@@ -59,15 +62,20 @@ def fidelity(emulator, inputs, observed, errors) -> dict:
     return row
 
 
-def measure(name, emulator, inputs, observed, errors) -> dict:
+def measure(name, emulator, inputs, observed, errors, a_k_range) -> dict:
     start = time.time()
-    fitted = fit_free_extinction(emulator, inputs[:, :4], observed, errors, progress=True)
+    fitted = fit_free_extinction(emulator, inputs[:, :4], observed, errors, True, a_k_range)
     with_fit = inputs.copy()
     with_fit[:, 4] = fitted.a_k
+    dwarf = inputs[:, LABEL_INPUTS.index("logg")] >= DWARF_LOGG
     result = {
         "at_ak_targ": fidelity(emulator, inputs, observed, errors),
         "a_k_fitted": fidelity(emulator, with_fit, observed, errors),
         "fitted_minus_ak_targ_robust_sigma_mag": robust_sigma(fitted.a_k - inputs[:, 4]),
+        "a_k_fitted_by_type": {
+            kind: fidelity(emulator, with_fit[rows], observed[rows], errors[rows])
+            for kind, rows in (("giants", ~dwarf), ("dwarfs", dwarf))
+        },
         "seconds": time.time() - start,
     }
     print(f"{name}: measured in {result['seconds']:.0f} s")
@@ -75,16 +83,15 @@ def measure(name, emulator, inputs, observed, errors) -> dict:
 
 
 def _print(results):
-    header = f"{'emulator':<34} {'A_K':<9}" + "".join(f"{r:>12}" for r in REGIONS_NM)
+    header = f"{'emulator':<34} {'A_K':<11}" + "".join(f"{r:>12}" for r in REGIONS_NM)
     print(header + f"{'BP-RP':>8}   |obs-mean|/total sigma")
     for name, result in results["emulators"].items():
-        for case in ("at_ak_targ", "a_k_fitted"):
-            row = result[case]
+        rows = {"at_ak_targ": result["at_ak_targ"], "a_k_fitted": result["a_k_fitted"]}
+        rows |= {f"fit {kind}": row for kind, row in result["a_k_fitted_by_type"].items()}
+        for case, row in rows.items():
             cells = "".join(f"{row[r]['over_obs_error']:>12.2f}" for r in REGIONS_NM)
             totals = " / ".join(f"{row[r]['over_total_sigma']:.2f}" for r in REGIONS_NM)
-            print(
-                f"{name:<34} {case[:8]:<9}{cells}{row['bp_rp_robust_sigma_mag']:>8.3f}   {totals}"
-            )
+            print(f"{name:<34} {case:<11}{cells}{row['bp_rp_robust_sigma_mag']:>8.3f}   {totals}")
 
 
 def main():
@@ -122,14 +129,15 @@ def main():
     print(f"{len(rows)} {args.split} stars with all four labels and a valid ak_targ")
 
     train = tokens.take(split_mask(tokens.source_id, "train"))
-    emulators = {f"transformer ({args.model or 'shipped'})": emulator}
+    emulators = {f"transformer ({args.model or 'shipped'})": (emulator, free_range_of(model))}
     for path in args.compare:
-        emulators[f"transformer ({path})"] = make_emulator(FoundationModel.load(path))
+        other = FoundationModel.load(path)
+        emulators[f"transformer ({path})"] = (make_emulator(other), free_range_of(other))
     for latent in () if args.transformer_only else (True, False):
         config = MlpEmulatorConfig(steps=args.mlp_steps, latent_extinction=latent)
         start = time.time()
         label = f"MLP yardstick, {'latent A_K' if latent else 'ak_targ as given'}"
-        emulators[label] = train_mlp_emulator(train, vocabulary, config)
+        emulators[label] = (train_mlp_emulator(train, vocabulary, config), FREE_RANGE_MAG)
         print(f"{label}: trained in {time.time() - start:.0f} s")
 
     results = {
@@ -137,9 +145,10 @@ def main():
         "split": args.split,
         "model": args.model or "shipped",
         "mlp_steps": args.mlp_steps,
-        "a_k_fit_range_mag": FREE_RANGE_MAG,
+        "a_k_fit_range_transformer_a_k": FREE_RANGE_MAG,
         "emulators": {
-            name: measure(name, em, inputs, observed, errors) for name, em in emulators.items()
+            name: measure(name, em, inputs, observed, errors, a_k_range)
+            for name, (em, a_k_range) in emulators.items()
         },
     }
     _print(results)

@@ -92,3 +92,12 @@ def test_the_calibration_undoes_a_stretch(rng):
     assert intercept == pytest.approx(0.04, abs=0.01)
     with pytest.raises(DataError, match="need 50"):
         calibrate_scale(noisy[:10], error[:10], ak_targ[:10])
+
+
+def test_the_free_a_k_search_spans_the_same_transformer_contexts_on_any_scale():
+    from bayesfm.model.extinction_fit import FREE_RANGE_MAG, free_range_of
+
+    model = FoundationModel.load()
+    assert free_range_of(_on_scale(model, None)) == FREE_RANGE_MAG
+    on_scale = free_range_of(_on_scale(model, SCALE))
+    np.testing.assert_allclose([SCALE.transformer_a_k(a) for a in on_scale], FREE_RANGE_MAG)

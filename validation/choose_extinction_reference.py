@@ -51,8 +51,9 @@ def main():
     parser.add_argument("--stars", type=int, default=1500)
     args = parser.parse_args()
     model = FoundationModel.load()
-    # every row without sigma factors: the shipped ones were fitted for one law
-    dropped = ("extinction_law", "emulator_sigma_factors")
+    # every row on the transformer's a_k scale and without sigma factors (the shipped ones
+    # were fitted for one likelihood)
+    dropped = ("extinction_law", "a_k_scale", "emulator_sigma_factors")
     model = replace(model, info={k: v for k, v in model.info.items() if k not in dropped})
     tokens = load_library(binning=model.vocabulary.binning).tokens
     train, cleaned_a_k = train_with_cleaned_a_k(tokens)

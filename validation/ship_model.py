@@ -1,6 +1,7 @@
 """Install a trained model as the package default, with its learned prior and noise model.
 
 Run:  python validation/ship_model.py --run runs/default
+      then  python validation/fit_a_k_scale.py   (puts A_K on ak_targ's scale)
       python validation/ship_model.py --likelihood-only   (the shipped weights: sigma
       factors, prior and noise model only)
       python validation/ship_model.py --label-scatter-only   (the shipped likelihood: its
@@ -12,7 +13,7 @@ Writes into bayesfm/data/:
   their APOGEE labels, each star's A_K fitted through the emulator without a prior;
 - label_prior.json: a Gaussian mixture over (teff, logg, fe_h, alpha_m, a_k) fitted on the
   train split's stars that have all five, with the cleaned A_K the run fitted (if it trained
-  with latent extinction);
+  with latent extinction; on ak_targ's scale where the model records one);
 - foundation_model_extinction.npz: those cleaned A_K values and errors by source id;
 - noise_model.json: the noise model fitted on validation stars (``bayesfm.noise_fit``): c, R
   and the Student-t degrees of freedom from the residuals at their APOGEE labels (each star's
@@ -42,6 +43,7 @@ from bayesfm.model.extinction_fit import (
     clean_extinction,
     default_extinction_path,
     fit_free_extinction,
+    free_range_of,
     load_extinction,
 )
 from bayesfm.model.foundation_model import FoundationModel, default_model_path
@@ -203,7 +205,8 @@ def _with_emulator_sigma_factors(model, validation):
     observed, errors = (a[complete][:, columns] for a in (validation.values, validation.errors))
     labels = labels[complete]
     for _ in range(2):
-        a_k = fit_free_extinction(make_emulator(model), labels, observed, errors, True).a_k
+        emulator, a_k_range = make_emulator(model), free_range_of(model)
+        a_k = fit_free_extinction(emulator, labels, observed, errors, True, a_k_range).a_k
         usable = np.isfinite(a_k)
         inputs = np.column_stack([labels, a_k])[usable]
         factors = fit_emulator_sigma_factors(plain, inputs, observed[usable], errors[usable])

@@ -1,6 +1,6 @@
 """ak_targ's scale for the emulator's A_K input.
 
-Training with latent extinction (issue 19) gives each training star a cleaned a_k, and the
+Training with latent extinction gives each training star a cleaned a_k, and the
 transformer's a_k token lives on that scale, which is not ak_targ's: the cleaned values
 absorb misfits that extinction does not cause and come out stretched. A model that records
 an ``a_k_scale`` has emulators whose A_K input, priors and posteriors are on ak_targ's

@@ -24,16 +24,17 @@ from tqdm.auto import tqdm
 
 from bayesfm.common.errors import DataError
 from bayesfm.common.files import shipped_data_path
-from bayesfm.model.emulator import Emulator
+from bayesfm.model.emulator import Emulator, a_k_scale_of
 from bayesfm.model.extinction_anchor import ExtinctionFit, anchor_to_label
 from bayesfm.tokens.star_tokens import StarTokens
 
-FREE_RANGE_MAG = (-0.2, 1.5)  # searched for A_K without a prior
+FREE_RANGE_MAG = (-0.2, 1.5)  # the transformer's a_k searched without a prior
 
 __all__ = [
     "ExtinctionFit",
     "fit_extinction",
     "fit_free_extinction",
+    "free_range_of",
     "FREE_RANGE_MAG",
     "extinction_objective",
     "clean_extinction",
@@ -155,20 +156,31 @@ def fit_extinction(
     return ExtinctionFit(a_k, a_k_err)
 
 
-def fit_free_extinction(emulator: Emulator, labels, observed, errors, progress=False):
+def fit_free_extinction(
+    emulator: Emulator, labels, observed, errors, progress=False, a_k_range=FREE_RANGE_MAG
+):
     """A_K per star without a prior, as a posterior frees it: a fine grid (35 points over
-    ``FREE_RANGE_MAG``, then 35 between the best point's neighbours). Arguments as for
+    ``a_k_range``, then 35 between the best point's neighbours). ``a_k_range``: on the
+    emulator's A_K scale (``free_range_of`` the model); the other arguments as for
     ``fit_extinction``."""
     return fit_extinction(
         emulator,
         labels,
         observed,
         errors,
-        broad_range=FREE_RANGE_MAG,
+        broad_range=a_k_range,
         n_grid=35,
         refine=True,
         progress=progress,
     )
+
+
+def free_range_of(model) -> tuple:
+    """``FREE_RANGE_MAG``, a range of the transformer's own a_k, on the A_K scale of
+    ``model``'s emulator: a search over it queries the transformer only at a_k contexts
+    its training produced."""
+    scale = a_k_scale_of(model)
+    return FREE_RANGE_MAG if scale is None else tuple(scale.true_a_k(a) for a in FREE_RANGE_MAG)
 
 
 def clean_extinction(
