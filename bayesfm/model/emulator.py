@@ -102,7 +102,7 @@ def make_emulator(
 def _on_ak_targ_scale(emulate_at, model: FoundationModel, inputs, outputs):
     """``emulate`` whose A_K input is on ak_targ's scale: reddened by the model's extinction
     law, or mapped by its a_k scale (unchanged if it records neither)."""
-    law, scale = extinction_law_of(model), a_k_scale_of(model)
+    law = extinction_law_of(model)
     if "a_k" not in inputs:
         if law is not None:
             raise DataError("a model with an extinction law emulates from inputs that include a_k")
@@ -111,6 +111,7 @@ def _on_ak_targ_scale(emulate_at, model: FoundationModel, inputs, outputs):
     if law is not None:
         flux = set(model.vocabulary.names_in_group("xp_bp", "xp_rp"))
         return redden(emulate_at, law, outputs, [name in flux for name in outputs], a_k_index)
+    scale = a_k_scale_of(model)
     if scale is None:
         return emulate_at
 
