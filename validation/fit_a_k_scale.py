@@ -1,6 +1,6 @@
 """Put the shipped model's A_K on ak_targ's scale (``bayesfm.model.a_k_scale``).
 
-Run:  python validation/fit_a_k_scale.py [--stars 1000]   (about 20 min; resumes)
+Run:  python validation/fit_a_k_scale.py [--stars 1000]   (about 25 min; resumes)
 
 Samples the posteriors of ``--stars`` random validation stars that have ak_targ with the
 catalogue's default settings (in runs/a_k_scale, resumable), regresses ak_targ on their
