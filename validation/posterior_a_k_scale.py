@@ -10,6 +10,8 @@ A_K = reference + scale x (a_k - transformer_a_k) (the extinction law's calibrat
 ``validation/fit_extinction_law.py``): the robust sigma and median of posterior median -
 ak_targ, and the fraction of stars whose ak_targ lies within 1 sigma (posterior half
 16-84% width and ak_targ's error in quadrature); then the line ak_targ = a + b x median.
+The "mapped" line is for a catalogue of a model without an ``a_k_scale``: the shipped model's
+posteriors are on ak_targ's scale already (their "as sampled" line is the one to read).
 """
 
 import argparse
