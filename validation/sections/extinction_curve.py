@@ -90,7 +90,8 @@ def markdown(results) -> list[str]:
         "the same for every type by construction; `python validation/extinction_scale.py` "
         "measures A(55)/A(K) per type from the data alone."
         if results[NAME].get("extinction_law")
-        else "The emulator's own response to its a_k token (no extinction law)."
+        else "The emulator's own response to its A_K input (no extinction law), on ak_targ's "
+        "scale where the model records an `a_k_scale`."
     )
     return [
         "## 4. Extinction curve",
