@@ -39,7 +39,13 @@ from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.split import split_mask
 
 PREVIOUS = ImportanceConfig(
-    num_draws=1000, refine_draws=1000, refinements=2, min_rounds=3, newton_steps=20, top_up_draws=0
+    num_draws=1000,
+    refine_draws=1000,
+    refinements=2,
+    min_rounds=3,
+    newton_steps=20,
+    top_up_draws=0,
+    logg_starts=(),
 )
 
 

@@ -27,7 +27,8 @@ def test_proposal_is_laplace_where_the_hessian_is_good_and_amortized_elsewhere(r
     hessian = np.stack([good, singular, indefinite, broken])
     mode = rng.normal(size=(4, 5))
     z_start, z_sigma = rng.normal(size=(4, 5)), rng.uniform(0.5, 2.0, (4, 5))
-    loc, cov = proposal_covariance(mode, hessian, z_start, z_sigma)
+    loc, cov, laplace = proposal_covariance(mode, hessian, z_start, z_sigma)
+    np.testing.assert_array_equal(laplace, [True, False, False, False])
     np.testing.assert_allclose(loc[0], mode[0])
     np.testing.assert_allclose(cov[0], np.linalg.inv(good), rtol=1e-8)
     for i in (1, 2, 3):

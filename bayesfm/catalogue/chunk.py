@@ -69,11 +69,12 @@ def fit_chunk(
     z_sigma = sigma / setup.scaling.scale
     size = bucket_size(len(usable))
     padded = pad_leading((data, z_mean, z_sigma), size)
-    evaluations["newton_steps"] = len(usable) * config.importance.newton_steps
+    starts = 1 + len(config.importance.logg_starts)
+    evaluations["newton_steps"] = len(usable) * starts * config.importance.newton_steps
     if config.method == "nuts":
         with watch("mode"):
             proposal = laplace_proposal(setup, *padded, config.importance)
-        loc, chol = (a[: len(usable)] for a in proposal)
+        loc, chol = (a[: len(usable)] for a in proposal.main())
         to_nuts = np.ones(len(usable), bool)
     else:
         result = run_importance(setup, *padded, is_key, config.importance, watch)

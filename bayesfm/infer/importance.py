@@ -1,15 +1,16 @@
 """Posteriors by importance sampling from the transformer's amortized prediction.
 
 The proposal is a Laplace approximation (as in Zhang, Green & Rix 2023): from the
-transformer's amortized spectra -> labels prediction, Newton's method finds each star's
-posterior mode (``bayesfm.infer.mode``), and the Hessian there gives the covariance of a
-heavy-tailed multivariate Student-t (where the Hessian is not positive definite, the
-amortized sigma is used instead). Draws are weighted by prior x emulator likelihood /
+transformer's amortized spectra -> labels prediction, and from a few fixed logg values,
+Newton's method finds each star's posterior modes (``bayesfm.infer.mode``), and the Hessian
+at each gives the covariance of a heavy-tailed multivariate Student-t component of a mixture
+(``bayesfm.infer.mixture``; where the Hessian is not positive definite, the amortized sigma
+is used instead). Draws are weighted by prior x emulator likelihood /
 proposal; Pareto-smoothed importance sampling (Vehtari et al. 2024) gives the weights and
 their k-hat. A star passes when k-hat <= ``max_khat`` (the weights' variance is then finite
 enough to trust) and the effective sample size is large enough. Only the stars that fail
-get refinement rounds, each re-centred on the weighted moments of the star's previous
-draws. A star whose weights are sound (k-hat) but too few (ESS) after the last round gets
+get refinement rounds, each component re-centred on the weighted moments of the previous
+draws it is responsible for. A star whose weights are sound (k-hat) but too few (ESS) after the last round gets
 ``top_up_draws`` more from that round's proposal, weighed together with it; those that still
 fail are for NUTS.
 """
@@ -21,12 +22,12 @@ from typing import NamedTuple
 import arviz as az
 import jax
 import numpy as np
-import numpyro.distributions as dist
 from numpyro.infer.util import log_density
 
 from bayesfm.bayes.star_model import StarData
 from bayesfm.common.devices import bucket_size, full_precision, pad_leading, shard_stars
 from bayesfm.common.stopwatch import Stopwatch
+from bayesfm.infer.mixture import Mixture, refined_mixture, sample_mixture
 from bayesfm.infer.mode import laplace_proposal
 
 __all__ = ["ImportanceConfig", "ImportanceResult", "run_importance", "weigh_one_star"]
@@ -48,12 +49,14 @@ class ImportanceConfig:
     min_ess: float = 100.0
     num_keep: int = 1000  # equal-weight draws kept per star
     top_up_draws: int = 4000  # after the last round, for stars failing only the ESS check
+    logg_starts: tuple[float, ...] = (2.5, 4.5)  # mode searches besides the amortized one's
 
 
 class ImportanceResult(NamedTuple):
     """Per star: equal-weight draws z [n, num_keep, 5], k-hat [n], ESS [n], accepted [n],
-    the last proposal's centre [n, 5] and Cholesky factor [n, 5, 5] (which start and
-    precondition NUTS for the stars that fail), and the target densities evaluated [n]."""
+    the centre [n, 5] and Cholesky factor [n, 5, 5] of the last proposal's heaviest
+    component (which start and precondition NUTS for the stars that fail), and the target
+    densities evaluated [n]."""
 
     z: np.ndarray
     khat: np.ndarray
@@ -81,15 +84,15 @@ def run_importance(
     watch = watch or Stopwatch()
     n = len(z_mean)
     with watch("mode"):
-        loc, chol = laplace_proposal(setup, data, z_mean, z_sigma, config)
+        proposal = laplace_proposal(setup, data, z_mean, z_sigma, config)
     rng = np.random.default_rng(np.asarray(key))
-    kept = np.full((n, config.num_keep, len(loc[0])), np.nan, np.float32)
+    kept = np.full((n, config.num_keep, proposal.loc.shape[-1]), np.nan, np.float32)
     khat, ess, evaluations = np.full(n, np.inf), np.zeros(n), np.zeros(n, np.int64)
     todo, num_draws = np.arange(n), config.num_draws
     for round_ in range(config.refinements + 1):
         key, round_key = jax.random.split(key)
         with watch("draws"):
-            z, log_w = _weigh(setup, data, todo, loc, chol, round_key, num_draws, config.df)
+            z, log_w = _weigh(setup, data, todo, proposal, round_key, num_draws, config.df)
         with watch("psis"):
             weights, khat[todo] = _smoothed_weights(log_w)
             ess[todo] = 1.0 / np.sum(weights**2, axis=1)
@@ -100,22 +103,23 @@ def run_importance(
         if round_ == config.refinements or not failed.any():
             break
         z, weights, todo = z[failed], weights[failed], todo[failed]
-        loc[todo], chol[todo] = _refined_proposal(
-            z, weights, loc[todo], chol[todo], config.refine_inflation
+        refined = refined_mixture(
+            z, weights, proposal.take(todo), config.refine_inflation, config.df
         )
+        proposal.put(todo, refined)
         num_draws = config.refine_draws
     short = (khat[todo] <= config.max_khat) & (ess[todo] < config.min_ess)
     if config.top_up_draws and short.any():
         rows = todo[short]
         with watch("draws"):
-            more = _top_up(setup, data, rows, z[short], log_w[short], loc, chol, key, config, rng)
+            more = _top_up(setup, data, rows, z[short], log_w[short], proposal, key, config, rng)
         khat[rows], ess[rows], kept[rows] = more
         evaluations[rows] += _top_up_parts(config) * config.refine_draws
     accepted = (khat <= config.max_khat) & (ess >= config.min_ess)
-    return ImportanceResult(kept, khat, ess, accepted, loc, chol, evaluations)
+    return ImportanceResult(kept, khat, ess, accepted, *proposal.main(), evaluations)
 
 
-def _top_up(setup, data, rows, z, log_w, loc, chol, key, config, rng):
+def _top_up(setup, data, rows, z, log_w, proposal, key, config, rng):
     """(k-hat, ESS, kept draws) of stars ``rows`` from their last round's draws z and log
     weights [m, S] together with ``config.top_up_draws`` more from the same proposals, drawn
     in parts of ``refine_draws`` with the rounds' compiled program: three long runs stalled
@@ -124,7 +128,7 @@ def _top_up(setup, data, rows, z, log_w, loc, chol, key, config, rng):
     parts = [(z, log_w)]
     for part in range(_top_up_parts(config)):
         part_key = jax.random.fold_in(key, 1 + part)
-        parts.append(_weigh(setup, data, rows, loc, chol, part_key, config.refine_draws, config.df))
+        parts.append(_weigh(setup, data, rows, proposal, part_key, config.refine_draws, config.df))
     z, log_w = (np.concatenate(arrays, axis=1) for arrays in zip(*parts, strict=True))
     weights, khat = _smoothed_weights(log_w)
     return khat, 1.0 / np.sum(weights**2, axis=1), _resample(z, weights, config.num_keep, rng)
@@ -135,11 +139,11 @@ def _top_up_parts(config) -> int:
     return -(-config.top_up_draws // config.refine_draws)
 
 
-def _weigh(setup, data, rows, loc, chol, key, num_draws, df):
+def _weigh(setup, data, rows, proposal: Mixture, key, num_draws, df):
     """Draws and log weights of stars ``rows`` (padded to a power of two, so that a few
     batch shapes are compiled, however many stars a round has)."""
     size = bucket_size(len(rows))
-    subset = jax.tree_util.tree_map(lambda a: np.asarray(a)[rows], (loc, chol, data))
+    subset = jax.tree_util.tree_map(lambda a: np.asarray(a)[rows], (tuple(proposal), data))
     keys = jax.random.split(key, len(rows))
     padded = pad_leading((keys, *subset), size)
     weigh = _compiled_weigher(setup, num_draws, df)
@@ -149,25 +153,24 @@ def _weigh(setup, data, rows, loc, chol, key, num_draws, df):
 @functools.lru_cache(maxsize=4)
 def _compiled_weigher(setup, num_draws, df):
     """``weigh_one_star`` over stars, a few at a time (n x num_draws emulator calls at once
-    would not fit in cache), jitted: ``(keys [n], loc, chol, data) -> (z, log_w)``."""
+    would not fit in cache), jitted: ``(keys [n], mixtures, data) -> (z, log_w)``."""
     one_star = weigh_one_star(setup, num_draws, df)
 
-    def all_stars(keys, loc, chol, data):
-        return jax.lax.map(lambda a: one_star(*a), (keys, loc, chol, data), batch_size=8)
+    def all_stars(keys, mixtures, data):
+        return jax.lax.map(lambda a: one_star(*a), (keys, mixtures, data), batch_size=8)
 
     return jax.jit(all_stars)
 
 
 def weigh_one_star(setup, num_draws, df):
-    """The pure one-star ``(key, loc [5], chol [5, 5], data) -> (z [num_draws, 5], log
-    weights)`` with a multivariate Student-t proposal."""
+    """The pure one-star ``(key, mixture (log weights [K], centres [K, 5], Cholesky factors
+    [K, 5, 5]), data) -> (z [num_draws, 5], log weights)`` with a Student-t mixture proposal."""
     model = setup.star_model
 
-    def one_star(key, loc, chol, data):
-        proposal = dist.MultivariateStudentT(df, loc, scale_tril=chol)
-        z = proposal.sample(key, (num_draws,))
+    def one_star(key, mixture, data):
+        z, log_q = sample_mixture(key, mixture, df, num_draws)
         log_target = jax.vmap(lambda zi: log_density(model, (data,), {}, {"z": zi})[0])(z)
-        return z, log_target - proposal.log_prob(z)
+        return z, log_target - log_q
 
     return one_star
 
@@ -184,20 +187,6 @@ def _smoothed_weights(log_w):
     weights = np.exp(smoothed)
     weights /= weights.sum(axis=1, keepdims=True)
     return weights, np.where(usable, khat, np.inf)
-
-
-def _refined_proposal(z, weights, loc, chol, inflation):
-    """Student-t location and scale from the weighted draws (kept where degenerate)."""
-    mean = np.einsum("ns,nsd->nd", weights, z)
-    centred = z - mean[:, None]
-    cov = np.einsum("ns,nsd,nse->nde", weights, centred, centred)
-    cov = inflation**2 * cov + 1e-6 * np.eye(z.shape[-1])
-    ok = np.all(np.isfinite(cov), axis=(1, 2)) & np.all(np.isfinite(mean), axis=1)
-    new_chol = np.linalg.cholesky(np.where(ok[:, None, None], cov, np.eye(z.shape[-1])))
-    return (
-        np.where(ok[:, None], mean, loc).astype(np.float32),
-        np.where(ok[:, None, None], new_chol, chol).astype(np.float32),
-    )
 
 
 def _resample(z, weights, size, rng):

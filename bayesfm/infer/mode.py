@@ -1,4 +1,4 @@
-"""Each star's posterior mode and the Laplace proposal built on it.
+"""Each star's posterior modes and the Laplace mixture proposal built on them.
 
 From the transformer's amortized prediction, a damped Newton method with the exact 5 x 5
 Hessian finds the mode of the density of z in the unconstrained space of the prior's
@@ -6,8 +6,10 @@ support (a bounded prior is never left). Near the mode Newton converges quadrati
 a handful of steps replace the hundreds a first-order optimiser needs. Far from it the
 Hessian may not be positive definite: its eigenvalues are taken in absolute value
 (a descent direction whatever the curvature), steps are capped in length, and a step that
-does not lower -log p is shortened and retried. The Hessian at the mode gives the
-covariance of the importance proposal.
+does not lower -log p is shortened and retried. The Hessian at a mode gives the covariance
+of its component of the importance proposal (``bayesfm.infer.mixture``); besides the
+amortized prediction, the search starts from a few fixed logg values, so that a second mode
+(giant or dwarf) is found too.
 """
 
 import functools
@@ -20,30 +22,53 @@ from numpyro.infer.util import log_density
 
 from bayesfm.bayes.star_model import StarData
 from bayesfm.common.devices import full_precision, shard_stars
+from bayesfm.infer.mixture import Mixture, mixture_of_modes
+from bayesfm.tokens.labels import LABEL_INPUTS
 
 __all__ = ["laplace_proposal", "mode_one_star", "proposal_covariance"]
 
 _MAX_STEP = 1.0  # longest Newton step in the unconstrained space (normalised units)
+_LOGG = LABEL_INPUTS.index("logg")
 _MIN_CONDITION = 1e-7  # smallest / largest Hessian eigenvalue for a Laplace proposal
 
 
 @full_precision
-def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config):
-    """Posterior modes [n, 5] and proposal Cholesky factors [n, 5, 5], normalised units.
+def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> Mixture:
+    """Each star's mixture proposal (normalised units): a component at every distinct mode
+    reached from the amortized prediction ``z_mean`` and from ``config.logg_starts``.
 
-    ``config``: an ``ImportanceConfig`` (its ``newton_steps`` and ``inflation``).
+    ``config``: an ``ImportanceConfig`` (its ``newton_steps``, ``logg_starts`` and
+    ``inflation``).
     """
     find_mode = _compiled_mode_finder(setup, config.newton_steps)
-    z_start = np.asarray(z_mean, np.float32)
-    mode, hessian = (np.asarray(a) for a in find_mode(*shard_stars((z_start, data))))
-    mode, hessian = mode[: len(z_start)], hessian[: len(z_start)]
-    loc, cov = proposal_covariance(mode, hessian, z_start, z_sigma)
-    chol = config.inflation * np.linalg.cholesky(cov)
-    return loc.astype(np.float32), chol.astype(np.float32)
+    n = len(z_mean)
+    components = []
+    # one search per start, each the same compiled program over the n stars
+    for start in _starts(setup, np.asarray(z_mean, np.float32), config.logg_starts):
+        found = find_mode(*shard_stars((start, data)))
+        mode, hessian, value = (np.asarray(a)[:n] for a in found)
+        loc, cov, laplace = proposal_covariance(mode, hessian, z_mean, z_sigma)
+        evidence = np.where(laplace, 0.5 * np.linalg.slogdet(cov)[1] - value, -np.inf)
+        components.append((loc, cov, evidence))
+    loc, cov, evidence = (np.stack(parts, axis=1) for parts in zip(*components, strict=True))
+    return mixture_of_modes(loc, cov, evidence, config.inflation)
+
+
+def _starts(setup, z_mean, logg_starts):
+    """Mode-search starts, each [n, 5]: the amortized prediction, and the same with logg
+    set to each of ``logg_starts`` (physical)."""
+    physical = np.asarray(setup.scaling.physical(z_mean), np.float32)
+    starts = [z_mean]
+    for logg in logg_starts:
+        moved = physical.copy()
+        moved[:, _LOGG] = logg
+        starts.append(np.asarray(setup.scaling.normalise(moved), np.float32))
+    return starts
 
 
 def proposal_covariance(mode, hessian, z_start, z_sigma):
-    """(proposal centres [n, 5], covariances [n, 5, 5], positive definite by construction).
+    """(proposal centres [n, 5], covariances [n, 5, 5], positive definite by construction,
+    and whether each is the Laplace approximation [n]).
 
     The Laplace approximation (mode, inverse Hessian) where the Hessian is finite and
     well conditioned; elsewhere the amortized prediction (``z_start``, ``z_sigma``).
@@ -57,7 +82,7 @@ def proposal_covariance(mode, hessian, z_start, z_sigma):
     laplace_cov = np.einsum("nij,nj,nkj->nik", vectors, inverse, vectors)
     fallback = np.eye(mode.shape[-1]) * np.asarray(z_sigma, np.float64)[:, None, :] ** 2
     cov = np.where(laplace[:, None, None], laplace_cov, fallback)
-    return np.where(laplace[:, None], mode, z_start), cov
+    return np.where(laplace[:, None], mode, z_start), cov, laplace
 
 
 @functools.lru_cache(maxsize=4)
@@ -66,7 +91,8 @@ def _compiled_mode_finder(setup, steps):
 
 
 def mode_one_star(setup, steps):
-    """The pure one-star ``(z_start [5], data) -> (mode [5], Hessian of -log p there [5, 5])``
+    """The pure one-star ``(z_start [5], data) -> (mode [5], Hessian of -log p there [5, 5],
+    -log p there)``
     after ``steps`` damped Newton steps; the objective is the density of z itself (no
     Jacobian), whose mode and curvature the Laplace approximation needs."""
     model = setup.star_model
@@ -100,7 +126,7 @@ def mode_one_star(setup, steps):
         start = (u, *value_and_grad(u), hessian(u), jnp.float32(1.0))
         (u, *_), _ = jax.lax.scan(step, start, None, length=steps)
         mode = to_z(u)
-        return mode, jax.hessian(neg_log_p)(mode)
+        return mode, jax.hessian(neg_log_p)(mode), neg_log_p(mode)
 
     return one_star
 

@@ -1,0 +1,159 @@
+"""Mixture proposals: a Student-t component at each of a star's posterior modes.
+
+XP spectra often leave a star's logg ambiguous between the giant branch and the main
+sequence: its posterior has two modes, and a proposal built on one of them never draws the
+other (k-hat then fails, or worse, passes on draws that miss a mode). The mode search
+starts from the amortized prediction and from a few fixed logg values; every distinct mode
+becomes a component, weighed by its Laplace evidence, with a defensive floor. Refinement
+rounds update each component from the weighted draws it is responsible for (one step of
+weighted EM, as in population Monte Carlo: Cappe et al. 2008); with one component this is
+the weighted mean and covariance.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+from scipy.special import gammaln, logsumexp
+
+__all__ = ["Mixture", "mixture_of_modes", "refined_mixture", "sample_mixture"]
+
+_SAME_MODE = 3.0  # modes closer than this many proposal sds are one mode
+_MIN_EVIDENCE = np.log(1e-3)  # components with less posterior mass (Laplace) are dropped
+_FLOOR = 0.2  # share of the draws spread evenly over the components (defensive mixture)
+_MIN_REFINED_WEIGHT = 0.01
+
+
+class Mixture(NamedTuple):
+    """Per star: component log weights [n, K] (-inf: unused), centres [n, K, d] and scale
+    Cholesky factors [n, K, d, d]."""
+
+    log_weight: np.ndarray
+    loc: np.ndarray
+    chol: np.ndarray
+
+    def main(self):
+        """(centre [n, d], Cholesky factor [n, d, d]) of each star's heaviest component."""
+        k = np.argmax(self.log_weight, axis=1)
+        rows = np.arange(len(k))
+        return self.loc[rows, k], self.chol[rows, k]
+
+    def take(self, rows) -> "Mixture":
+        return Mixture(*(a[rows] for a in self))
+
+    def put(self, rows, other: "Mixture") -> None:
+        for mine, theirs in zip(self, other, strict=True):
+            mine[rows] = theirs
+
+
+def mixture_of_modes(loc, cov, evidence, inflation) -> Mixture:
+    """Mixture of the components at modes loc [n, K, d] with covariances cov [n, K, d, d] and
+    Laplace log evidences [n, K] (-inf: no mode found). Component 0 (the mode reached from
+    the amortized prediction) is always kept; the others only when distinct and not
+    negligible."""
+    keep = _distinct_modes(loc, cov, evidence)
+    # component 0 without a Laplace evidence (its amortized fallback) weighs as the best
+    best = np.max(evidence, axis=1)
+    evidence = evidence.copy()
+    evidence[:, 0] = np.where(
+        np.isfinite(evidence[:, 0]), evidence[:, 0], np.nan_to_num(best, neginf=0.0)
+    )
+    evidence = np.where(keep, evidence, -np.inf)
+    laplace = np.exp(evidence - np.max(evidence, axis=1, keepdims=True))
+    laplace /= laplace.sum(axis=1, keepdims=True)
+    share = (1 - _FLOOR) * laplace + _FLOOR * keep / keep.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        log_weight = np.log(share)
+    return Mixture(log_weight, loc.astype(np.float32), inflation * np.linalg.cholesky(cov))
+
+
+def _distinct_modes(loc, cov, evidence):
+    """Which components to keep [n, K]: component 0, and each later one whose evidence is
+    within ``_MIN_EVIDENCE`` of the best and that lies ``_SAME_MODE`` sds from every kept one."""
+    n, k_max, _ = loc.shape
+    keep = np.zeros((n, k_max), bool)
+    keep[:, 0] = True
+    best = np.max(evidence, axis=1)
+    for k in range(1, k_max):
+        candidate = np.isfinite(evidence[:, k]) & (evidence[:, k] > best + _MIN_EVIDENCE)
+        for j in range(k):
+            gap = loc[:, k] - loc[:, j]
+            distance = np.einsum("ni,nij,nj->n", gap, np.linalg.inv(cov[:, j]), gap)
+            candidate &= ~(keep[:, j] & (distance < _SAME_MODE**2))
+        keep[:, k] = candidate
+    return keep
+
+
+def sample_mixture(key, mixture_one_star, df, num_draws):
+    """(draws [S, d], their log proposal density [S]) of one star's mixture (jax).
+
+    Components are picked by comparing uniforms with the cumulative weights: the same
+    program with ``jax.random.categorical`` stalled XLA on this CPU (every thread idle)
+    each of the three times it ran."""
+    log_weight, loc, chol = mixture_one_star
+    pick_key, draw_key = jax.random.split(key)
+    cumulative = jnp.cumsum(jnp.exp(log_weight))
+    u = cumulative[-1] * jax.random.uniform(pick_key, (num_draws, 1))
+    k = jnp.sum(u > cumulative[None, :-1], axis=1)
+    # standard draws, each moved by its component (a batch of S distributions would not
+    # share the chi-square of a draw across its coordinates)
+    d = loc.shape[-1]
+    standard = dist.MultivariateStudentT(df, jnp.zeros(d), scale_tril=jnp.eye(d))
+    z = loc[k] + jnp.einsum("sij,sj->si", chol[k], standard.sample(draw_key, (num_draws,)))
+    per_component = jnp.stack(
+        [
+            dist.MultivariateStudentT(df, loc[j], scale_tril=chol[j]).log_prob(z)
+            for j in range(loc.shape[0])
+        ]
+    )
+    return z, jax.scipy.special.logsumexp(log_weight[:, None] + per_component, axis=0)
+
+
+def refined_mixture(z, weights, mixture: Mixture, inflation, df) -> Mixture:
+    """One weighted-EM step from draws z [m, S, d] with normalised weights [m, S]: each
+    component's weight, centre and (inflated) covariance from the draws it is responsible
+    for; a component left with almost no weight is dropped, a degenerate one kept as it was."""
+    log_q = np.stack(
+        [
+            _student_t_log_density(z, mixture.loc[:, k], mixture.chol[:, k], df)
+            for k in range(mixture.loc.shape[1])
+        ],
+        axis=1,
+    )
+    log_joint = np.where(
+        np.isfinite(mixture.log_weight)[..., None], mixture.log_weight[..., None] + log_q, -np.inf
+    )
+    responsibility = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+    mass = weights[:, None] * np.nan_to_num(responsibility)  # [m, K, S]
+    share = mass.sum(axis=2)
+    mean = np.einsum("mks,msd->mkd", mass, z) / np.maximum(share, 1e-30)[..., None]
+    centred = z[:, None] - mean[:, :, None]
+    cov = (
+        np.einsum("mks,mksd,mkse->mkde", mass, centred, centred)
+        / np.maximum(share, 1e-30)[..., None, None]
+    )
+    cov = inflation**2 * cov + 1e-6 * np.eye(z.shape[-1])
+    used = share >= _MIN_REFINED_WEIGHT
+    ok = used & np.all(np.isfinite(cov), axis=(2, 3)) & np.all(np.isfinite(mean), axis=2)
+    chol = np.linalg.cholesky(np.where(ok[..., None, None], cov, np.eye(z.shape[-1])))
+    with np.errstate(divide="ignore"):
+        log_weight = np.where(used, np.log(share / share.sum(1, keepdims=True)), -np.inf)
+    return Mixture(
+        log_weight,
+        np.where(ok[..., None], mean, mixture.loc).astype(np.float32),
+        np.where(ok[..., None, None], chol, mixture.chol).astype(np.float32),
+    )
+
+
+def _student_t_log_density(z, loc, chol, df):
+    """Log density [m, S] of draws z [m, S, d] under Student-t proposals (loc [m, d], scale
+    Cholesky factors chol [m, d, d], ``df`` degrees of freedom)."""
+    d = z.shape[-1]
+    centred = np.swapaxes(np.asarray(z, np.float64) - np.asarray(loc)[:, None], 1, 2)
+    whitened = np.linalg.solve(np.asarray(chol, np.float64), centred)
+    mahalanobis = np.sum(whitened**2, axis=1)
+    log_det = np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
+    constant = gammaln((df + d) / 2) - gammaln(df / 2) - 0.5 * d * np.log(df * np.pi)
+    return constant - log_det[:, None] - 0.5 * (df + d) * np.log1p(mahalanobis / df)
