@@ -5,14 +5,14 @@ transformer's amortized spectra -> labels prediction, and from a few fixed logg 
 Newton's method finds each star's posterior modes (``bayesfm.infer.mode``), and the Hessian
 at each gives the covariance of a heavy-tailed multivariate Student-t component of a mixture
 (``bayesfm.infer.mixture``; where the Hessian is not positive definite, the amortized sigma
-is used instead). Draws are weighted by prior x emulator likelihood /
-proposal; Pareto-smoothed importance sampling (Vehtari et al. 2024) gives the weights and
-their k-hat. A star passes when k-hat <= ``max_khat`` (the weights' variance is then finite
-enough to trust) and the effective sample size is large enough. Only the stars that fail
-get refinement rounds, each component re-centred on the weighted moments of the previous
-draws it is responsible for. A star whose weights are sound (k-hat) but too few (ESS) after the last round gets
-``top_up_draws`` more from that round's proposal, weighed together with it; those that still
-fail are for NUTS.
+is used instead). Draws are weighted by prior x emulator likelihood / proposal;
+Pareto-smoothed importance sampling (Vehtari et al. 2024) gives the weights and their k-hat.
+A star passes when k-hat <= ``max_khat`` (the weights' variance is then finite enough to
+trust) and the effective sample size is large enough. Only the stars that fail get
+refinement rounds, each component re-centred on the weighted moments of the previous draws
+it is responsible for. A star whose weights are sound (k-hat) but too few (ESS) after the
+last round gets ``top_up_draws`` more from that round's proposal, weighed together with it;
+those that still fail are for NUTS.
 """
 
 import functools
