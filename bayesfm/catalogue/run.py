@@ -6,15 +6,18 @@ effective sample size fail go on to batched NUTS (``method="auto"``; ``"importan
 ``"nuts"`` force one path). A finished chunk is written atomically to ``chunks/`` (summary
 CSV, and optionally the draws as .npz) and a rerun skips it, so an interrupted run resumes
 without losing or repeating a star. ``catalogue.csv`` / ``catalogue.fits`` join the chunks
-at the end.
+at the end. On a CPU a chunk whose fit stops using the CPU for minutes (an XLA stall) ends
+the process with a message (``bayesfm.common.stall_watch``): the rerun resumes.
 
 With a ``dask.distributed.Client`` each chunk is one task; workers build the emulator
 from the model file once, and the client writes what they return.
 """
 
+import contextlib
 from functools import lru_cache
 from pathlib import Path
 
+import jax
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
@@ -22,10 +25,13 @@ from tqdm.auto import tqdm
 from bayesfm.catalogue.chunk import fit_chunk
 from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.catalogue.store import check_run_manifest, chunk_path, join_chunks, write_chunk
+from bayesfm.common.stall_watch import StallWatch
 from bayesfm.infer.setup import StarInference
 from bayesfm.tokens.star_tokens import StarTokens
 
 __all__ = ["run_catalogue"]
+
+_STALL_SECONDS = 300.0  # a CPU chunk's fit never idles this long unless XLA has stalled
 
 
 def run_catalogue(
@@ -69,15 +75,26 @@ def run_catalogue(
         total=len(stars), initial=done_stars, unit="star", desc="catalogue", disable=not progress
     )
     if client is None:
+        watch = _stall_watch(out)
         for i in todo:
             rows = _chunk_rows(stars, config, i)
-            result = fit_chunk(setup, stars.take(rows), config, i, _rows_of(anchors, rows))
+            with watch:
+                result = fit_chunk(setup, stars.take(rows), config, i, _rows_of(anchors, rows))
             write_chunk(chunk_dir, i, result)
             bar.update(len(rows))
     else:
         _run_on_dask(client, model_path, stars, config, todo, anchors, chunk_dir, bar)
     bar.close()
     return join_chunks(out, chunk_dir, n_chunks)
+
+
+def _stall_watch(out: Path):
+    """On a CPU, a watchdog that ends a chunk's fit when it stalls; elsewhere none (an
+    accelerator's host thread may rightly idle while the device works)."""
+    if jax.default_backend() != "cpu":
+        return contextlib.nullcontext()
+    hint = f"The finished chunks are saved in {out}; run the same command again to resume."
+    return StallWatch(_STALL_SECONDS, "a catalogue chunk", hint)
 
 
 def _run_on_dask(client, model_path, stars, config, todo, anchors, chunk_dir: Path, bar):
