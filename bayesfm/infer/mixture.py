@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
-from scipy.special import gammaln, logsumexp
+from scipy.special import logsumexp
 
 __all__ = ["Mixture", "mixture_of_modes", "refined_mixture", "sample_mixture"]
 
@@ -117,7 +117,9 @@ def refined_mixture(z, weights, mixture: Mixture, inflation, df) -> Mixture:
     for; a component left with almost no weight is dropped, a degenerate one kept as it was."""
     log_q = np.stack(
         [
-            _student_t_log_density(z, mixture.loc[:, k], mixture.chol[:, k], df)
+            dist.MultivariateStudentT(
+                df, mixture.loc[:, k, None], scale_tril=mixture.chol[:, k, None]
+            ).log_prob(z)
             for k in range(mixture.loc.shape[1])
         ],
         axis=1,
@@ -145,15 +147,3 @@ def refined_mixture(z, weights, mixture: Mixture, inflation, df) -> Mixture:
         np.where(ok[..., None], mean, mixture.loc).astype(np.float32),
         np.where(ok[..., None, None], chol, mixture.chol).astype(np.float32),
     )
-
-
-def _student_t_log_density(z, loc, chol, df):
-    """Log density [m, S] of draws z [m, S, d] under Student-t proposals (loc [m, d], scale
-    Cholesky factors chol [m, d, d], ``df`` degrees of freedom)."""
-    d = z.shape[-1]
-    centred = np.swapaxes(np.asarray(z, np.float64) - np.asarray(loc)[:, None], 1, 2)
-    whitened = np.linalg.solve(np.asarray(chol, np.float64), centred)
-    mahalanobis = np.sum(whitened**2, axis=1)
-    log_det = np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
-    constant = gammaln((df + d) / 2) - gammaln(df / 2) - 0.5 * d * np.log(df * np.pi)
-    return constant - log_det[:, None] - 0.5 * (df + d) * np.log1p(mahalanobis / df)
