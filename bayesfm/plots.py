@@ -21,11 +21,16 @@ def _plotting():
         yield
 
 
-def plot_corner(idata, path, reference=None) -> None:
-    """Pair plot of the labels; ``reference``: dict of e.g. APOGEE values to mark."""
+def plot_corner(idata, path, reference=None, keep: float = 0.998) -> None:
+    """Pair plot of the labels' draws inside every label's central ``keep`` interval (the
+    label scatter's heavy tails would otherwise stretch the density grid until its contours
+    vanish); ``reference``: dict of e.g. APOGEE values to mark."""
+    draws = {name: idata.posterior[name].values.ravel() for name in LABEL_INPUTS}
+    bounds = {name: np.quantile(v, [(1 - keep) / 2, (1 + keep) / 2]) for name, v in draws.items()}
+    inside = np.all([(v >= bounds[n][0]) & (v <= bounds[n][1]) for n, v in draws.items()], axis=0)
     with _plotting():
         axes = az.plot_pair(
-            idata,
+            {name: v[inside][None, :] for name, v in draws.items()},
             var_names=list(LABEL_INPUTS),
             kind="kde",
             marginals=True,
@@ -33,7 +38,8 @@ def plot_corner(idata, path, reference=None) -> None:
             figsize=(9, 9),
         )
         fig = np.ravel(axes)[0].figure
-        fig.suptitle(f"Gaia DR3 {idata.posterior.attrs.get('source_id', '')}: posterior")
+        source = idata.posterior.attrs.get("source_id", "")
+        fig.suptitle(f"Gaia DR3 {source}: posterior (central {100 * keep:.1f}% of each label)")
         fig.savefig(path, dpi=90)
     plt.close(fig)
 

@@ -241,3 +241,41 @@ def test_references_inside_the_posteriors_give_no_scatter(shipped_posteriors):
     # a fitted variance can land just off zero; a fifth of the posterior width would add 2%
     assert (noise.label_scatter[:4] < 0.2 * np.median(sd[:, :4], axis=0)).all()
     assert noise.label_scatter[4] == 0.0
+
+
+def test_each_label_takes_the_tails_its_references_have():
+    rng = np.random.default_rng(5)
+    n, size = 1200, 1000
+    draws = rng.standard_normal((n, size, 5))  # posteriors centred on zero, sd 1
+    reference = rng.standard_normal((n, 5)) + np.stack(
+        [rng.standard_t(1.5, n), *rng.standard_normal((3, n)), np.full(n, np.nan)], axis=1
+    )
+    noise = scatter_from_draws(
+        NoiseModel.independent(["x"]),
+        draws,
+        np.ones(n),
+        reference,
+        np.zeros((n, 5)),
+        dof=(1.5, 3.0, 30.0),
+    )
+    dof = noise.label_scatter_dof
+    assert dof[0] == 1.5 and min(dof[1:4]) >= 3.0
+    fixed = scatter_from_draws(
+        NoiseModel.independent(["x"]), draws, np.ones(n), reference, np.zeros((n, 5)), dof=3.0
+    )
+    assert fixed.label_scatter_dof == 3.0
+
+
+def test_per_label_degrees_of_freedom_give_each_label_its_tails_and_survive_a_save(tmp_path):
+    noise = dataclasses.replace(
+        NoiseModel.independent(["a"]),
+        label_scatter=np.ones(5),
+        label_scatter_dof=(1.5, 3.0, 3.0, 3.0, 30.0),
+    )
+    offsets = noise.scatter_labels(np.zeros((100000, 5), np.float32), jax.random.PRNGKey(1))
+    tail = np.quantile(np.abs(offsets), 0.99, axis=0)
+    assert tail[0] > 2 * tail[1] and tail[1] > 1.5 * tail[4]
+    noise.save(tmp_path / "noise.json")
+    assert NoiseModel.load(tmp_path / "noise.json").label_scatter_dof == noise.label_scatter_dof
+    with pytest.raises(DataError, match="one per input"):
+        dataclasses.replace(noise, label_scatter_dof=(3.0, 3.0))

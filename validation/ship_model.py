@@ -56,7 +56,9 @@ SEED = 0
 SCATTER_STARS = 3200  # validation stars on which the label scatter is measured
 SCATTER_CLASSES = 4  # classes of flux noise level, each with its own label scatter
 SCATTER_SPLIT = ("logg", 3.5)  # giants and dwarfs get their own label scatter
-SCATTER_DOF = 3.0  # Student-t offsets: the survey's labels have heavy tails
+# Student-t offsets (the survey's labels have heavy tails): per label, the best of these; all
+# above 2, so that the offsets have a finite variance and a draw's mean and sd mean something
+SCATTER_DOF = (2.5, 3.0, 4.0, 6.0, 10.0)
 
 
 def main():
@@ -150,8 +152,11 @@ def _save_with_label_scatter(setup: StarInference, validation) -> None:
     )
     noise.save(default_noise_path())
     print(
-        f"label scatter (Student-t, nu = {SCATTER_DOF}) from {len(stars)} stars, flux noise "
-        f"classes split at {noise.label_scatter_edges}:"
+        f"label scatter from {len(stars)} stars, Student-t with nu = "
+        + ", ".join(
+            f"{n} {nu}" for n, nu in zip(LABEL_INPUTS, noise.label_scatter_dof, strict=True)
+        )
+        + f"; flux noise classes split at {noise.label_scatter_edges}:"
     )
     for side, rows in zip(("below", "at or above"), noise.label_scatter, strict=True):
         print(f" {SCATTER_SPLIT[0]} {side} {SCATTER_SPLIT[1]}:")

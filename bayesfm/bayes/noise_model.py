@@ -31,8 +31,9 @@ class NoiseModel:
     one row per class of flux noise [B, n_in]: the offsets grow with the XP noise. With
     ``label_scatter_split`` = (input index, value) s has a leading axis of two: draws below
     that value of that input (giants, for logg) take the first, the others the second. With
-    ``label_scatter_dof`` the offsets are Student-t with that many degrees of freedom and
-    scale s (None: Gaussian with sd s): the survey's labels have heavier tails.
+    ``label_scatter_dof`` the offsets are Student-t with that many degrees of freedom (one
+    for every input, or one per input) and scale s (None: Gaussian with sd s): the survey's
+    labels have heavier tails.
     """
 
     names: tuple
@@ -45,7 +46,7 @@ class NoiseModel:
     label_scatter: np.ndarray | None = None
     label_scatter_edges: tuple | None = None
     label_scatter_split: tuple | None = None
-    label_scatter_dof: float | None = None
+    label_scatter_dof: float | tuple | None = None
 
     @property
     def total_scale(self) -> np.ndarray:
@@ -79,9 +80,14 @@ class NoiseModel:
             )
         if edges is not None and np.any(np.diff(edges) <= 0):
             raise DataError(f"noise model's label_scatter_edges must increase: {edges}")
-        if self.label_scatter_dof is not None and not self.label_scatter_dof > 0:
+        dof = self.label_scatter_dof
+        if dof is not None and (
+            np.ndim(dof) not in (0, 1)
+            or np.size(dof) not in (1, shape[-1])
+            or not np.all(np.asarray(dof) > 0)
+        ):
             raise DataError(
-                f"noise model's label_scatter_dof must be > 0: {self.label_scatter_dof}"
+                f"noise model's label_scatter_dof must be > 0, one value or one per input: {dof}"
             )
 
     def label_error_at(self, labels):
@@ -147,7 +153,8 @@ class NoiseModel:
         if self.label_scatter_dof is None:
             unit = jax.random.normal(key, draws.shape)
         else:
-            unit = jax.random.t(key, self.label_scatter_dof, draws.shape)
+            dof = np.asarray(self.label_scatter_dof, np.float32)
+            unit = jax.random.t(key, dof, draws.shape)
         return draws + np.asarray(unit, np.float32) * scatter.astype(np.float32)
 
     @classmethod

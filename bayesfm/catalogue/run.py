@@ -13,11 +13,9 @@ With a ``dask.distributed.Client`` each chunk is one task; workers build the emu
 from the model file once, and the client writes what they return.
 """
 
-import contextlib
 from functools import lru_cache
 from pathlib import Path
 
-import jax
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
@@ -25,7 +23,7 @@ from tqdm.auto import tqdm
 from bayesfm.catalogue.chunk import fit_chunk
 from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.catalogue.store import check_run_manifest, chunk_path, join_chunks, write_chunk
-from bayesfm.common.stall_watch import StallWatch
+from bayesfm.common.stall_watch import watch_on_cpu
 from bayesfm.infer.setup import StarInference
 from bayesfm.tokens.star_tokens import StarTokens
 
@@ -89,12 +87,9 @@ def run_catalogue(
 
 
 def _stall_watch(out: Path):
-    """On a CPU, a watchdog that ends a chunk's fit when it stalls; elsewhere none (an
-    accelerator's host thread may rightly idle while the device works)."""
-    if jax.default_backend() != "cpu":
-        return contextlib.nullcontext()
+    """On a CPU, a watchdog that ends a chunk's fit when it stalls."""
     hint = f"The finished chunks are saved in {out}; run the same command again to resume."
-    return StallWatch(_STALL_SECONDS, "a catalogue chunk", hint)
+    return watch_on_cpu(_STALL_SECONDS, "a catalogue chunk", hint)
 
 
 def _run_on_dask(client, model_path, stars, config, todo, anchors, chunk_dir: Path, bar):

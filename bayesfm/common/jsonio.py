@@ -84,7 +84,8 @@ def _field_value(kind, value, default, what: str):
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         if value is None:
             return None
-        kind = next(k for k in typing.get_args(kind) if k is not type(None))
+        options = [k for k in typing.get_args(kind) if k is not type(None)]
+        kind = next((k for k in options if isinstance(value, list) == _is_sequence(k)), options[0])
     if kind is np.ndarray:
         return np.asarray(value, float)
     if dataclasses.is_dataclass(kind) or hasattr(kind, "_fields"):
@@ -99,3 +100,8 @@ def _field_value(kind, value, default, what: str):
     if kind is float and isinstance(value, int | float):
         return float(value)
     return value
+
+
+def _is_sequence(kind) -> bool:
+    """Whether a field of type ``kind`` is stored as a JSON list."""
+    return kind in (np.ndarray, tuple, list) or typing.get_origin(kind) in (tuple, list)

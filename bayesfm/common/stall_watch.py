@@ -7,12 +7,15 @@ with a message instead of leaving it idle: what was written (a catalogue's finis
 stays on disk, and the same command resumes.
 """
 
+import contextlib
 import os
 import sys
 import threading
 import time
 
-__all__ = ["StallWatch", "STALL_EXIT_CODE"]
+import jax
+
+__all__ = ["StallWatch", "STALL_EXIT_CODE", "watch_on_cpu"]
 
 STALL_EXIT_CODE = 75  # EX_TEMPFAIL: try again
 
@@ -58,3 +61,11 @@ class StallWatch:
                 print(self.message, file=sys.stderr, flush=True)
                 os._exit(STALL_EXIT_CODE)
             last = now
+
+
+def watch_on_cpu(seconds: float, what: str, resume_hint: str):
+    """A ``StallWatch`` on the CPU backend; elsewhere none (an accelerator's host thread may
+    rightly idle while the device works)."""
+    if jax.default_backend() != "cpu":
+        return contextlib.nullcontext()
+    return StallWatch(seconds, what, resume_hint)

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.common.devices import pad_leading
 from bayesfm.common.metrics import robust_sigma
+from bayesfm.common.stall_watch import watch_on_cpu
 from bayesfm.infer.importance import run_importance
 from bayesfm.infer.setup import StarInference, prepare_stars
 from bayesfm.tokens.star_tokens import StarTokens
@@ -41,6 +42,7 @@ __all__ = [
 
 _BATCH = 64  # catalogue-sized batches: one compiled shape, bounded memory
 _GRID = 61  # trial values of s, from 0 to three robust sigmas of the offsets
+_STALL_SECONDS = 300.0  # a batch never idles this long unless XLA has stalled
 
 
 def fit_label_scatter(
@@ -50,7 +52,7 @@ def fit_label_scatter(
     reference_error,
     classes: int = 1,
     split: tuple | None = None,
-    dof: float | None = None,
+    dof: float | tuple | None = None,
     key=None,
     progress: bool = False,
 ):
@@ -77,31 +79,51 @@ def scatter_from_draws(
     reference_error,
     classes: int = 1,
     split: tuple | None = None,
-    dof: float | None = None,
+    dof: float | tuple | None = None,
 ) -> NoiseModel:
     """``noise`` with the label scatter fitted to posterior ``draws`` [n, S, 5] (physical)
     of stars of flux noise level ``level`` [n]: one s per class of ``classes`` equal-count
     classes of level and, with ``split`` (input index, value of the posterior median), per
-    side of it; Student-t offsets with ``dof`` degrees of freedom (None: Gaussian)."""
+    side of it; Student-t offsets with ``dof`` degrees of freedom (None: Gaussian), or with
+    ``dof`` a tuple of candidates, per label the candidate whose offsets bring that label's
+    68% and 95% coverage closest to nominal over all classes (the tails' weight is a property
+    of each survey label)."""
     edges = np.quantile(level, np.arange(1, classes) / classes) if classes > 1 else None
     noise_class = np.zeros(len(draws), int) if edges is None else np.digitize(level, edges)
     median = np.median(draws, axis=1)
     side = np.zeros(len(draws), int) if split is None else (median[:, split[0]] >= split[1])
-    table = np.zeros((2 if split else 1, classes, draws.shape[-1]))
-    for row, column in np.ndindex(table.shape[:2]):
-        group = (side == row) & (noise_class == column)
-        for i in range(draws.shape[-1]):
-            table[row, column, i] = scatter_for_coverage(
-                draws[group, :, i], reference[group, i], reference_error[group, i], dof
-            )
+    candidates = dof if isinstance(dof, tuple) else (dof,)
+    shape = (2 if split else 1, classes, draws.shape[-1])
+    fits = [
+        _scatter_table(draws, side, noise_class, reference, reference_error, nu, shape)
+        for nu in candidates
+    ]
+    choice = np.argmin([miss for _, miss in fits], axis=0)  # per label
+    table = np.stack([fits[c][0][..., i] for i, c in enumerate(choice)], axis=-1)
     table = table if split else table[0]
+    chosen = tuple(candidates[c] for c in choice) if len(candidates) > 1 else dof
     return dataclasses.replace(
         noise,
         label_scatter=table if edges is not None else table[..., 0, :],
         label_scatter_edges=None if edges is None else tuple(float(e) for e in edges),
         label_scatter_split=None if split is None else tuple(split),
-        label_scatter_dof=dof,
+        label_scatter_dof=chosen,
     )
+
+
+def _scatter_table(draws, side, noise_class, reference, reference_error, dof, shape):
+    """s [sides, classes, 5] (``shape``) for offsets with ``dof``, and per label the
+    coverage misses summed over the classes, each weighted by its number of stars [5]."""
+    table, miss = np.zeros(shape), np.zeros(shape[-1])
+    for row, column in np.ndindex(table.shape[:2]):
+        group = (side == row) & (noise_class == column)
+        for i in range(draws.shape[-1]):
+            s, group_miss = _fit_scatter(
+                draws[group, :, i], reference[group, i], reference_error[group, i], dof
+            )
+            table[row, column, i] = s
+            miss[i] += group.sum() * group_miss
+    return table, miss
 
 
 def scatter_for_coverage(draws, reference, reference_error, dof=None, seed=0) -> float:
@@ -109,10 +131,15 @@ def scatter_for_coverage(draws, reference, reference_error, dof=None, seed=0) ->
     s x (Student-t with ``dof``, or normal), puts ``reference`` [n] (NaN: none) inside its
     central 68% and 95% intervals closest to those fractions (least squares); 0 without
     any reference."""
+    return _fit_scatter(draws, reference, reference_error, dof, seed)[0]
+
+
+def _fit_scatter(draws, reference, reference_error, dof=None, seed=0) -> tuple:
+    """(s, its squared coverage miss) as ``scatter_for_coverage``; (0, 0) without any reference."""
     ok = np.isfinite(reference) & np.isfinite(reference_error)
     draws, reference, error = draws[ok], reference[ok], reference_error[ok]
     if reference.size == 0:
-        return 0.0
+        return 0.0, 0.0
     rng = np.random.default_rng(seed)
     size = draws.shape[1]
     unit = rng.standard_normal(size) if dof is None else rng.standard_t(dof, size)
@@ -127,7 +154,9 @@ def scatter_for_coverage(draws, reference, reference_error, dof=None, seed=0) ->
         return (inside68 - 0.68) ** 2 + (inside95 - 0.95) ** 2
 
     grid = np.linspace(0.0, 3 * robust_sigma(reference - np.median(draws, axis=1)), _GRID)
-    return float(grid[np.argmin([miss(s) for s in grid])])
+    misses = [miss(s) for s in grid]
+    best = int(np.argmin(misses))
+    return float(grid[best]), float(misses[best])
 
 
 def importance_posteriors(setup: StarInference, prepared, key, progress=False):
@@ -138,13 +167,15 @@ def importance_posteriors(setup: StarInference, prepared, key, progress=False):
     z_sigma = prepared.start_sigma / scaling.scale
     n, draws = len(z_mean), []
     bar = tqdm(total=n, unit="star", desc="importance sampling", disable=not progress)
+    hint = "Nothing was saved; run the same command again."
     for start in range(0, n, _BATCH):
         rows = slice(start, min(start + _BATCH, n))
         batch = jax.tree_util.tree_map(
             lambda a, rows=rows: a[rows], (prepared.data, z_mean, z_sigma)
         )
         batch_key = jax.random.fold_in(key, start)
-        result = run_importance(setup, *pad_leading(batch, _BATCH), batch_key)
+        with watch_on_cpu(_STALL_SECONDS, "importance sampling for the label scatter", hint):
+            result = run_importance(setup, *pad_leading(batch, _BATCH), batch_key)
         draws.append(scaling.physical(result.z[: rows.stop - start]))
         bar.update(rows.stop - start)
     bar.close()
