@@ -5,7 +5,9 @@ Run:  python benchmarks/emulator_fidelity.py [--model PATH] [--mlp-steps 20000] 
 
 Side by side in one run, on the test split's stars (or --split's) that have all four APOGEE
 labels and a valid ak_targ: the transformer emulator exactly as the NumPyro models call it
-(``make_emulator``, with the sigma factors the model records), and the MLP yardstick (``bayesfm.yardstick``, trained here on the
+(``make_emulator``, with the sigma factors the model records; a ``--compare`` model that
+records none, a training run's best, gets them fitted on the validation split first), and
+the MLP yardstick (``bayesfm.yardstick``, trained here on the
 train split) with and without a latent A_K per training star. Each is measured at the
 stars' APOGEE labels with A_K = ak_targ, and with A_K fitted per star (a grid over the
 transformer's a_k from -0.2 to 1.5 mag, on each emulator's A_K scale: minimum of chi-square
@@ -25,6 +27,7 @@ import numpy as np
 
 from bayesfm.common.metrics import robust_sigma
 from bayesfm.model.emulator import make_emulator
+from bayesfm.model.emulator_sigma import with_fitted_sigma_factors
 from bayesfm.model.extinction_fit import FREE_RANGE_MAG, fit_free_extinction, free_range_of
 from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.model.yardstick import MlpEmulatorConfig, train_mlp_emulator
@@ -94,6 +97,15 @@ def _print(results):
             print(f"{name:<34} {case:<11}{cells}{row['bp_rp_robust_sigma_mag']:>8.3f}   {totals}")
 
 
+def _with_sigma_factors(model, path, validation):
+    """``model``, with emulator sigma factors fitted on the validation split if it records
+    none (a training run's best): emulators are compared each with its own factors."""
+    if "emulator_sigma_factors" in model.info:
+        return model
+    print(f"{path} records no emulator sigma factors: fitting them on the validation split")
+    return with_fitted_sigma_factors(model, validation)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="transformer weights (default: shipped)")
@@ -129,9 +141,10 @@ def main():
     print(f"{len(rows)} {args.split} stars with all four labels and a valid ak_targ")
 
     train = tokens.take(split_mask(tokens.source_id, "train"))
+    validation = tokens.take(split_mask(tokens.source_id, "validation"))
     emulators = {f"transformer ({args.model or 'shipped'})": (emulator, free_range_of(model))}
     for path in args.compare:
-        other = FoundationModel.load(path)
+        other = _with_sigma_factors(FoundationModel.load(path), path, validation)
         emulators[f"transformer ({path})"] = (make_emulator(other), free_range_of(other))
     for latent in () if args.transformer_only else (True, False):
         config = MlpEmulatorConfig(steps=args.mlp_steps, latent_extinction=latent)

@@ -8,7 +8,11 @@ import numpy as np
 
 from bayesfm.model.batching import EmulatorQuery, TaskMix, sample_batch
 from bayesfm.model.emulator import Emulator, make_emulator
-from bayesfm.model.emulator_sigma import MEDIAN_ABS_Z, fit_emulator_sigma_factors
+from bayesfm.model.emulator_sigma import (
+    MEDIAN_ABS_Z,
+    fit_emulator_sigma_factors,
+    with_fitted_sigma_factors,
+)
 from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.model.train_step import normalise_stars
 from bayesfm.tokens.labels import LABEL_INPUTS
@@ -92,3 +96,13 @@ def test_sigma_factors_make_the_median_normalised_residual_that_of_a_gaussian(rn
     fitted = np.array([factors["a"], factors["b"]])
     z = np.abs(observed - inputs) / np.sqrt(error**2 + (fitted * sigma) ** 2)
     np.testing.assert_allclose(np.nanmedian(z, axis=0), MEDIAN_ABS_Z, atol=1e-4)
+
+
+def test_a_model_without_sigma_factors_gets_its_own_fitted(example_stars):
+    shipped = FoundationModel.load()
+    info = {k: v for k, v in shipped.info.items() if k != "emulator_sigma_factors"}
+    fitted = with_fitted_sigma_factors(replace(shipped, info=info), example_stars.tokens, False)
+    factors = fitted.info["emulator_sigma_factors"]
+    assert set(factors) == set(make_emulator(shipped).outputs)
+    assert all(0.05 <= f <= 20.0 for f in factors.values())
+    assert factors != shipped.info["emulator_sigma_factors"]  # fitted here, on other stars

@@ -26,7 +26,6 @@ Writes into bayesfm/data/:
 
 import argparse
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,12 +37,10 @@ from bayesfm.infer.label_scatter import fit_label_scatter
 from bayesfm.infer.setup import StarInference, amortized_labels
 from bayesfm.infer.trust import TrustCriteria, amortized_inside
 from bayesfm.model.emulator import a_k_scale_of, make_emulator
-from bayesfm.model.emulator_sigma import fit_emulator_sigma_factors
+from bayesfm.model.emulator_sigma import with_fitted_sigma_factors
 from bayesfm.model.extinction_fit import (
     clean_extinction,
     default_extinction_path,
-    fit_free_extinction,
-    free_range_of,
     load_extinction,
 )
 from bayesfm.model.foundation_model import FoundationModel, default_model_path
@@ -100,7 +97,7 @@ def main():
     ak_targ = validation.values[:, validation.index(["a_k"])[0]].copy()
     if not args.likelihood_only:
         model = _without_closed_request_head(model, validation)
-    model = _with_emulator_sigma_factors(model, validation)
+    model = with_fitted_sigma_factors(model, validation)
     _fit_noise_model(model, prior, validation, ak_targ)
     model.save(default_model_path())
     size = default_model_path().stat().st_size
@@ -196,37 +193,6 @@ def _without_closed_request_head(model, validation):
         f"errors on {len(inputs)} validation stars; {'kept' if keep else 'dropped'}"
     )
     return model if keep else stripped
-
-
-def _with_emulator_sigma_factors(model, validation):
-    """``model`` recording the emulator sigma factors fitted on the validation stars with
-    all four APOGEE labels, each star's A_K fitted without a prior (as a posterior frees it,
-    and as ``benchmarks/emulator_fidelity.py`` measures). A_K's fit depends on the sigma, so
-    factors and A_K are fitted twice in turn, starting from the factors ``model`` has."""
-    labels = validation.values[:, validation.index(LABEL_INPUTS[:4])]
-    complete = np.isfinite(labels).all(axis=1)
-    plain = make_emulator(_without_sigma_factors(model))
-    columns = validation.index(plain.outputs)
-    observed, errors = (a[complete][:, columns] for a in (validation.values, validation.errors))
-    labels = labels[complete]
-    for _ in range(2):
-        emulator, a_k_range = make_emulator(model), free_range_of(model)
-        a_k = fit_free_extinction(emulator, labels, observed, errors, True, a_k_range).a_k
-        usable = np.isfinite(a_k)
-        inputs = np.column_stack([labels, a_k])[usable]
-        factors = fit_emulator_sigma_factors(plain, inputs, observed[usable], errors[usable])
-        model = replace(model, info={**model.info, "emulator_sigma_factors": factors})
-    print(
-        f"emulator sigma factors from {usable.sum()} validation stars: "
-        f"{min(factors.values()):.2f}-{max(factors.values()):.2f} (median "
-        f"{np.median(list(factors.values())):.2f})"
-    )
-    return model
-
-
-def _without_sigma_factors(model):
-    info = {k: v for k, v in model.info.items() if k != "emulator_sigma_factors"}
-    return replace(model, info=info)
 
 
 def _complete_with_cleaned_extinction(emulator, stars, ak_targ):
