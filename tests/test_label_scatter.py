@@ -189,7 +189,7 @@ def test_the_fitted_scale_gives_the_nominal_coverage(dof):
     reference = sd * rng.standard_normal(801) + 1.5 * unit
     reference[-1] = np.nan  # a star without a reference counts for nothing
     draws = sd[:, None] * rng.standard_normal((801, 2000))  # posteriors centred on zero
-    scatter = scatter_for_coverage(draws, reference, np.zeros(801), dof)
+    scatter, _ = scatter_for_coverage(draws, reference, np.zeros(801), dof)
     assert 1.2 < scatter < 1.8
     offsets = rng.standard_normal(2000) if dof is None else rng.standard_t(dof, 2000)
     predictive = draws[:-1] + scatter * offsets

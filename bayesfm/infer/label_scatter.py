@@ -118,7 +118,7 @@ def _scatter_table(draws, side, noise_class, reference, reference_error, dof, sh
     for row, column in np.ndindex(table.shape[:2]):
         group = (side == row) & (noise_class == column)
         for i in range(draws.shape[-1]):
-            s, group_miss = _fit_scatter(
+            s, group_miss = scatter_for_coverage(
                 draws[group, :, i], reference[group, i], reference_error[group, i], dof
             )
             table[row, column, i] = s
@@ -126,16 +126,11 @@ def _scatter_table(draws, side, noise_class, reference, reference_error, dof, sh
     return table, miss
 
 
-def scatter_for_coverage(draws, reference, reference_error, dof=None, seed=0) -> float:
-    """s >= 0 whose predictive, each of ``draws`` [n, S] + N(0, ``reference_error``^2) +
-    s x (Student-t with ``dof``, or normal), puts ``reference`` [n] (NaN: none) inside its
-    central 68% and 95% intervals closest to those fractions (least squares); 0 without
-    any reference."""
-    return _fit_scatter(draws, reference, reference_error, dof, seed)[0]
-
-
-def _fit_scatter(draws, reference, reference_error, dof=None, seed=0) -> tuple:
-    """(s, its squared coverage miss) as ``scatter_for_coverage``; (0, 0) without any reference."""
+def scatter_for_coverage(draws, reference, reference_error, dof=None, seed=0) -> tuple:
+    """(s, its miss): s >= 0 whose predictive, each of ``draws`` [n, S] + N(0,
+    ``reference_error``^2) + s x (Student-t with ``dof``, or normal), puts ``reference`` [n]
+    (NaN: none) inside its central 68% and 95% intervals closest to those fractions (least
+    squares), and that sum of squares; (0, 0) without any reference."""
     ok = np.isfinite(reference) & np.isfinite(reference_error)
     draws, reference, error = draws[ok], reference[ok], reference_error[ok]
     if reference.size == 0:
