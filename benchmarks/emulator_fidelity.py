@@ -5,10 +5,9 @@ Run:  python benchmarks/emulator_fidelity.py [--model PATH] [--mlp-steps 20000] 
 
 Side by side in one run, on the test split's stars (or --split's) that have all four APOGEE
 labels and a valid ak_targ: the transformer emulator exactly as the NumPyro models call it
-(``make_emulator``, with the sigma factors the model records; a ``--compare`` model that
-records none, a training run's best, gets them fitted on the validation split first), and
-the MLP yardstick (``bayesfm.yardstick``, trained here on the
-train split) with and without a latent A_K per training star. Each is measured at the
+(``make_emulator``, with the sigma factors the model records; a model (``--model`` or
+``--compare``) that records none, a training run's best, gets them fitted on the validation
+split first), and the MLP yardstick (``bayesfm.yardstick``, trained here on the train split) with and without a latent A_K per training star. Each is measured at the
 stars' APOGEE labels with A_K = ak_targ, and with A_K fitted per star (a grid over the
 transformer's a_k from -0.2 to 1.5 mag, on each emulator's A_K scale: minimum of chi-square
 + log det, no prior), the latter also for giants and
@@ -129,6 +128,8 @@ def main():
     model = FoundationModel.load(args.model)
     vocabulary = model.vocabulary
     tokens = load_library(binning=vocabulary.binning).tokens
+    validation = tokens.take(split_mask(tokens.source_id, "validation"))
+    model = _with_sigma_factors(model, args.model, validation)
     emulator = make_emulator(model)
     stars = tokens.take(split_mask(tokens.source_id, args.split))
     inputs = stars.values[:, stars.index(LABEL_INPUTS)]
@@ -141,7 +142,6 @@ def main():
     print(f"{len(rows)} {args.split} stars with all four labels and a valid ak_targ")
 
     train = tokens.take(split_mask(tokens.source_id, "train"))
-    validation = tokens.take(split_mask(tokens.source_id, "validation"))
     emulators = {f"transformer ({args.model or 'shipped'})": (emulator, free_range_of(model))}
     for path in args.compare:
         other = _with_sigma_factors(FoundationModel.load(path), path, validation)
