@@ -43,7 +43,8 @@ PREVIOUS = ImportanceConfig(
     refine_draws=1000,
     refinements=2,
     min_rounds=3,
-    newton_steps=20,
+    mode_rounds=20,
+    quasi_newton_steps=0,
     top_up_draws=0,
     logg_starts=(),
 )

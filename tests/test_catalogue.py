@@ -28,7 +28,8 @@ FAST = CatalogueConfig(
     nuts=NutsConfig(num_warmup=30, num_samples=30, max_tree_depth=4),
     importance=ImportanceConfig(
         num_draws=200,
-        newton_steps=6,
+        mode_rounds=2,
+        quasi_newton_steps=2,
         refinements=1,
         refine_draws=200,
         num_keep=100,
@@ -77,8 +78,9 @@ def test_each_chunk_accounts_for_its_time_and_evaluations(in_process):
         chunk = table.iloc[3 * index : 3 * index + cost["stars"]]
         drawn = cost["evaluations"]
         assert drawn["importance_draws"] >= FAST.importance.num_draws * cost["stars"]
-        starts = 1 + len(FAST.importance.logg_starts)  # one search per start
-        assert drawn["newton_steps"] == starts * FAST.importance.newton_steps * cost["stars"]
+        searches = (1 + len(FAST.importance.logg_starts)) * cost["stars"]  # one per start
+        assert drawn["mode_gradients"] == searches * 2 * (1 + 2)
+        assert drawn["mode_hessians"] == searches * (2 + 1)
         assert (drawn["nuts_leapfrog"] > 0) == (chunk["path"] == "nuts").any()
         assert ("nuts fallback" in stages) == (chunk["path"] == "nuts").any()
 

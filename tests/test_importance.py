@@ -12,7 +12,7 @@ import pytest
 from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.bayes.star_model import StarData, normalised_prior, star_model
 from bayesfm.infer.importance import ImportanceConfig, run_importance
-from bayesfm.infer.mode import proposal_covariance
+from bayesfm.infer.mode import mode_one_star, proposal_covariance
 from bayesfm.model.emulator import Emulator
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.vocabulary import Scaling
@@ -39,9 +39,10 @@ def test_proposal_is_laplace_where_the_hessian_is_good_and_amortized_elsewhere(r
 
 class _LinearSetup:
     """An inference setup whose posterior is Gaussian in closed form: a linear emulator,
-    a Gaussian prior and independent Gaussian tokens."""
+    a Gaussian prior and independent Gaussian tokens (``posterior``; with a ``warp`` of the
+    standardised labels before the design matrix, the posterior is no longer Gaussian)."""
 
-    def __init__(self, rng, n_tokens=12):
+    def __init__(self, rng, n_tokens=12, warp=lambda u: u):
         self.design = rng.normal(size=(n_tokens, 5))
         self.offset = rng.normal(size=n_tokens)
         self.sigma = np.full(n_tokens, 0.3)
@@ -59,7 +60,7 @@ class _LinearSetup:
         emulator = Emulator(
             LABEL_INPUTS,
             names,
-            lambda x: (design @ ((x - mean_sd[0]) / mean_sd[1]) + offset, sigma),
+            lambda x: (design @ warp((x - mean_sd[0]) / mean_sd[1]) + offset, sigma),
         )
         self.prior = dist.MultivariateNormal(
             jnp.asarray(self.prior_mean, jnp.float32),
@@ -103,6 +104,18 @@ def _linear_stars(setup, rng, n_stars=3):
         np.broadcast_to(setup.sigma.astype(np.float32), (n_stars, k)).copy(),
     )
     return observed, errors, data
+
+
+def test_quasi_newton_rounds_reach_the_mode_newton_reaches(rng):
+    setup = _LinearSetup(rng, warp=lambda u: u + 0.3 * u**3)  # a skewed, non-Gaussian posterior
+    _, _, data = _linear_stars(setup, rng, n_stars=4)
+    z_start = np.zeros((4, 5), np.float32)
+    newton = jax.vmap(mode_one_star(setup, rounds=40, quasi_steps=0))(z_start, data)
+    quasi = jax.vmap(mode_one_star(setup, rounds=3, quasi_steps=19))(z_start, data)
+    np.testing.assert_allclose(quasi[0], newton[0], atol=1e-3)
+    np.testing.assert_allclose(quasi[2], newton[2], rtol=1e-5)
+    one_round = jax.vmap(mode_one_star(setup, rounds=1, quasi_steps=0))(z_start, data)
+    assert np.all(np.asarray(one_round[2]) > np.asarray(newton[2]) + 1e-3)  # not there in one step
 
 
 @pytest.mark.parametrize("rounds", [1, 3], ids=["first_round", "refined_rounds"])

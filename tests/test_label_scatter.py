@@ -142,7 +142,12 @@ def test_catalogue_draws_differ_from_the_plain_ones_by_the_scatter(tiny_model_pa
         method="importance",
         save_draws=True,
         importance=ImportanceConfig(
-            num_draws=200, newton_steps=4, refinements=0, num_keep=400, top_up_draws=0
+            num_draws=200,
+            mode_rounds=2,
+            quasi_newton_steps=2,
+            refinements=0,
+            num_keep=400,
+            top_up_draws=0,
         ),
     )
     plain = fit_chunk(_with_scatter(setup, None), stars, config, 0).draws

@@ -19,7 +19,12 @@ QUICK = CatalogueConfig(
     method="importance",
     chunk_size=100,
     importance=ImportanceConfig(
-        num_draws=40, newton_steps=3, refinements=0, num_keep=20, top_up_draws=0
+        num_draws=40,
+        mode_rounds=1,
+        quasi_newton_steps=2,
+        refinements=0,
+        num_keep=20,
+        top_up_draws=0,
     ),
 )
 

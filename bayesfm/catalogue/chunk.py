@@ -30,6 +30,7 @@ TRUST_COLUMNS = (
     "amortized_in_domain",
     "trusted",
 )
+EVALUATION_KINDS = ("importance_draws", "mode_gradients", "mode_hessians", "nuts_leapfrog")
 QUANTILES = {"q02_5": 0.025, "q16": 0.16, "median": 0.5, "q84": 0.84, "q97_5": 0.975}
 
 
@@ -57,7 +58,7 @@ def fit_chunk(
     n = len(stars)
     table = _empty_table(stars)
     draws = np.full((n, _draws_per_star(config), len(LABEL_INPUTS)), np.nan, np.float32)
-    evaluations = dict.fromkeys(("importance_draws", "newton_steps", "nuts_leapfrog"), 0)
+    evaluations = dict.fromkeys(EVALUATION_KINDS, 0)
     with watch("amortized prediction"):
         data, usable, problems, mean, sigma = prepare_stars(setup, stars, anchors)
     for row, reason in problems.items():
@@ -69,8 +70,7 @@ def fit_chunk(
     z_sigma = sigma / setup.scaling.scale
     size = bucket_size(len(usable))
     padded = pad_leading((data, z_mean, z_sigma), size)
-    starts = 1 + len(config.importance.logg_starts)
-    evaluations["newton_steps"] = len(usable) * starts * config.importance.newton_steps
+    evaluations |= _mode_evaluations(len(usable), config.importance)
     if config.method == "nuts":
         with watch("mode"):
             proposal = laplace_proposal(setup, *padded, config.importance)
@@ -103,6 +103,15 @@ def fit_chunk(
         _summarise_draws(table, draws)
         _assess_trust(setup, table, data, usable, mean, draws, config.trust)
     return _finished(table, draws, config, start, watch, evaluations)
+
+
+def _mode_evaluations(n, config) -> dict:
+    """Gradients and exact Hessians the mode searches of n stars take."""
+    searches = n * (1 + len(config.logg_starts))
+    return {
+        "mode_gradients": searches * config.mode_rounds * (1 + config.quasi_newton_steps),
+        "mode_hessians": searches * (config.mode_rounds + 1),
+    }
 
 
 def _on_survey_scale(setup, draws, data, usable, key):

@@ -2,7 +2,7 @@
 
 The proposal is a Laplace approximation (as in Zhang, Green & Rix 2023): from the
 transformer's amortized spectra -> labels prediction, and from a few fixed logg values,
-Newton's method finds each star's posterior modes (``bayesfm.infer.mode``), and the Hessian
+a quasi-Newton method finds each star's posterior modes (``bayesfm.infer.mode``), and the Hessian
 at each gives the covariance of a heavy-tailed multivariate Student-t component of a mixture
 (``bayesfm.infer.mixture``; where the Hessian is not positive definite, the amortized sigma
 is used instead). Draws are weighted by prior x emulator likelihood / proposal;
@@ -38,7 +38,8 @@ class ImportanceConfig:
     """Proposal and acceptance settings."""
 
     num_draws: int = 500  # first round, every star
-    newton_steps: int = 30  # from the amortized prediction to the posterior mode (converged)
+    mode_rounds: int = 2  # exact Hessians on the way from each start to its mode
+    quasi_newton_steps: int = 19  # BFGS steps after each round's Newton step
     refinements: int = 2  # later rounds, only for stars that have not passed yet
     min_rounds: int = 1  # rounds every star goes through, passed or not
     refine_draws: int = 1000  # per later round and star

@@ -1,12 +1,12 @@
 """Each star's posterior modes and the Laplace mixture proposal built on them.
 
-From the transformer's amortized prediction, a damped Newton method with the exact 5 x 5
-Hessian finds the mode of the density of z in the unconstrained space of the prior's
-support (a bounded prior is never left). Near the mode Newton converges quadratically, so
-a handful of steps replace the hundreds a first-order optimiser needs. Far from it the
-Hessian may not be positive definite: its eigenvalues are taken in absolute value
-(a descent direction whatever the curvature), steps are capped in length, and a step that
-does not lower -log p is shortened and retried. The Hessian at a mode gives the covariance
+From the transformer's amortized prediction, a damped quasi-Newton method finds the mode
+of the density of z in the unconstrained space of the prior's support (a bounded prior is
+never left): a few rounds, each starting from the exact 5 x 5 Hessian and updating it by
+BFGS from the gradients for some steps (an exact Hessian costs about a dozen gradients).
+Far from the mode the Hessian may not be positive definite: its eigenvalues are taken in
+absolute value (a descent direction whatever the curvature), steps are capped in length,
+and a step that does not lower -log p is shortened and retried. The Hessian at a mode gives the covariance
 of its component of the importance proposal (``bayesfm.infer.mixture``); besides the
 amortized prediction, the search starts from a few fixed logg values, so that a second mode
 (giant or dwarf) is found too.
@@ -37,10 +37,10 @@ def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> Mixture:
     """Each star's mixture proposal (normalised units): a component at every distinct mode
     reached from the amortized prediction ``z_mean`` and from ``config.logg_starts``.
 
-    ``config``: an ``ImportanceConfig`` (its ``newton_steps``, ``logg_starts`` and
-    ``inflation``).
+    ``config``: an ``ImportanceConfig`` (its ``mode_rounds``, ``quasi_newton_steps``,
+    ``logg_starts`` and ``inflation``).
     """
-    find_mode = _compiled_mode_finder(setup, config.newton_steps)
+    find_mode = _compiled_mode_finder(setup, config.mode_rounds, config.quasi_newton_steps)
     n = len(z_mean)
     components = []
     # one search per start, each the same compiled program over the n stars
@@ -86,15 +86,20 @@ def proposal_covariance(mode, hessian, z_start, z_sigma):
 
 
 @functools.lru_cache(maxsize=4)
-def _compiled_mode_finder(setup, steps):
-    return jax.jit(jax.vmap(mode_one_star(setup, steps)))
+def _compiled_mode_finder(setup, rounds, quasi_steps):
+    return jax.jit(jax.vmap(mode_one_star(setup, rounds, quasi_steps)))
 
 
-def mode_one_star(setup, steps):
+def mode_one_star(setup, rounds, quasi_steps):
     """The pure one-star ``(z_start [5], data) -> (mode [5], Hessian of -log p there [5, 5],
-    -log p there)``
-    after ``steps`` damped Newton steps; the objective is the density of z itself (no
-    Jacobian), whose mode and curvature the Laplace approximation needs."""
+    -log p there)`` after ``rounds`` of damped quasi-Newton steps; the objective is the
+    density of z itself (no Jacobian), whose mode and curvature the Laplace approximation
+    needs.
+
+    Each round takes the exact Hessian once, then ``1 + quasi_steps`` steps, the first with
+    it, the others with its BFGS updates from the gradients: an exact Hessian costs about
+    as much as a dozen gradients, and BFGS keeps most of Newton's progress per step.
+    ``quasi_steps=0`` is Newton's method."""
     model = setup.star_model
     to_z = dist.biject_to(setup.z_support())
 
@@ -108,8 +113,8 @@ def mode_one_star(setup, steps):
         value_and_grad, hessian = jax.value_and_grad(objective), jax.hessian(objective)
 
         def step(carry, _):
-            u, value, grad, curvature, shrink = carry
-            trial = u + shrink * _newton_direction(grad, curvature)
+            u, value, grad, inverse, shrink = carry
+            trial = u + shrink * _descent(inverse, grad)
             trial_value, trial_grad = value_and_grad(trial)
             better = jnp.isfinite(trial_value) & (trial_value <= value)
             keep = functools.partial(jnp.where, better)
@@ -117,25 +122,48 @@ def mode_one_star(setup, steps):
                 keep(trial, u),
                 keep(trial_value, value),
                 keep(trial_grad, grad),
-                keep(hessian(trial), curvature),
+                keep(_bfgs_update(inverse, trial - u, trial_grad - grad), inverse),
                 jnp.where(better, jnp.minimum(1.0, 2.0 * shrink), 0.25 * shrink),
             )
             return carry, None
 
+        def round_(carry, _):
+            u, value, grad, _, shrink = carry
+            carry = (u, value, grad, _abs_inverse(hessian(u)), shrink)
+            carry, _ = jax.lax.scan(step, carry, None, length=1 + quasi_steps)
+            return carry, None
+
         u = to_z.inv(z_start)
-        start = (u, *value_and_grad(u), hessian(u), jnp.float32(1.0))
-        (u, *_), _ = jax.lax.scan(step, start, None, length=steps)
+        start = (u, *value_and_grad(u), jnp.eye(len(u)), jnp.float32(1.0))
+        (u, *_), _ = jax.lax.scan(round_, start, None, length=rounds)
         mode = to_z(u)
         return mode, jax.hessian(neg_log_p)(mode), neg_log_p(mode)
 
     return one_star
 
 
-def _newton_direction(grad, curvature):
-    """-|H|^-1 g (eigenvalues in absolute value, floored), at most ``_MAX_STEP`` long."""
+def _abs_inverse(curvature):
+    """|H|^-1 (eigenvalues in absolute value, floored): a descent metric whatever the
+    curvature."""
     eigenvalues, vectors = jnp.linalg.eigh(0.5 * (curvature + curvature.T))
     magnitude = jnp.maximum(jnp.abs(eigenvalues), 1e-6 * jnp.max(jnp.abs(eigenvalues)) + 1e-12)
-    direction = -vectors @ ((vectors.T @ grad) / magnitude)
+    inverse = (vectors / magnitude) @ vectors.T
+    return jnp.where(jnp.all(jnp.isfinite(inverse)), inverse, jnp.eye(len(curvature)))
+
+
+def _bfgs_update(inverse, s, y):
+    """BFGS's inverse-Hessian update for step s and gradient change y (skipped where
+    s.y <= 0, which would lose positive definiteness)."""
+    sy = s @ y
+    rho = 1.0 / jnp.where(sy > 1e-10, sy, 1.0)
+    left = jnp.eye(len(s)) - rho * jnp.outer(s, y)
+    updated = left @ inverse @ left.T + rho * jnp.outer(s, s)
+    return jnp.where(sy > 1e-10, updated, inverse)
+
+
+def _descent(inverse, grad):
+    """-H^-1 g (-g where that is not finite), at most ``_MAX_STEP`` long."""
+    direction = -inverse @ grad
     direction = jnp.where(jnp.all(jnp.isfinite(direction)), direction, -grad)
     length = jnp.linalg.norm(direction)
     return direction * jnp.minimum(1.0, _MAX_STEP / jnp.maximum(length, 1e-12))
