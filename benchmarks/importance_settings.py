@@ -1,0 +1,95 @@
+"""Importance sampling's settings side by side: cost, checks passed, accuracy.
+
+Run:  python benchmarks/importance_settings.py --variants mode [--n 256]
+          [--out runs/importance_settings] [--json benchmarks/importance_settings_mode.json]
+
+The catalogue's importance path alone (no NUTS fallback), on the first N test-split stars,
+once per variant of the catalogue's default ``ImportanceConfig``, in one run. Variant sets:
+- "mode": the mode search, Newton's method (an exact Hessian every step, the previous
+  default) against quasi-Newton rounds (an exact Hessian per round, BFGS updates between);
+- "draws": the draw budget, the default against smaller first rounds and refinements.
+Prints and writes: seconds per star in the mode search and in the draws, evaluations per
+star, the fraction of stars passing k-hat and ESS, median k-hat, and the robust sigma of the
+medians against APOGEE. Each variant's run resumes from its directory.
+"""
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from bayesfm.catalogue.config import CatalogueConfig
+from bayesfm.catalogue.run import run_catalogue
+from bayesfm.catalogue.store import load_costs
+from bayesfm.common.metrics import residual_stats
+from bayesfm.infer.setup import StarInference
+from bayesfm.sources.library import load_library
+from bayesfm.tokens.labels import LABEL_INPUTS
+from bayesfm.tokens.split import split_mask
+
+VARIANTS = {  # set -> {name: changes to the default ImportanceConfig}
+    "mode": {
+        "newton 30": {"mode_rounds": 30, "quasi_newton_steps": 0},
+        "quasi-newton 3 x 20": {"mode_rounds": 3, "quasi_newton_steps": 19},
+        "quasi-newton 2 x 20": {"mode_rounds": 2, "quasi_newton_steps": 19},
+    },
+    "draws": {
+        "default": {},
+        "300 + 600s": {"num_draws": 300, "refine_draws": 600, "top_up_draws": 2400},
+        "200 + 400s": {"num_draws": 200, "refine_draws": 400, "top_up_draws": 1600},
+    },
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", choices=sorted(VARIANTS), required=True)
+    parser.add_argument("--n", type=int, default=256, help="first N test-split stars")
+    parser.add_argument("--out", type=Path, default=Path("runs/importance_settings"))
+    parser.add_argument("--json", help="default: benchmarks/importance_settings_<variants>.json")
+    args = parser.parse_args()
+
+    setup = StarInference.default()
+    tokens = load_library(binning=setup.model.vocabulary.binning).tokens
+    stars = tokens.take(np.flatnonzero(split_mask(tokens.source_id, "test"))[: args.n])
+    base = CatalogueConfig(method="importance")
+    results = {}
+    for name, changes in VARIANTS[args.variants].items():
+        config = dataclasses.replace(
+            base, importance=dataclasses.replace(base.importance, **changes)
+        )
+        out = args.out / args.variants / name.replace(" ", "_")
+        table = run_catalogue(stars, out, config, setup)
+        results[name] = _figures(table, load_costs(out))
+        print(name, json.dumps(results[name]), flush=True)
+    path = Path(args.json or f"benchmarks/importance_settings_{args.variants}.json")
+    path.write_text(json.dumps({"n_stars": len(stars), "variants": results}, indent=1))
+    print(f"wrote {path}")
+
+
+def _figures(table, costs) -> dict:
+    n = sum(c["stars"] for c in costs)
+    per_star = {
+        stage: sum(c["stages"].get(stage, 0.0) for c in costs) / n for stage in ("mode", "draws")
+    }
+    evaluations = costs[0]["evaluations"]
+    return {
+        "seconds_per_star": per_star | {"total": sum(c["seconds"] for c in costs) / n},
+        "evaluations_per_star": {
+            k: sum(c["evaluations"][k] for c in costs) / n for k in evaluations
+        },
+        "pass_fraction": float(table["ok"].mean()),
+        "median_khat": float(table["khat"].median()),
+        "robust_sigma_vs_apogee": {
+            name: float(
+                residual_stats(table[f"{name}_median"], table[f"{name}_ref"])["robust_sigma"]
+            )
+            for name in LABEL_INPUTS
+        },
+    }
+
+
+if __name__ == "__main__":
+    main()
