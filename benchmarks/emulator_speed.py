@@ -5,8 +5,8 @@ Run:  python benchmarks/emulator_speed.py [--model PATH ...] [--repeats 300]
 Prints, for each model (default: the shipped one; several are measured side by side in one
 run, with their ratios to the first), the parameter count, the median forward and
 value-and-grad latency for one star (the gradient of a Gaussian log-likelihood over every
-output with respect to the five inputs, as NUTS uses it), the forward throughput of a
-vmapped batch, and the FLOPs of one forward and one value-and-grad call (for the GPU
+output with respect to the five inputs, as NUTS uses it), the forward throughput of vmapped
+batches of several sizes (on a CPU, batches larger than the cache run slower per star), and the FLOPs of one forward and one value-and-grad call (for the GPU
 estimate in docs/performance.md).
 """
 
@@ -33,7 +33,7 @@ def _median_seconds(fn, repeats):
     return float(np.median(times))
 
 
-def measure(path, repeats: int, batch: int) -> dict:
+def measure(path, repeats: int, batches) -> dict:
     """The figures of one model."""
     model = FoundationModel.load(path)
     emulator = make_emulator(model, jit=False)
@@ -49,12 +49,18 @@ def measure(path, repeats: int, batch: int) -> dict:
     batched = jax.jit(jax.vmap(emulator.emulate))
     rng = np.random.default_rng(0)
     scale = [300, 0.3, 0.2, 0.05, 0.05]
-    xs = jnp.asarray(X0 + rng.normal(scale=scale, size=(batch, 5)), jnp.float32)
-    return {
+    figures = {
         "parameters": model.n_parameters,
         "forward_ms": 1e3 * _median_seconds(lambda: forward(X0), repeats),
         "value_and_grad_ms": 1e3 * _median_seconds(lambda: value_and_grad(X0), repeats),
-        "batch_stars_per_s": batch / _median_seconds(lambda: batched(xs), max(repeats // 20, 5)),
+    }
+    for batch in batches:
+        xs = jnp.asarray(X0 + rng.normal(scale=scale, size=(batch, 5)), jnp.float32)
+        calls = max(repeats * 64 // batch, 5)
+        figures[f"batch_{batch}_stars_per_s"] = batch / _median_seconds(
+            lambda xs=xs: batched(xs), calls
+        )
+    return figures | {
         "forward_mflop": _flops(forward, X0) / 1e6,
         "value_and_grad_mflop": _flops(value_and_grad, X0) / 1e6,
     }
@@ -70,12 +76,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", nargs="*", default=[None], help="weights (default: shipped)")
     parser.add_argument("--repeats", type=int, default=300)
-    parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument("--batches", type=int, nargs="+", default=[64, 128, 256, 1024, 4096])
     args = parser.parse_args()
 
     print(f"device: {jax.devices()[0].device_kind}; 5 inputs -> XP flux and colours")
-    print(f"medians of {args.repeats} calls; batch of {args.batch} for the throughput")
-    results = [measure(path, args.repeats, args.batch) for path in args.model]
+    print(f"medians of {args.repeats} calls; batches of {args.batches} for the throughput")
+    results = [measure(path, args.repeats, args.batches) for path in args.model]
     names = [str(path or "shipped") for path in args.model]
     print(f"{'':<24}" + "".join(f"{name[-29:]:>30}" for name in names))
     for key in results[0]:

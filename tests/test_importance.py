@@ -11,7 +11,8 @@ import pytest
 
 from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.bayes.star_model import StarData, normalised_prior, star_model
-from bayesfm.infer.importance import ImportanceConfig, run_importance
+from bayesfm.infer.importance import ImportanceConfig, run_importance, weigh_stars
+from bayesfm.infer.mixture import mixture_of_modes
 from bayesfm.infer.mode import mode_one_star, proposal_covariance
 from bayesfm.model.emulator import Emulator
 from bayesfm.tokens.labels import LABEL_INPUTS
@@ -116,6 +117,20 @@ def test_quasi_newton_rounds_reach_the_mode_newton_reaches(rng):
     np.testing.assert_allclose(quasi[2], newton[2], rtol=1e-5)
     one_round = jax.vmap(mode_one_star(setup, rounds=1, quasi_steps=0))(z_start, data)
     assert np.all(np.asarray(one_round[2]) > np.asarray(newton[2]) + 1e-3)  # not there in one step
+
+
+def test_the_evaluation_block_changes_no_weight(rng):
+    setup = _LinearSetup(rng)
+    _, _, data = _linear_stars(setup, rng, n_stars=3)
+    z = np.zeros((3, 5), np.float32)
+    proposal = mixture_of_modes(
+        z[:, None], np.broadcast_to(np.eye(5), (3, 1, 5, 5)), np.zeros((3, 1)), 1.2
+    )
+    key, rows = jax.random.PRNGKey(1), np.arange(3)
+    whole = weigh_stars(setup, data, rows, proposal, key, 100, 5.0, block=(8, 100))
+    blocked = weigh_stars(setup, data, rows, proposal, key, 100, 5.0, block=(1, 32))
+    for a, b in zip(whole, blocked, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("rounds", [1, 3], ids=["first_round", "refined_rounds"])

@@ -30,7 +30,15 @@ from bayesfm.common.stopwatch import Stopwatch
 from bayesfm.infer.mixture import Mixture, refined_mixture, sample_mixture
 from bayesfm.infer.mode import laplace_proposal
 
-__all__ = ["ImportanceConfig", "ImportanceResult", "run_importance", "weigh_one_star"]
+__all__ = [
+    "ImportanceConfig",
+    "ImportanceResult",
+    "run_importance",
+    "weigh_stars",
+    "weigh_one_star",
+]
+
+CPU_DRAWS_PER_BLOCK = 64  # target evaluations batched at once on a CPU (cache-sized)
 
 
 @dataclass(frozen=True)
@@ -93,7 +101,7 @@ def run_importance(
     for round_ in range(config.refinements + 1):
         key, round_key = jax.random.split(key)
         with watch("draws"):
-            z, log_w = _weigh(setup, data, todo, proposal, round_key, num_draws, config.df)
+            z, log_w = weigh_stars(setup, data, todo, proposal, round_key, num_draws, config.df)
         with watch("psis"):
             weights, khat[todo] = _smoothed_weights(log_w)
             ess[todo] = 1.0 / np.sum(weights**2, axis=1)
@@ -129,7 +137,9 @@ def _top_up(setup, data, rows, z, log_w, proposal, key, config, rng):
     parts = [(z, log_w)]
     for part in range(_top_up_parts(config)):
         part_key = jax.random.fold_in(key, 1 + part)
-        parts.append(_weigh(setup, data, rows, proposal, part_key, config.refine_draws, config.df))
+        parts.append(
+            weigh_stars(setup, data, rows, proposal, part_key, config.refine_draws, config.df)
+        )
     z, log_w = (np.concatenate(arrays, axis=1) for arrays in zip(*parts, strict=True))
     weights, khat = _smoothed_weights(log_w)
     return khat, 1.0 / np.sum(weights**2, axis=1), _resample(z, weights, config.num_keep, rng)
@@ -140,37 +150,56 @@ def _top_up_parts(config) -> int:
     return -(-config.top_up_draws // config.refine_draws)
 
 
-def _weigh(setup, data, rows, proposal: Mixture, key, num_draws, df):
+def weigh_stars(setup, data, rows, proposal: Mixture, key, num_draws, df, block=None):
     """Draws and log weights of stars ``rows`` (padded to a power of two, so that a few
-    batch shapes are compiled, however many stars a round has)."""
+    batch shapes are compiled, however many stars a round has); ``block``: (stars, draws
+    per star) evaluated at once, by default ``evaluation_block``'s."""
     size = bucket_size(len(rows))
     subset = jax.tree_util.tree_map(lambda a: np.asarray(a)[rows], (tuple(proposal), data))
     keys = jax.random.split(key, len(rows))
     padded = pad_leading((keys, *subset), size)
-    weigh = _compiled_weigher(setup, num_draws, df)
+    weigh = _compiled_weigher(setup, num_draws, df, block or evaluation_block(num_draws))
     return (np.asarray(a)[: len(rows)] for a in weigh(*shard_stars(padded)))
 
 
-@functools.lru_cache(maxsize=4)
-def _compiled_weigher(setup, num_draws, df):
-    """``weigh_one_star`` over stars, a few at a time (n x num_draws emulator calls at once
-    would not fit in cache), jitted: ``(keys [n], mixtures, data) -> (z, log_w)``."""
-    one_star = weigh_one_star(setup, num_draws, df)
+@functools.lru_cache(maxsize=8)
+def _compiled_weigher(setup, num_draws, df, block):
+    """``weigh_one_star`` over stars, jitted: ``(keys [n], mixtures, data) -> (z, log_w)``.
+
+    The target is evaluated ``block`` = (stars, draws per star) at a time: on a CPU, one star's
+    draws 64 at a time, since larger batches fall out of cache and run slower per draw
+    (``benchmarks/emulator_speed.py``, docs/performance.md); on an accelerator, 8 stars'
+    draws at once."""
+    stars_per_block, draws_per_block = block
+    one_star = weigh_one_star(setup, num_draws, df, draws_per_block)
 
     def all_stars(keys, mixtures, data):
-        return jax.lax.map(lambda a: one_star(*a), (keys, mixtures, data), batch_size=8)
+        stars = (keys, mixtures, data)
+        return jax.lax.map(lambda a: one_star(*a), stars, batch_size=stars_per_block)
 
     return jax.jit(all_stars)
 
 
-def weigh_one_star(setup, num_draws, df):
+def evaluation_block(num_draws) -> tuple[int, int]:
+    """(stars, draws per star) whose target densities are evaluated in one batch."""
+    if jax.default_backend() == "cpu":
+        return 1, min(num_draws, CPU_DRAWS_PER_BLOCK)
+    return 8, num_draws
+
+
+def weigh_one_star(setup, num_draws, df, draws_per_block=None):
     """The pure one-star ``(key, mixture (log weights [K], centres [K, 5], Cholesky factors
-    [K, 5, 5]), data) -> (z [num_draws, 5], log weights)`` with a Student-t mixture proposal."""
+    [K, 5, 5]), data) -> (z [num_draws, 5], log weights)`` with a Student-t mixture proposal;
+    the target is evaluated ``draws_per_block`` draws at a time (all at once by default)."""
     model = setup.star_model
 
     def one_star(key, mixture, data):
         z, log_q = sample_mixture(key, mixture, df, num_draws)
-        log_target = jax.vmap(lambda zi: log_density(model, (data,), {}, {"z": zi})[0])(z)
+        log_target = jax.lax.map(
+            lambda zi: log_density(model, (data,), {}, {"z": zi})[0],
+            z,
+            batch_size=draws_per_block or num_draws,
+        )
         return z, log_target - log_q
 
     return one_star
