@@ -2,8 +2,8 @@
 
 The proposal is a Laplace approximation (as in Zhang, Green & Rix 2023): from the
 transformer's amortized spectra -> labels prediction, and from a few fixed logg values,
-a quasi-Newton method finds each star's posterior modes (``bayesfm.infer.mode``), and the Hessian
-at each gives the covariance of a heavy-tailed multivariate Student-t component of a mixture
+a quasi-Newton method finds each star's posterior modes (``bayesfm.infer.mode``), and the
+Hessian at each gives the covariance of a heavy-tailed multivariate Student-t component of a mixture
 (``bayesfm.infer.mixture``; where the Hessian is not positive definite, the amortized sigma
 is used instead). Draws are weighted by prior x emulator likelihood / proposal;
 Pareto-smoothed importance sampling (Vehtari et al. 2024) gives the weights and their k-hat.

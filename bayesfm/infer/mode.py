@@ -3,10 +3,10 @@
 From the transformer's amortized prediction, a damped quasi-Newton method finds the mode
 of the density of z in the unconstrained space of the prior's support (a bounded prior is
 never left): a few rounds, each starting from the exact 5 x 5 Hessian and updating it by
-BFGS from the gradients for some steps (an exact Hessian costs about a dozen gradients).
-Far from the mode the Hessian may not be positive definite: its eigenvalues are taken in
-absolute value (a descent direction whatever the curvature), steps are capped in length,
-and a step that does not lower -log p is shortened and retried. The Hessian at a mode gives the covariance
+BFGS from the gradients for some steps (an exact Hessian costs 10-20 gradients). Far from
+the mode the Hessian may not be positive definite: its eigenvalues are taken in absolute
+value (a descent direction whatever the curvature), steps are capped in length, and a step
+that does not lower -log p is shortened and retried. The Hessian at a mode gives the covariance
 of its component of the importance proposal (``bayesfm.infer.mixture``); besides the
 amortized prediction, the search starts from a few fixed logg values, so that a second mode
 (giant or dwarf) is found too.
@@ -97,8 +97,8 @@ def mode_one_star(setup, rounds, quasi_steps):
     needs.
 
     Each round takes the exact Hessian once, then ``1 + quasi_steps`` steps, the first with
-    it, the others with its BFGS updates from the gradients: an exact Hessian costs about
-    as much as a dozen gradients, and BFGS keeps most of Newton's progress per step.
+    it, the others with its BFGS updates from the gradients: an exact Hessian costs as much
+    as 10-20 gradients, and BFGS keeps most of Newton's progress per step.
     ``quasi_steps=0`` is Newton's method."""
     model = setup.star_model
     to_z = dist.biject_to(setup.z_support())
