@@ -3,6 +3,8 @@
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# the command line's compilation cache stays out of the user's folder (tests/test_cli.py checks it)
+os.environ.setdefault("BAYESFM_COMPILATION_CACHE", "off")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

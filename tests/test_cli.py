@@ -1,4 +1,7 @@
+import os
 import re
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -168,3 +171,32 @@ def test_reference_inside_95_folds_in_the_references_error():
     # 250 K above the median: outside 200 K, inside hypot(200, 196) = 280 K
     assert inside.iloc[:3].tolist() == [False, True, True]
     assert pd.isna(inside.iloc[3])
+
+
+def _cache_folder_in_a_fresh_process(env_value, tmp_path):
+    """The folder ``enable_compilation_cache`` picks and whether a compiled program lands in it."""
+    script = (
+        "import jax, jax.numpy as jnp\n"
+        "from bayesfm.common.compile_cache import enable_compilation_cache\n"
+        "folder = enable_compilation_cache()\n"
+        "if folder is not None:\n"
+        "    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)\n"
+        "    jax.jit(lambda x: jnp.sin(x) @ x.T)(jnp.ones((8, 8))).block_until_ready()\n"
+        "print(folder)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env |= {"BAYESFM_COMPILATION_CACHE": env_value, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_the_compilation_cache_goes_where_asked_and_can_be_turned_off(tmp_path):
+    asked = tmp_path / "compiled"
+    assert _cache_folder_in_a_fresh_process(str(asked), tmp_path) == str(asked)
+    assert any(asked.iterdir()), "no compiled program was stored"
+    default = tmp_path / "xdg" / "bayesfm" / "jax"
+    assert _cache_folder_in_a_fresh_process("", tmp_path) == str(default)
+    assert any(default.iterdir())
+    assert _cache_folder_in_a_fresh_process("off", tmp_path) == "None"

@@ -3,6 +3,7 @@
 import sys
 
 from bayesfm.cli.parser import build_parser
+from bayesfm.common.compile_cache import enable_compilation_cache
 from bayesfm.common.errors import DataError, MissingDataPackageError
 
 __all__ = ["main"]
@@ -28,6 +29,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("fit", "demo"):
         _use_cpu_cores_as_devices(args.chains)
+    enable_compilation_cache()
     try:
         return args.run(args) or 0
     except (DataError, MissingDataPackageError) as err:
