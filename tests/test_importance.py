@@ -119,7 +119,7 @@ def test_quasi_newton_rounds_reach_the_mode_newton_reaches(rng):
     assert np.all(np.asarray(one_round[2]) > np.asarray(newton[2]) + 1e-3)  # not there in one step
 
 
-def test_the_evaluation_block_changes_no_weight(rng):
+def test_neither_the_evaluation_block_nor_one_by_one_changes_a_weight(rng):
     setup = _LinearSetup(rng)
     _, _, data = _linear_stars(setup, rng, n_stars=3)
     z = np.zeros((3, 5), np.float32)
@@ -128,9 +128,12 @@ def test_the_evaluation_block_changes_no_weight(rng):
     )
     key, rows = jax.random.PRNGKey(1), np.arange(3)
     whole = weigh_stars(setup, data, rows, proposal, key, 100, 5.0, block=(8, 100))
-    blocked = weigh_stars(setup, data, rows, proposal, key, 100, 5.0, block=(1, 32))
-    for a, b in zip(whole, blocked, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+    for one_by_one in (False, True):
+        blocked = weigh_stars(
+            setup, data, rows, proposal, key, 100, 5.0, block=(1, 32), one_by_one=one_by_one
+        )
+        for a, b in zip(whole, blocked, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("rounds", [1, 3], ids=["first_round", "refined_rounds"])

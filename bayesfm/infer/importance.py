@@ -150,16 +150,37 @@ def _top_up_parts(config) -> int:
     return -(-config.top_up_draws // config.refine_draws)
 
 
-def weigh_stars(setup, data, rows, proposal: Mixture, key, num_draws, df, block=None):
-    """Draws and log weights of stars ``rows`` (padded to a power of two, so that a few
-    batch shapes are compiled, however many stars a round has); ``block``: (stars, draws
-    per star) evaluated at once, by default ``evaluation_block``'s."""
-    size = bucket_size(len(rows))
+def weigh_stars(
+    setup, data, rows, proposal: Mixture, key, num_draws, df, block=None, one_by_one=None
+):
+    """Draws and log weights of stars ``rows``; ``block``: (stars, draws per star) evaluated
+    at once, by default ``evaluation_block``'s.
+
+    With one star per block on a single device the stars go one by one through a one-star
+    program (``one_by_one``, the default there): a refinement round of 38 stars costs 38
+    stars. Otherwise they are padded to a power of two, so that few batch shapes are compiled
+    however many stars a round has, and the padding is computed too."""
+    stars_per_block, draws_per_block = block or evaluation_block(num_draws)
+    if one_by_one is None:
+        one_by_one = stars_per_block == 1 and jax.local_device_count() == 1
     subset = jax.tree_util.tree_map(lambda a: np.asarray(a)[rows], (tuple(proposal), data))
     keys = jax.random.split(key, len(rows))
-    padded = pad_leading((keys, *subset), size)
-    weigh = _compiled_weigher(setup, num_draws, df, block or evaluation_block(num_draws))
-    return (np.asarray(a)[: len(rows)] for a in weigh(*shard_stars(padded)))
+    if one_by_one:
+        weigh = _compiled_star_weigher(setup, num_draws, df, draws_per_block)
+        results = [
+            weigh(keys[i], *jax.tree_util.tree_map(lambda a, i=i: a[i], subset))
+            for i in range(len(rows))
+        ]
+        return tuple(np.stack([np.asarray(r[j]) for r in results]) for j in (0, 1))
+    padded = pad_leading((keys, *subset), bucket_size(len(rows)))
+    weigh = _compiled_weigher(setup, num_draws, df, (stars_per_block, draws_per_block))
+    return tuple(np.asarray(a)[: len(rows)] for a in weigh(*shard_stars(padded)))
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_star_weigher(setup, num_draws, df, draws_per_block):
+    """``weigh_one_star``, jitted for one star at a time."""
+    return jax.jit(weigh_one_star(setup, num_draws, df, draws_per_block))
 
 
 @functools.lru_cache(maxsize=8)
