@@ -20,6 +20,7 @@ import numpyro.distributions as dist
 from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.bayes.priors import GaussianMixturePrior
 from bayesfm.bayes.star_model import StarData, normalised_prior, stacked_star_data, star_model
+from bayesfm.common.devices import bucket_size
 from bayesfm.common.errors import DataError
 from bayesfm.common.jsonio import to_json
 from bayesfm.model.emulator import Emulator, a_k_scale_of, make_emulator
@@ -113,8 +114,9 @@ def amortized_labels(setup: StarInference, stars: StarTokens):
     """
     inputs = list(setup.emulator.inputs)
     observables = [n for n in setup.emulator.outputs if n in stars.names]
-    # one star at a time in the runners: do not pad it to a large batch
-    batch = min(len(stars), 512)
+    # one star at a time in the runners: do not pad it to a large batch; a catalogue's last,
+    # shorter chunk: padded to a power of two, so that it rarely needs a program of its own
+    batch = min(bucket_size(len(stars)), 512)
     mean, sigma = predict(setup.model, stars, inputs, context=observables, batch_size=batch)
     scale = a_k_scale_of(setup.model)
     if scale is not None and "a_k" in inputs:

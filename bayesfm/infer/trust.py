@@ -18,6 +18,7 @@
 ``trusted`` is all three.
 """
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -46,8 +47,10 @@ class TrustCriteria(NamedTuple):
     domain_quantile: float = 1e-3
 
 
+@functools.lru_cache(maxsize=8)
 def domain_threshold(prior, quantile: float, n: int = 20000, seed: int = 0) -> float:
-    """Prior log-density [physical units] that a fraction ``1 - quantile`` of its draws exceed."""
+    """Prior log-density [physical units] that a fraction ``1 - quantile`` of its draws exceed
+    (kept per prior object: every chunk of a catalogue asks for it twice)."""
     x = prior.sample(jax.random.PRNGKey(seed), (n,))
     return float(np.quantile(np.asarray(prior.log_prob(x)), quantile))
 
