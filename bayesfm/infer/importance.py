@@ -48,7 +48,8 @@ class ImportanceConfig:
     num_draws: int = 500  # first round, every star
     mode_rounds: int = 2  # exact Hessians on the way from each start to its mode
     quasi_newton_steps: int = 19  # BFGS steps after each round's Newton step
-    refinements: int = 2  # later rounds, only for stars that have not passed yet
+    refinements: int = 5  # later rounds, only for stars that have not passed yet (a round of
+    # 1,000 draws costs a failing star a twentieth of the NUTS fallback: benchmarks/refinement_rounds.py)
     min_rounds: int = 1  # rounds every star goes through, passed or not
     refine_draws: int = 1000  # per later round and star
     df: float = 5.0  # Student-t degrees of freedom: heavy tails guard against a too-narrow proposal
