@@ -11,6 +11,7 @@ from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.catalogue.chunk import fit_chunk
 from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.common.errors import DataError
+from bayesfm.common.metrics import robust_sigma
 from bayesfm.infer.idata import finish
 from bayesfm.infer.importance import ImportanceConfig
 from bayesfm.infer.label_scatter import (
@@ -155,7 +156,14 @@ def test_catalogue_draws_differ_from_the_plain_ones_by_the_scatter(tiny_model_pa
     offsets = (scattered - plain).reshape(-1, 5)
     offsets = offsets[np.isfinite(offsets).all(axis=1)]  # draw slots a star did not fill
     assert len(offsets) >= 1000
-    np.testing.assert_allclose(offsets.std(axis=0), SCATTER, rtol=0.1)
+    # The two chunks' draws agree to float rounding, which XLA's CPU runtime does not promise
+    # bit for bit between runs; with this untrained model's degenerate weights a rounding
+    # difference can change which draw the resampling keeps (about one in a thousand), so the
+    # offsets are judged by robust statistics.
+    scattered_labels = SCATTER > 0
+    spread = [robust_sigma(offsets[:, i]) for i in np.flatnonzero(scattered_labels)]
+    np.testing.assert_allclose(spread, SCATTER[scattered_labels], rtol=0.1)
+    assert np.quantile(np.abs(offsets[:, ~scattered_labels]), 0.99) < 1e-4
 
 
 def test_single_star_posteriors_get_the_scatter_on_their_label_sites(example_stars):
