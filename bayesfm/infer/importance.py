@@ -49,7 +49,7 @@ class ImportanceConfig:
     mode_rounds: int = 2  # exact Hessians on the way from each start to its mode
     quasi_newton_steps: int = 19  # BFGS steps after each round's Newton step
     refinements: int = 5  # later rounds, only for stars that have not passed yet (a round of
-    # 1,000 draws costs a failing star a twentieth of the NUTS fallback: benchmarks/refinement_rounds.py)
+    # 1,000 draws costs a failing star a thirtieth of the NUTS fallback: benchmarks/refinement_rounds.py)
     min_rounds: int = 1  # rounds every star goes through, passed or not
     refine_draws: int = 1000  # per later round and star
     df: float = 5.0  # Student-t degrees of freedom: heavy tails guard against a too-narrow proposal
