@@ -12,7 +12,13 @@ import pytest
 from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.bayes.star_model import StarData, normalised_prior, star_model
 from bayesfm.infer.importance import ImportanceConfig, run_importance
-from bayesfm.infer.mixture import Mixture, mixture_of_modes, refined_mixture, sample_mixture
+from bayesfm.infer.mixture import (
+    Mixture,
+    mixture_of_modes,
+    refined_mixture,
+    sample_mixture,
+    student_t_log_pdf,
+)
 from bayesfm.model.emulator import Emulator
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.vocabulary import Scaling
@@ -132,3 +138,12 @@ def test_refinement_of_one_component_is_the_weighted_moments(rng):
             1.3**2 * cov + 1e-6 * np.eye(3),
             rtol=1e-4,
         )
+
+
+def test_the_numpy_student_t_density_is_numpyros(rng):
+    z = rng.normal(size=(3, 2, 7, 5))
+    loc = rng.normal(size=(3, 2, 1, 5))
+    a = rng.normal(size=(3, 2, 5, 5))
+    chol = np.linalg.cholesky(a @ np.swapaxes(a, -1, -2) + np.eye(5))
+    expected = dist.MultivariateStudentT(5.0, loc, scale_tril=chol[:, :, None]).log_prob(z)
+    np.testing.assert_allclose(student_t_log_pdf(z, loc, chol, 5.0), expected, rtol=1e-5)

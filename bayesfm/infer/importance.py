@@ -165,7 +165,7 @@ def weigh_stars(
     if one_by_one is None:
         one_by_one = stars_per_block == 1 and jax.local_device_count() == 1
     subset = jax.tree_util.tree_map(lambda a: np.asarray(a)[rows], (tuple(proposal), data))
-    keys = jax.random.split(key, len(rows))
+    keys = np.asarray(jax.random.split(key, len(rows)))  # numpy: no dispatch per star
     if one_by_one:
         weigh = _compiled_star_weigher(setup, num_draws, df, draws_per_block)
         results = [

@@ -16,9 +16,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
-from scipy.special import logsumexp
+from scipy.special import gammaln, logsumexp
 
-__all__ = ["Mixture", "mixture_of_modes", "refined_mixture", "sample_mixture"]
+__all__ = [
+    "Mixture",
+    "mixture_of_modes",
+    "refined_mixture",
+    "sample_mixture",
+    "student_t_log_pdf",
+]
 
 _SAME_MODE = 3.0  # modes closer than this many proposal sds are one mode
 _MIN_EVIDENCE = np.log(1e-3)  # components with less posterior mass (Laplace) are dropped
@@ -111,19 +117,23 @@ def sample_mixture(key, mixture_one_star, df, num_draws):
     return z, jax.scipy.special.logsumexp(log_weight[:, None] + per_component, axis=0)
 
 
+def student_t_log_pdf(z, loc, chol, df):
+    """Multivariate Student-t log density (numpy) of z [..., S, d] around loc [..., 1, d]
+    with scale Cholesky factors chol [..., d, d]: in numpy, since the eager jax equivalent
+    compiled anew for every round's number of stars."""
+    d = z.shape[-1]
+    z, loc, chol = (np.asarray(a, np.float64) for a in (z, loc, chol))
+    whitened = np.linalg.solve(chol[..., None, :, :], (z - loc)[..., None])[..., 0]
+    log_det = np.sum(np.log(np.abs(np.diagonal(chol, axis1=-2, axis2=-1))), axis=-1)
+    norm = gammaln((df + d) / 2) - gammaln(df / 2) - 0.5 * d * np.log(df * np.pi)
+    return norm - log_det[..., None] - 0.5 * (df + d) * np.log1p(np.sum(whitened**2, axis=-1) / df)
+
+
 def refined_mixture(z, weights, mixture: Mixture, inflation, df) -> Mixture:
     """One weighted-EM step from draws z [m, S, d] with normalised weights [m, S]: each
     component's weight, centre and (inflated) covariance from the draws it is responsible
     for; a component left with almost no weight is dropped, a degenerate one kept as it was."""
-    log_q = np.stack(
-        [
-            dist.MultivariateStudentT(
-                df, mixture.loc[:, k, None], scale_tril=mixture.chol[:, k, None]
-            ).log_prob(z)
-            for k in range(mixture.loc.shape[1])
-        ],
-        axis=1,
-    )
+    log_q = student_t_log_pdf(z[:, None], mixture.loc[:, :, None], mixture.chol, df)
     log_joint = np.where(
         np.isfinite(mixture.log_weight)[..., None], mixture.log_weight[..., None] + log_q, -np.inf
     )
