@@ -31,7 +31,7 @@ from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.catalogue.run import run_catalogue
 from bayesfm.catalogue.store import load_costs
 from bayesfm.common.errors import DataError
-from bayesfm.common.metrics import residual_stats
+from bayesfm.common.metrics import residual_stats, robust_sigma
 from bayesfm.infer.importance import ImportanceConfig
 from bayesfm.infer.setup import StarInference
 from bayesfm.sources.library import load_library
@@ -87,6 +87,7 @@ def main():
         "nuts_reference": None if nuts is None else str(args.nuts_reference or args.out / "nuts"),
         "agreement_with_nuts": agreement,
         "accuracy_change_default_vs_previous": _accuracy_change(figures),
+        "accuracy_change_bootstrap_90": _accuracy_change_interval(tables),
     }
     _print(results)
     Path(args.json).write_text(json.dumps(results, indent=1))
@@ -133,6 +134,26 @@ def _accuracy_change(figures) -> dict:
     return {name: new[name]["robust_sigma"] / old[name]["robust_sigma"] - 1 for name in new}
 
 
+def _accuracy_change_interval(tables, resamples=1000, seed=0) -> dict:
+    """5-95% range of the robust-sigma change (default / previous - 1) over resamplings of
+    the stars, both methods on the same resampled stars: how much of the change is the
+    robust sigma's own noise."""
+    rng = np.random.default_rng(seed)
+    new, old = tables["default"], tables["previous"].set_index("source_id")
+    old = old.loc[new["source_id"]]
+    out = {}
+    for name in LABEL_INPUTS:
+        if f"{name}_ref" not in new:
+            continue
+        a = (new[f"{name}_median"] - new[f"{name}_ref"]).to_numpy()
+        b = (old[f"{name}_median"] - old[f"{name}_ref"]).to_numpy()
+        rows = np.flatnonzero(np.isfinite(a) & np.isfinite(b))
+        picks = rng.choice(rows, (resamples, rows.size))
+        ratios = [robust_sigma(a[p]) / robust_sigma(b[p]) - 1 for p in picks]
+        out[name] = [float(q) for q in np.percentile(ratios, [5, 95])]
+    return out
+
+
 def _method_figures(table):
     figures = {
         "stars_per_second": len(table) / table["seconds"].sum(),
@@ -176,7 +197,9 @@ def _print(results):
         print(f"           evaluations per star: {drawn}")
         for name, s in r["median_vs_apogee"].items():
             change = results["accuracy_change_default_vs_previous"][name]
-            note = f" ({change:+.1%} vs previous)" if method == "default" else ""
+            low, high = results["accuracy_change_bootstrap_90"][name]
+            note = f" ({change:+.1%} vs previous, 5-95%: {low:+.1%} to {high:+.1%})"
+            note = note if method == "default" else ""
             print(f"           {name:<8} robust sigma vs APOGEE {s['robust_sigma']:.4g}{note}")
     for method, agreement in results["agreement_with_nuts"].items():
         print(f"{method}: agreement with NUTS on {agreement['n_stars']} stars accepted by both:")
