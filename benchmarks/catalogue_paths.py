@@ -10,6 +10,8 @@ its chunk's wall time, compilation included, so stars/s survives a resume):
   1,000 draws (the mode from 20 Newton steps, converged), on the same stars;
 - "nuts": batched NUTS on the first ``--nuts-stars``, or a finished NUTS catalogue of the
   same model given by ``--nuts-reference`` (checked against the setup's fingerprint).
+``--compile-cache`` keeps the compiled programs on disk as ``bayesfm catalogue`` does; a
+second run with the same folder (and another ``--out``) measures a warm cache.
 Prints and writes (benchmarks/catalogue_paths.json): stars/s, the wall-time split per
 stage and target-density evaluations per star (from the chunks' cost accounts), the
 fraction on each path and passing its checks, accuracy of the medians against APOGEE, and
@@ -20,6 +22,7 @@ sd and median width ratio per label.
 import argparse
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 
@@ -30,6 +33,7 @@ import pandas as pd
 from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.catalogue.run import run_catalogue
 from bayesfm.catalogue.store import load_costs
+from bayesfm.common.compile_cache import CACHE_ENV, enable_compilation_cache
 from bayesfm.common.errors import DataError
 from bayesfm.common.metrics import residual_stats, robust_sigma
 from bayesfm.infer.importance import ImportanceConfig
@@ -60,7 +64,16 @@ def main():
     parser.add_argument("--chunk-size", type=int, default=CatalogueConfig().chunk_size)
     parser.add_argument("--out", type=Path, default=Path("runs/catalogue_bench"))
     parser.add_argument("--json", default="benchmarks/catalogue_paths.json")
+    parser.add_argument(
+        "--compile-cache",
+        type=Path,
+        help="keep compiled programs in this folder, as the command line does (a second run "
+        "with the same folder measures the warm cache)",
+    )
     args = parser.parse_args()
+    if args.compile_cache:
+        os.environ[CACHE_ENV] = str(args.compile_cache)
+        enable_compilation_cache()
 
     setup = StarInference.default()
     start = time.perf_counter()
@@ -82,6 +95,7 @@ def main():
         "n_stars": len(stars),
         "device": jax.devices()[0].platform,
         "chunk_size": args.chunk_size,
+        "compile_cache": None if args.compile_cache is None else str(args.compile_cache),
         "reading_seconds_per_star": reading / len(stars),
         "methods": figures,
         "nuts_reference": None if nuts is None else str(args.nuts_reference or args.out / "nuts"),

@@ -7,7 +7,9 @@ The catalogue's importance path alone (no NUTS fallback), on the first N test-sp
 once per variant of the catalogue's default ``ImportanceConfig``, in one run. Variant sets:
 - "mode": the mode search, Newton's method (an exact Hessian every step, the previous
   default) against quasi-Newton rounds (an exact Hessian per round, BFGS updates between);
-- "draws": the draw budget, the default against smaller first rounds and refinements.
+- "draws": the draw budget, the default against smaller first rounds and refinements;
+- "mode_budget": the default quasi-Newton search (2 rounds of 20 steps from each of three
+  starts) against shorter ones and against the amortized start alone.
 Prints and writes: seconds per star in the mode search and in the draws, evaluations per
 star, the fraction of stars passing k-hat and ESS, median k-hat, and the robust sigma of the
 medians against APOGEE. Each variant's run resumes from its directory.
@@ -39,6 +41,12 @@ VARIANTS = {  # set -> {name: changes to the default ImportanceConfig}
         "default": {},
         "300 + 600s": {"num_draws": 300, "refine_draws": 600, "top_up_draws": 2400},
         "200 + 400s": {"num_draws": 200, "refine_draws": 400, "top_up_draws": 1600},
+    },
+    "mode_budget": {
+        "2 x 20": {},
+        "2 x 10": {"quasi_newton_steps": 9},
+        "1 x 20": {"mode_rounds": 1},
+        "2 x 20, amortized start only": {"logg_starts": ()},
     },
 }
 

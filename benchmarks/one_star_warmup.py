@@ -39,8 +39,7 @@ def main():
     setup = StarInference.default()
     stars = load_example_stars(setup.model.vocabulary.binning).tokens
     runners = {
-        w: NutsRunner(setup, dataclasses.replace(ONE_STAR_NUTS, num_warmup=w))
-        for w in args.warmup
+        w: NutsRunner(setup, dataclasses.replace(ONE_STAR_NUTS, num_warmup=w)) for w in args.warmup
     }
     for runner in runners.values():  # compiles
         runner.run(stars, 0, jax.random.PRNGKey(99))
