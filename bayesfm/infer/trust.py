@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayesfm.bayes.likelihood import whitened_residual
+from bayesfm.common.devices import bucket_size, pad_leading
 
 __all__ = [
     "TrustCriteria",
@@ -145,11 +146,17 @@ def assess(setup, data, medians, draws, sampler_ok, amortized, criteria: TrustCr
         ``fit_chi2``, ``fit_dof``, ``fit_p``, ``outside_domain_fraction``, ``fit_ok``,
         ``amortized_in_domain``, ``in_domain`` and ``trusted``.
     """
+    n = len(medians)
+    # padded to a bucket of stars: a chunk with fewer stars reuses the compiled checks
+    data, medians, draws, amortized = pad_leading((data, medians, draws, amortized), bucket_size(n))
     chi2, dof = fit_chi_square(setup, data, medians)
     p = fit_p_value(chi2, dof, setup.noise.tail_dof)
     threshold = domain_threshold(setup.prior, criteria.domain_quantile)
     outside = outside_fraction(setup.prior, draws, threshold)
     amortized_outside = outside_at(setup.prior, amortized, threshold)
+    chi2, dof, p, outside, amortized_outside = (
+        a[:n] for a in (chi2, dof, p, outside, amortized_outside)
+    )
     return {
         "fit_chi2": chi2,
         "fit_dof": dof,
