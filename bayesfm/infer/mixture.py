@@ -123,7 +123,8 @@ def student_t_log_pdf(z, loc, chol, df):
     compiled anew for every round's number of stars."""
     d = z.shape[-1]
     z, loc, chol = (np.asarray(a, np.float64) for a in (z, loc, chol))
-    whitened = np.linalg.solve(chol[..., None, :, :], (z - loc)[..., None])[..., 0]
+    inverse = np.linalg.inv(chol)  # once per component, not per draw
+    whitened = np.einsum("...ij,...sj->...si", inverse, z - loc)
     log_det = np.sum(np.log(np.abs(np.diagonal(chol, axis1=-2, axis2=-1))), axis=-1)
     norm = gammaln((df + d) / 2) - gammaln(df / 2) - 0.5 * d * np.log(df * np.pi)
     return norm - log_det[..., None] - 0.5 * (df + d) * np.log1p(np.sum(whitened**2, axis=-1) / df)
