@@ -1,6 +1,7 @@
 import json
 from dataclasses import replace
 
+import jax
 import numpy as np
 import pytest
 from flax import nnx
@@ -50,6 +51,28 @@ def test_per_star_loss_weights_each_star_equally():
     per_star = float(gaussian_nll(mean, log_variance, value, error, mask, per_star=True))
     np.testing.assert_allclose(per_token, terms[mask].mean(), rtol=1e-6)
     np.testing.assert_allclose(per_star, (terms[0].mean() + terms[1, 0]) / 2, rtol=1e-6)
+
+
+def test_beta_nll_weights_the_mean_gradient_by_variance_to_the_beta():
+    value = np.array([[1.0, 1.0]], np.float32)
+    log_variance = np.log(np.array([[1.0, 4.0]], np.float32))
+    error, mask = np.zeros((1, 2), np.float32), np.ones((1, 2), bool)
+
+    def mean_gradient(beta):
+        def loss(mean):
+            return gaussian_nll(mean, log_variance, value, error, mask, beta=beta)
+
+        return np.asarray(jax.grad(loss)(np.zeros((1, 2), np.float32)))[0]
+
+    plain, half, full = mean_gradient(0.0), mean_gradient(0.5), mean_gradient(1.0)
+    np.testing.assert_allclose(plain[1] / plain[0], 1 / 4, rtol=1e-6)  # NLL: 1 / variance
+    np.testing.assert_allclose(half[1] / half[0], 1 / 2, rtol=1e-6)
+    np.testing.assert_allclose(full, plain * [1, 4], rtol=1e-6)  # squared error's weighting
+    np.testing.assert_allclose(  # the value itself is the variance-weighted NLL
+        float(gaussian_nll(np.zeros((1, 2)), log_variance, value, error, mask, beta=1.0)),
+        np.mean(0.5 * (np.log(2 * np.pi * np.array([1.0, 4.0])) + [1.0, 0.25]) * [1.0, 4.0]),
+        rtol=1e-6,
+    )
 
 
 @pytest.mark.slow

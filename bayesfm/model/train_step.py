@@ -43,13 +43,19 @@ def normalise_stars(tokens: StarTokens, vocabulary: Vocabulary) -> NormalisedSta
     )
 
 
-def gaussian_nll(mean, log_variance, value, error, mask, per_star=False):
+def gaussian_nll(mean, log_variance, value, error, mask, per_star=False, beta=0.0):
     """Gaussian NLL, variance = exp(log_variance) + error^2, over the masked entries [B, K]:
-    their mean, or with ``per_star`` the mean over stars of each star's mean."""
+    their mean, or with ``per_star`` the mean over stars of each star's mean.
+
+    With ``beta`` > 0 each entry is weighted by its variance^beta, held constant in the
+    gradient (the beta-NLL of Seitzer et al. 2022): the plain NLL weights a mean's error by
+    1 / variance, so entries the network calls uncertain stop being fitted; beta = 1 weights
+    them as squared error does."""
     variance = jnp.exp(log_variance) + error**2
-    nll = jnp.where(
-        mask, 0.5 * (jnp.log(2 * jnp.pi * variance) + (value - mean) ** 2 / variance), 0.0
-    )
+    nll = 0.5 * (jnp.log(2 * jnp.pi * variance) + (value - mean) ** 2 / variance)
+    if beta:
+        nll = nll * jax.lax.stop_gradient(variance) ** beta
+    nll = jnp.where(mask, nll, 0.0)
     if not per_star:
         return jnp.sum(nll) / jnp.maximum(jnp.sum(mask), 1)
     count = jnp.sum(mask, axis=1)
@@ -57,7 +63,7 @@ def gaussian_nll(mean, log_variance, value, error, mask, per_star=False):
     return jnp.sum(star_mean) / jnp.maximum(jnp.sum(count > 0), 1)
 
 
-def _batch_loss(graphdef, params, batch: Batch, per_star=False):
+def _batch_loss(graphdef, params, batch: Batch, per_star=False, beta=0.0):
     model = nnx.merge(graphdef, params)
     mean, log_variance = model(
         batch.context_index,
@@ -67,7 +73,13 @@ def _batch_loss(graphdef, params, batch: Batch, per_star=False):
         batch.target_index,
     )
     return gaussian_nll(
-        mean, log_variance, batch.target_value, batch.target_error, batch.target_mask, per_star
+        mean,
+        log_variance,
+        batch.target_value,
+        batch.target_error,
+        batch.target_mask,
+        per_star,
+        beta,
     )
 
 
@@ -86,14 +98,15 @@ def make_optimizer(config: TrainConfig):
     return optimizer, schedule
 
 
-def make_train_step(graphdef, optimizer, per_star=False):
-    """A pure jitted ``(params, opt_state, batch) -> (params, opt_state, loss)``."""
+def make_train_step(graphdef, optimizer, per_star=False, nll_beta=0.0):
+    """A pure jitted ``(params, opt_state, batch) -> (params, opt_state, loss)``; the loss
+    is ``gaussian_nll``'s with ``beta=nll_beta``."""
 
     @jax.jit
     def train_step(params, opt_state, batch):
-        loss, grads = jax.value_and_grad(lambda p: _batch_loss(graphdef, p, batch, per_star))(
-            params
-        )
+        loss, grads = jax.value_and_grad(
+            lambda p: _batch_loss(graphdef, p, batch, per_star, nll_beta)
+        )(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 

@@ -1,9 +1,7 @@
-"""Self-supervised training of the foundation model: the resumable loop.
-
-The pure step (``bayesfm.model.train_step``) is wired here to the data, checkpoints (every few
-minutes, atomic, exact resume: the batch of step s is drawn from a generator seeded with (seed,
-s)), validation-split early stopping, latent extinction refits, metrics (JSONL), a progress bar.
-"""
+"""Self-supervised training of the foundation model: the resumable loop. The pure step
+(``bayesfm.model.train_step``) is wired here to the data, checkpoints (every few minutes, atomic,
+exact resume: the batch of step s is drawn from a generator seeded with (seed, s)),
+validation-split early stopping, latent extinction refits, metrics (JSONL), a progress bar."""
 
 import functools
 import json
@@ -110,8 +108,9 @@ class _Run:
             )
         optimizer, self.schedule = make_optimizer(run.training)
         self.opt_state = optimizer.init(self.params)
-        self.train_step = make_train_step(self.graphdef, optimizer, run.training.loss_per_star)
-        self.eval_loss = make_eval_loss(self.graphdef, run.training.loss_per_star)
+        per_star, beta = run.training.loss_per_star, run.training.nll_beta
+        self.train_step = make_train_step(self.graphdef, optimizer, per_star, beta)
+        self.eval_loss = make_eval_loss(self.graphdef, per_star)
         self.info = {
             "data_hash": self.splits["train"].content_hash(),
             "run_config": run.to_dict(),
