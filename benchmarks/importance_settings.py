@@ -9,7 +9,9 @@ once per variant of the catalogue's default ``ImportanceConfig``, in one run. Va
   default) against quasi-Newton rounds (an exact Hessian per round, BFGS updates between);
 - "draws": the draw budget, the default against smaller first rounds and refinements;
 - "mode_budget": the default quasi-Newton search (2 rounds of 20 steps from each of three
-  starts) against shorter ones and against the amortized start alone.
+  starts) against shorter ones and against the amortized start alone;
+- "pooling": every round's draws weighed together (``pool_rounds``) against the default,
+  with the default and with smaller refinement rounds.
 Prints and writes: seconds per star in the mode search and in the draws, evaluations per
 star, the fraction of stars passing k-hat and ESS, median k-hat, and the robust sigma of the
 medians against APOGEE. Each variant's run resumes from its directory.
@@ -47,6 +49,12 @@ VARIANTS = {  # set -> {name: changes to the default ImportanceConfig}
         "2 x 10": {"quasi_newton_steps": 9},
         "1 x 20": {"mode_rounds": 1},
         "2 x 20, amortized start only": {"logg_starts": ()},
+    },
+    "pooling": {
+        "default": {},
+        "pooled rounds": {"pool_rounds": True},
+        "pooled, 500s": {"pool_rounds": True, "refine_draws": 500, "top_up_draws": 2000},
+        "pooled, 250s": {"pool_rounds": True, "refine_draws": 250, "top_up_draws": 1000},
     },
 }
 

@@ -19,7 +19,6 @@ import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import arviz as az
 import jax
 import numpy as np
 from numpyro.infer.util import log_density
@@ -27,6 +26,7 @@ from numpyro.infer.util import log_density
 from bayesfm.bayes.star_model import StarData
 from bayesfm.common.devices import bucket_size, full_precision, pad_leading, shard_stars
 from bayesfm.common.stopwatch import Stopwatch
+from bayesfm.infer.draw_pool import DrawPool, resample
 from bayesfm.infer.mixture import Mixture, refined_mixture, sample_mixture
 from bayesfm.infer.mode import laplace_proposal
 
@@ -60,6 +60,7 @@ class ImportanceConfig:
     num_keep: int = 1000  # equal-weight draws kept per star
     top_up_draws: int = 4000  # after the last round, for stars failing only the ESS check
     logg_starts: tuple[float, ...] = (2.5, 4.5)  # mode searches besides the amortized one's
+    pool_rounds: bool = False  # weigh every round's draws together (bayesfm.infer.draw_pool)
 
 
 class ImportanceResult(NamedTuple):
@@ -98,23 +99,24 @@ def run_importance(
     rng = np.random.default_rng(np.asarray(key))
     kept = np.full((n, config.num_keep, proposal.loc.shape[-1]), np.nan, np.float32)
     khat, ess, evaluations = np.full(n, np.inf), np.zeros(n), np.zeros(n, np.int64)
-    todo, num_draws = np.arange(n), config.num_draws
+    todo, num_draws, pool = np.arange(n), config.num_draws, None
     for round_ in range(config.refinements + 1):
         key, round_key = jax.random.split(key)
         with watch("draws"):
             z, log_w = weigh_stars(setup, data, todo, proposal, round_key, num_draws, config.df)
         with watch("psis"):
-            weights, khat[todo] = _smoothed_weights(log_w)
+            pool = _pooled(pool, z, log_w, proposal.take(todo), config)
+            weights, khat[todo] = pool.smoothed_weights()
             ess[todo] = 1.0 / np.sum(weights**2, axis=1)
-            kept[todo] = _resample(z, weights, config.num_keep, rng)
+            kept[todo] = resample(pool.z, weights, config.num_keep, rng)
         evaluations[todo] += num_draws
         failed = (khat[todo] > config.max_khat) | (ess[todo] < config.min_ess)
         failed |= round_ + 1 < config.min_rounds
         if round_ == config.refinements or not failed.any():
             break
-        z, weights, todo = z[failed], weights[failed], todo[failed]
+        pool, weights, todo = pool.take(failed), weights[failed], todo[failed]
         refined = refined_mixture(
-            z, weights, proposal.take(todo), config.refine_inflation, config.df
+            pool.z, weights, proposal.take(todo), config.refine_inflation, config.df
         )
         proposal.put(todo, refined)
         num_draws = config.refine_draws
@@ -122,28 +124,34 @@ def run_importance(
     if config.top_up_draws and short.any():
         rows = todo[short]
         with watch("draws"):
-            more = _top_up(setup, data, rows, z[short], log_w[short], proposal, key, config, rng)
+            more = _top_up(setup, data, rows, pool.take(short), proposal, key, config, rng)
         khat[rows], ess[rows], kept[rows] = more
         evaluations[rows] += _top_up_parts(config) * config.refine_draws
     accepted = (khat <= config.max_khat) & (ess >= config.min_ess)
     return ImportanceResult(kept, khat, ess, accepted, *proposal.main(), evaluations)
 
 
-def _top_up(setup, data, rows, z, log_w, proposal, key, config, rng):
-    """(k-hat, ESS, kept draws) of stars ``rows`` from their last round's draws z and log
-    weights [m, S] together with ``config.top_up_draws`` more from the same proposals, drawn
-    in parts of ``refine_draws`` with the rounds' compiled program: three long runs stalled
-    for good (0% CPU, every XLA thread waiting) inside a 4,000-draw program, now and then,
-    never in the rounds' program over thousands of calls."""
-    parts = [(z, log_w)]
+def _top_up(setup, data, rows, pool: DrawPool, proposal, key, config, rng):
+    """(k-hat, ESS, kept draws) of stars ``rows`` from their pooled draws together with
+    ``config.top_up_draws`` more from their last proposals, drawn in parts of
+    ``refine_draws`` with the rounds' compiled program: three long runs stalled for good
+    (0% CPU, every XLA thread waiting) inside a 4,000-draw program, now and then, never in
+    the rounds' program over thousands of calls."""
+    last = proposal.take(rows)
     for part in range(_top_up_parts(config)):
         part_key = jax.random.fold_in(key, 1 + part)
-        parts.append(
-            weigh_stars(setup, data, rows, proposal, part_key, config.refine_draws, config.df)
-        )
-    z, log_w = (np.concatenate(arrays, axis=1) for arrays in zip(*parts, strict=True))
-    weights, khat = _smoothed_weights(log_w)
-    return khat, 1.0 / np.sum(weights**2, axis=1), _resample(z, weights, config.num_keep, rng)
+        more = weigh_stars(setup, data, rows, proposal, part_key, config.refine_draws, config.df)
+        pool = pool.add(*more, last)
+    weights, khat = pool.smoothed_weights()
+    return khat, 1.0 / np.sum(weights**2, axis=1), resample(pool.z, weights, config.num_keep, rng)
+
+
+def _pooled(pool, z, log_w, proposal, config) -> DrawPool:
+    """This round's draws of the stars in play, with the earlier rounds' if the config pools
+    them (``bayesfm.infer.draw_pool``)."""
+    if pool is None or not config.pool_rounds:
+        return DrawPool.first(z, log_w, proposal, config.df)
+    return pool.add(z, log_w, proposal)
 
 
 def _top_up_parts(config) -> int:
@@ -225,26 +233,3 @@ def weigh_one_star(setup, num_draws, df, draws_per_block=None):
         return z, log_target - log_q
 
     return one_star
-
-
-def _smoothed_weights(log_w):
-    """Normalised PSIS weights [n, S] and k-hat [n]; stars without a finite weight get k = inf."""
-    finite = np.isfinite(log_w)
-    usable = finite.any(axis=1)
-    floor = np.min(np.where(finite, log_w, np.inf), axis=1, keepdims=True) - 50.0
-    log_w = np.where(finite, log_w, np.where(usable[:, None], floor, 0.0))
-    with np.errstate(all="ignore"):  # degenerate tails give k-hat = inf or NaN: rejected
-        smoothed, khat = az.psislw(log_w)
-    khat = np.where(np.isnan(khat), np.inf, khat)
-    weights = np.exp(smoothed)
-    weights /= weights.sum(axis=1, keepdims=True)
-    return weights, np.where(usable, khat, np.inf)
-
-
-def _resample(z, weights, size, rng):
-    """Systematic resampling: ``size`` equal-weight draws per star [n, size, 5]."""
-    positions = (rng.random((len(z), 1)) + np.arange(size)) / size
-    cumulative = np.cumsum(weights, axis=1)
-    cumulative[:, -1] = 1.0
-    picks = np.stack([np.searchsorted(c, p) for c, p in zip(cumulative, positions, strict=True)])
-    return np.take_along_axis(z, picks[..., None], axis=1)

@@ -24,6 +24,7 @@ __all__ = [
     "refined_mixture",
     "sample_mixture",
     "student_t_log_pdf",
+    "mixture_log_pdf",
 ]
 
 _SAME_MODE = 3.0  # modes closer than this many proposal sds are one mode
@@ -130,14 +131,24 @@ def student_t_log_pdf(z, loc, chol, df):
     return norm - log_det[..., None] - 0.5 * (df + d) * np.log1p(np.sum(whitened**2, axis=-1) / df)
 
 
+def mixture_log_pdf(z, mixture: Mixture, df):
+    """Log density (numpy) [m, S] of draws z [m, S, d] under each star's mixture."""
+    log_q = student_t_log_pdf(z[:, None], mixture.loc[:, :, None], mixture.chol, df)
+    return logsumexp(_joint(mixture, log_q), axis=1)
+
+
+def _joint(mixture: Mixture, log_q):
+    """Log weight + log density [m, K, S] of each component (-inf where unused)."""
+    used = np.isfinite(mixture.log_weight)[..., None]
+    return np.where(used, mixture.log_weight[..., None] + log_q, -np.inf)
+
+
 def refined_mixture(z, weights, mixture: Mixture, inflation, df) -> Mixture:
     """One weighted-EM step from draws z [m, S, d] with normalised weights [m, S]: each
     component's weight, centre and (inflated) covariance from the draws it is responsible
     for; a component left with almost no weight is dropped, a degenerate one kept as it was."""
     log_q = student_t_log_pdf(z[:, None], mixture.loc[:, :, None], mixture.chol, df)
-    log_joint = np.where(
-        np.isfinite(mixture.log_weight)[..., None], mixture.log_weight[..., None] + log_q, -np.inf
-    )
+    log_joint = _joint(mixture, log_q)
     responsibility = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
     mass = weights[:, None] * np.nan_to_num(responsibility)  # [m, K, S]
     share = mass.sum(axis=2)

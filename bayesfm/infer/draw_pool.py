@@ -1,0 +1,91 @@
+"""Every importance round's draws, weighed together.
+
+A refinement round used to throw the earlier rounds' draws away: each round's proposal is
+closer to the posterior, but the target densities already paid for were wasted. The pool
+keeps them and weighs all draws as draws from the mixture of every round's proposal, each
+in proportion to its number of draws (deterministic-mixture weights, Veach & Guibas 1995;
+as in adaptive multiple importance sampling, Cornuet et al. 2012). A draw from a too narrow
+early proposal then weighs target / (mixture of all proposals), bounded wherever a later,
+wider proposal covers it, so the pooled weights are sound whenever one round's are.
+"""
+
+from dataclasses import dataclass
+
+import arviz as az
+import numpy as np
+from scipy.special import logsumexp
+
+from bayesfm.infer.mixture import Mixture, mixture_log_pdf
+
+__all__ = ["DrawPool", "resample"]
+
+
+@dataclass(frozen=True)
+class DrawPool:
+    """The draws of m stars still in play, every round so far.
+
+    Attributes:
+        z: Draws [m, S, d], rounds one after another.
+        log_target: Their log target densities [m, S].
+        proposals: Each round's proposal for the m stars.
+        sizes: Each round's draws per star.
+        df: The proposals' Student-t degrees of freedom.
+    """
+
+    z: np.ndarray
+    log_target: np.ndarray
+    proposals: tuple[Mixture, ...]
+    sizes: tuple[int, ...]
+    df: float
+
+    @classmethod
+    def first(cls, z, log_w, proposal: Mixture, df) -> "DrawPool":
+        """A pool of one round: draws z [m, S, d] with log weights [m, S] from ``proposal``."""
+        log_target = log_w + mixture_log_pdf(z, proposal, df)
+        return cls(z, log_target, (proposal,), (z.shape[1],), df)
+
+    def add(self, z, log_w, proposal: Mixture) -> "DrawPool":
+        """The pool with one more round: draws z [m, S', d] with log weights from ``proposal``."""
+        log_target = log_w + mixture_log_pdf(z, proposal, self.df)
+        return DrawPool(
+            np.concatenate([self.z, z], axis=1),
+            np.concatenate([self.log_target, log_target], axis=1),
+            (*self.proposals, proposal),
+            (*self.sizes, z.shape[1]),
+            self.df,
+        )
+
+    def take(self, rows) -> "DrawPool":
+        """The pool of stars ``rows`` (indices or a mask) only."""
+        proposals = tuple(proposal.take(rows) for proposal in self.proposals)
+        return DrawPool(self.z[rows], self.log_target[rows], proposals, self.sizes, self.df)
+
+    def log_weights(self) -> np.ndarray:
+        """Deterministic-mixture log weights [m, S] of every draw."""
+        share = np.log(np.asarray(self.sizes, np.float64) / sum(self.sizes))
+        log_q = np.stack([mixture_log_pdf(self.z, p, self.df) for p in self.proposals])
+        return self.log_target - logsumexp(share[:, None, None] + log_q, axis=0)
+
+    def smoothed_weights(self):
+        """Normalised Pareto-smoothed weights [m, S] and k-hat [m]; stars without a finite
+        weight get k-hat = inf."""
+        log_w = self.log_weights()
+        finite = np.isfinite(log_w)
+        usable = finite.any(axis=1)
+        floor = np.min(np.where(finite, log_w, np.inf), axis=1, keepdims=True) - 50.0
+        log_w = np.where(finite, log_w, np.where(usable[:, None], floor, 0.0))
+        with np.errstate(all="ignore"):  # degenerate tails give k-hat = inf or NaN: rejected
+            smoothed, khat = az.psislw(log_w)
+        khat = np.where(np.isnan(khat), np.inf, khat)
+        weights = np.exp(smoothed)
+        weights /= weights.sum(axis=1, keepdims=True)
+        return weights, np.where(usable, khat, np.inf)
+
+
+def resample(z, weights, size, rng):
+    """Systematic resampling: ``size`` equal-weight draws per star [n, size, 5]."""
+    positions = (rng.random((len(z), 1)) + np.arange(size)) / size
+    cumulative = np.cumsum(weights, axis=1)
+    cumulative[:, -1] = 1.0
+    picks = np.stack([np.searchsorted(c, p) for c, p in zip(cumulative, positions, strict=True)])
+    return np.take_along_axis(z, picks[..., None], axis=1)
