@@ -28,9 +28,7 @@ class TrainConfig:
     # by its share of stars rather than by how many tokens it asks for
     full_observables: float = 0.0  # share of observables -> labels stars given every observable
     max_targets: int = 24  # targets per star (a random subset beyond this)
-    nll_beta: float = (
-        0.0  # train on the beta-NLL (train_step.gaussian_nll); validation stays plain NLL
-    )
+    nll_beta: float = 0.0  # train and pick the best weights on the beta-NLL (gaussian_nll)
     # Latent extinction: every this many steps each train and validation star's a_k is refitted by the
     # current emulator with a N(ak_targ, extinction_prior_sd) prior (0: ak_targ as given),
     # and with extinction_anchor, mapped per stellar class onto ak_targ's scale.

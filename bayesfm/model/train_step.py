@@ -113,5 +113,5 @@ def make_train_step(graphdef, optimizer, per_star=False, nll_beta=0.0):
     return train_step
 
 
-def make_eval_loss(graphdef, per_star=False):
-    return jax.jit(lambda params, batch: _batch_loss(graphdef, params, batch, per_star))
+def make_eval_loss(graphdef, per_star=False, nll_beta=0.0):
+    return jax.jit(lambda params, batch: _batch_loss(graphdef, params, batch, per_star, nll_beta))

@@ -110,7 +110,7 @@ class _Run:
         self.opt_state = optimizer.init(self.params)
         per_star, beta = run.training.loss_per_star, run.training.nll_beta
         self.train_step = make_train_step(self.graphdef, optimizer, per_star, beta)
-        self.eval_loss = make_eval_loss(self.graphdef, per_star)
+        self.eval_loss = make_eval_loss(self.graphdef, per_star, beta)
         self.info = {
             "data_hash": self.splits["train"].content_hash(),
             "run_config": run.to_dict(),
