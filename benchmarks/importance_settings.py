@@ -10,8 +10,9 @@ once per variant of the catalogue's default ``ImportanceConfig``, in one run. Va
 - "draws": the draw budget, the default against smaller first rounds and refinements;
 - "mode_budget": the default quasi-Newton search (2 rounds of 20 steps from each of three
   starts) against shorter ones and against the amortized start alone;
-- "pooling": every round's draws weighed together (``pool_rounds``) against the default,
-  with the default and with smaller refinement rounds.
+- "pooling": the refinement rounds of 1,000 draws each, weighed alone (the previous
+  default), against rounds weighed together (``pool_rounds``: all rounds, or the
+  refinement rounds without the first) with smaller rounds.
 Prints and writes: seconds per star in the mode search and in the draws, evaluations per
 star, the fraction of stars passing k-hat and ESS, median k-hat, and the robust sigma of the
 medians against APOGEE. Each variant's run resumes from its directory.
@@ -33,7 +34,9 @@ from bayesfm.sources.library import load_library
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.split import split_mask
 
-VARIANTS = {  # set -> {name: changes to the default ImportanceConfig}
+# the refinement rounds before they were pooled (the default until pool_rounds)
+PREVIOUS_ROUNDS = {"pool_rounds": "none", "refine_draws": 1000, "top_up_draws": 4000}
+VARIANTS = {  # set -> {name: changes to the default ImportanceConfig at the time of the run}
     "mode": {
         "newton 30": {"mode_rounds": 30, "quasi_newton_steps": 0},
         "quasi-newton 3 x 20": {"mode_rounds": 3, "quasi_newton_steps": 19},
@@ -51,10 +54,16 @@ VARIANTS = {  # set -> {name: changes to the default ImportanceConfig}
         "2 x 20, amortized start only": {"logg_starts": ()},
     },
     "pooling": {
-        "default": {},
-        "pooled rounds": {"pool_rounds": True},
-        "pooled, 500s": {"pool_rounds": True, "refine_draws": 500, "top_up_draws": 2000},
-        "pooled, 250s": {"pool_rounds": True, "refine_draws": 250, "top_up_draws": 1000},
+        "unpooled, 1000s (previous default)": PREVIOUS_ROUNDS,
+        "pooled rounds": {**PREVIOUS_ROUNDS, "pool_rounds": "all"},
+        "pooled, 500s": {"pool_rounds": "all", "refine_draws": 500, "top_up_draws": 2000},
+        "pooled, 250s": {"pool_rounds": "all", "refine_draws": 250, "top_up_draws": 1000},
+        "pooled refinements, 500s": {
+            "pool_rounds": "refinements",
+            "refine_draws": 500,
+            "top_up_draws": 2000,
+        },
+        "pooled refinements, 250s (default)": {},
     },
 }
 

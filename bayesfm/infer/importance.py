@@ -25,6 +25,7 @@ from numpyro.infer.util import log_density
 
 from bayesfm.bayes.star_model import StarData
 from bayesfm.common.devices import bucket_size, full_precision, pad_leading, shard_stars
+from bayesfm.common.errors import DataError
 from bayesfm.common.stopwatch import Stopwatch
 from bayesfm.infer.draw_pool import DrawPool, resample
 from bayesfm.infer.mixture import Mixture, refined_mixture, sample_mixture
@@ -38,6 +39,7 @@ __all__ = [
     "weigh_one_star",
 ]
 
+POOLING = ("none", "refinements", "all")
 CPU_DRAWS_PER_BLOCK = 64  # target evaluations batched at once on a CPU (cache-sized)
 
 
@@ -51,16 +53,21 @@ class ImportanceConfig:
     refinements: int = 5  # later rounds, only for stars that have not passed yet (a round of
     # 1,000 draws costs a failing star a thirtieth of the NUTS fallback: benchmarks/refinement_rounds.py)
     min_rounds: int = 1  # rounds every star goes through, passed or not
-    refine_draws: int = 1000  # per later round and star
+    refine_draws: int = 250  # per later round and star (pooled: benchmarks/importance_settings.py)
     df: float = 5.0  # Student-t degrees of freedom: heavy tails guard against a too-narrow proposal
     inflation: float = 1.2  # first proposal's scale / the Laplace (or amortized) sigma
     refine_inflation: float = 1.3  # later proposals' scale / the weighted standard deviation
     max_khat: float = 0.7
     min_ess: float = 100.0
     num_keep: int = 1000  # equal-weight draws kept per star
-    top_up_draws: int = 4000  # after the last round, for stars failing only the ESS check
+    top_up_draws: int = 1000  # after the last round, for stars failing only the ESS check
     logg_starts: tuple[float, ...] = (2.5, 4.5)  # mode searches besides the amortized one's
-    pool_rounds: bool = False  # weigh every round's draws together (bayesfm.infer.draw_pool)
+    pool_rounds: str = "refinements"  # weigh rounds' draws together (bayesfm.infer.draw_pool):
+    # "none", "refinements" (the rounds after the first) or "all"
+
+    def __post_init__(self):
+        if self.pool_rounds not in POOLING:
+            raise DataError(f"unknown pool_rounds {self.pool_rounds!r}; choose one of {POOLING}")
 
 
 class ImportanceResult(NamedTuple):
@@ -105,7 +112,7 @@ def run_importance(
         with watch("draws"):
             z, log_w = weigh_stars(setup, data, todo, proposal, round_key, num_draws, config.df)
         with watch("psis"):
-            pool = _pooled(pool, z, log_w, proposal.take(todo), config)
+            pool = _pooled(pool, round_, z, log_w, proposal.take(todo), config)
             weights, khat[todo] = pool.smoothed_weights()
             ess[todo] = 1.0 / np.sum(weights**2, axis=1)
             kept[todo] = resample(pool.z, weights, config.num_keep, rng)
@@ -146,10 +153,11 @@ def _top_up(setup, data, rows, pool: DrawPool, proposal, key, config, rng):
     return khat, 1.0 / np.sum(weights**2, axis=1), resample(pool.z, weights, config.num_keep, rng)
 
 
-def _pooled(pool, z, log_w, proposal, config) -> DrawPool:
-    """This round's draws of the stars in play, with the earlier rounds' if the config pools
-    them (``bayesfm.infer.draw_pool``)."""
-    if pool is None or not config.pool_rounds:
+def _pooled(pool, round_, z, log_w, proposal, config) -> DrawPool:
+    """Round ``round_``'s draws of the stars in play, with the earlier rounds' that the
+    config pools (``bayesfm.infer.draw_pool``)."""
+    first_pooled = {"none": round_, "refinements": 1, "all": 0}[config.pool_rounds]
+    if round_ <= first_pooled:
         return DrawPool.first(z, log_w, proposal, config.df)
     return pool.add(z, log_w, proposal)
 
