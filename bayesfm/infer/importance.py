@@ -10,9 +10,11 @@ Pareto-smoothed importance sampling (Vehtari et al. 2024) gives the weights and 
 A star passes when k-hat <= ``max_khat`` (the weights' variance is then finite enough to
 trust) and the effective sample size is large enough. Only the stars that fail get
 refinement rounds, each component re-centred on the weighted moments of the previous draws
-it is responsible for. A star whose weights are sound (k-hat) but too few (ESS) after the
-last round gets ``top_up_draws`` more from that round's proposal, weighed together with it;
-those that still fail are for NUTS.
+it is responsible for; by default the refinement rounds' draws are weighed together
+(``bayesfm.infer.draw_pool``), so each round adds to the last instead of replacing it. A
+star whose weights are sound (k-hat) but too few (ESS) after the last round gets
+``top_up_draws`` more from that round's proposal, weighed together with the pool; those that
+still fail are for NUTS.
 """
 
 import functools
