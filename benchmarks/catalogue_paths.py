@@ -51,6 +51,7 @@ PREVIOUS = ImportanceConfig(
     quasi_newton_steps=0,
     top_up_draws=0,
     logg_starts=(),
+    pool_rounds="none",
 )
 
 
