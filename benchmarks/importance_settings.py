@@ -10,8 +10,8 @@ once per variant of the catalogue's default ``ImportanceConfig``, in one run. Va
 - "draws": the draw budget, the default against smaller first rounds and refinements;
 - "mode_budget": the default quasi-Newton search (2 rounds of 20 steps from each of three
   starts) against shorter ones and against the amortized start alone;
-- "pooling": the refinement rounds of 1,000 draws each, weighed alone (the previous
-  default), against rounds weighed together (``pool_rounds``: all rounds, or the
+- "pooling": the refinement rounds of 1,000 draws each, weighed alone (the default),
+  against rounds weighed together (``pool_rounds``: all rounds, or the
   refinement rounds without the first) with smaller rounds.
 Prints and writes: seconds per star in the mode search and in the draws, evaluations per
 star, the fraction of stars passing k-hat and ESS, median k-hat, and the robust sigma of the
@@ -34,8 +34,6 @@ from bayesfm.sources.library import load_library
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.split import split_mask
 
-# the refinement rounds before they were pooled (the default until pool_rounds)
-PREVIOUS_ROUNDS = {"pool_rounds": "none", "refine_draws": 1000, "top_up_draws": 4000}
 VARIANTS = {  # set -> {name: changes to the default ImportanceConfig at the time of the run}
     "mode": {
         "newton 30": {"mode_rounds": 30, "quasi_newton_steps": 0},
@@ -54,8 +52,8 @@ VARIANTS = {  # set -> {name: changes to the default ImportanceConfig at the tim
         "2 x 20, amortized start only": {"logg_starts": ()},
     },
     "pooling": {
-        "unpooled, 1000s (previous default)": PREVIOUS_ROUNDS,
-        "pooled rounds": {**PREVIOUS_ROUNDS, "pool_rounds": "all"},
+        "unpooled, 1000s (default)": {},
+        "pooled rounds": {"pool_rounds": "all"},
         "pooled, 500s": {"pool_rounds": "all", "refine_draws": 500, "top_up_draws": 2000},
         "pooled, 250s": {"pool_rounds": "all", "refine_draws": 250, "top_up_draws": 1000},
         "pooled refinements, 500s": {
@@ -63,7 +61,11 @@ VARIANTS = {  # set -> {name: changes to the default ImportanceConfig at the tim
             "refine_draws": 500,
             "top_up_draws": 2000,
         },
-        "pooled refinements, 250s (default)": {},
+        "pooled refinements, 250s": {
+            "pool_rounds": "refinements",
+            "refine_draws": 250,
+            "top_up_draws": 1000,
+        },
     },
 }
 

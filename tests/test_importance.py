@@ -138,7 +138,7 @@ def test_neither_the_evaluation_block_nor_one_by_one_changes_a_weight(rng):
 
 @pytest.mark.parametrize(
     "rounds, pooling",
-    [(1, "refinements"), (3, "none"), (3, "refinements"), (3, "all")],  # unpooled: 1,000 draws
+    [(1, "none"), (3, "none"), (3, "refinements"), (3, "all")],
     ids=["first_round", "refined_rounds", "pooled_refinements", "all_rounds_pooled"],
 )
 def test_importance_sampling_recovers_an_analytic_gaussian_posterior(rng, rounds, pooling):
@@ -147,8 +147,7 @@ def test_importance_sampling_recovers_an_analytic_gaussian_posterior(rng, rounds
     observed, errors, data = _linear_stars(setup, rng, n_stars)
     # start the proposal away from the answer: the mode search and refinements must find it
     z_start = np.zeros((n_stars, 5), np.float32)
-    refine_draws = 1000 if pooling == "none" else ImportanceConfig.refine_draws
-    config = ImportanceConfig(min_rounds=rounds, pool_rounds=pooling, refine_draws=refine_draws)
+    config = ImportanceConfig(min_rounds=rounds, pool_rounds=pooling)
     result = run_importance(
         setup, data, z_start, np.ones((n_stars, 5), np.float32), jax.random.PRNGKey(0), config
     )

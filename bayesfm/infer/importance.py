@@ -10,7 +10,7 @@ Pareto-smoothed importance sampling (Vehtari et al. 2024) gives the weights and 
 A star passes when k-hat <= ``max_khat`` (the weights' variance is then finite enough to
 trust) and the effective sample size is large enough. Only the stars that fail get
 refinement rounds, each component re-centred on the weighted moments of the previous draws
-it is responsible for; by default the refinement rounds' draws are weighed together
+it is responsible for; with ``pool_rounds`` the rounds' draws are weighed together
 (``bayesfm.infer.draw_pool``), so each round adds to the last instead of replacing it. A
 star whose weights are sound (k-hat) but too few (ESS) after the last round gets
 ``top_up_draws`` more from that round's proposal, weighed together with the pool; those that
@@ -55,16 +55,16 @@ class ImportanceConfig:
     refinements: int = 5  # later rounds, only for stars that have not passed yet (a round of
     # 1,000 draws costs a failing star a thirtieth of the NUTS fallback: benchmarks/refinement_rounds.py)
     min_rounds: int = 1  # rounds every star goes through, passed or not
-    refine_draws: int = 250  # per later round and star (pooled: benchmarks/importance_settings.py)
+    refine_draws: int = 1000  # per later round and star
     df: float = 5.0  # Student-t degrees of freedom: heavy tails guard against a too-narrow proposal
     inflation: float = 1.2  # first proposal's scale / the Laplace (or amortized) sigma
     refine_inflation: float = 1.3  # later proposals' scale / the weighted standard deviation
     max_khat: float = 0.7
     min_ess: float = 100.0
     num_keep: int = 1000  # equal-weight draws kept per star
-    top_up_draws: int = 1000  # after the last round, for stars failing only the ESS check
+    top_up_draws: int = 4000  # after the last round, for stars failing only the ESS check
     logg_starts: tuple[float, ...] = (2.5, 4.5)  # mode searches besides the amortized one's
-    pool_rounds: str = "refinements"  # weigh rounds' draws together (bayesfm.infer.draw_pool):
+    pool_rounds: str = "none"  # weigh rounds' draws together (bayesfm.infer.draw_pool):
     # "none", "refinements" (the rounds after the first) or "all"
 
     def __post_init__(self):
