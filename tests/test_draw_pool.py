@@ -31,10 +31,14 @@ def target():
     return multivariate_normal(mean=np.zeros(2), cov=np.eye(2))
 
 
-def test_a_pool_of_one_round_keeps_its_weights(target):
-    z, log_w, proposal = _round(np.random.default_rng(0), 1.0, 200, target)
-    pool = DrawPool.first(z, log_w, proposal, DF)
-    np.testing.assert_allclose(pool.log_weights(), log_w, atol=1e-10)
+def test_rounds_from_one_proposal_keep_their_own_weights(target):
+    rng = np.random.default_rng(0)
+    first = _round(rng, 1.0, 200, target)
+    second = _round(rng, 1.0, 300, target)
+    pool = DrawPool.first(*first, DF)
+    np.testing.assert_array_equal(pool.log_weights(), first[1])
+    pooled = pool.add(*second)  # the mixture of one proposal with itself is that proposal
+    np.testing.assert_allclose(pooled.log_weights(), np.hstack([first[1], second[1]]), atol=1e-9)
 
 
 def test_pooled_weights_are_sound_where_a_later_round_covers_an_early_narrow_one(target):

@@ -26,14 +26,14 @@ class DrawPool:
 
     Attributes:
         z: Draws [m, S, d], rounds one after another.
-        log_target: Their log target densities [m, S].
+        log_w: Each draw's log weight against its own round's proposal [m, S].
         proposals: Each round's proposal for the m stars.
         sizes: Each round's draws per star.
         df: The proposals' Student-t degrees of freedom.
     """
 
     z: np.ndarray
-    log_target: np.ndarray
+    log_w: np.ndarray
     proposals: tuple[Mixture, ...]
     sizes: tuple[int, ...]
     df: float
@@ -41,15 +41,13 @@ class DrawPool:
     @classmethod
     def first(cls, z, log_w, proposal: Mixture, df) -> "DrawPool":
         """A pool of one round: draws z [m, S, d] with log weights [m, S] from ``proposal``."""
-        log_target = log_w + mixture_log_pdf(z, proposal, df)
-        return cls(z, log_target, (proposal,), (z.shape[1],), df)
+        return cls(z, log_w, (proposal,), (z.shape[1],), df)
 
     def add(self, z, log_w, proposal: Mixture) -> "DrawPool":
         """The pool with one more round: draws z [m, S', d] with log weights from ``proposal``."""
-        log_target = log_w + mixture_log_pdf(z, proposal, self.df)
         return DrawPool(
             np.concatenate([self.z, z], axis=1),
-            np.concatenate([self.log_target, log_target], axis=1),
+            np.concatenate([self.log_w, log_w], axis=1),
             (*self.proposals, proposal),
             (*self.sizes, z.shape[1]),
             self.df,
@@ -58,13 +56,17 @@ class DrawPool:
     def take(self, rows) -> "DrawPool":
         """The pool of stars ``rows`` (indices or a mask) only."""
         proposals = tuple(proposal.take(rows) for proposal in self.proposals)
-        return DrawPool(self.z[rows], self.log_target[rows], proposals, self.sizes, self.df)
+        return DrawPool(self.z[rows], self.log_w[rows], proposals, self.sizes, self.df)
 
     def log_weights(self) -> np.ndarray:
-        """Deterministic-mixture log weights [m, S] of every draw."""
-        share = np.log(np.asarray(self.sizes, np.float64) / sum(self.sizes))
+        """Deterministic-mixture log weights [m, S] of every draw (a single round's own)."""
+        if len(self.proposals) == 1:
+            return self.log_w
         log_q = np.stack([mixture_log_pdf(self.z, p, self.df) for p in self.proposals])
-        return self.log_target - logsumexp(share[:, None, None] + log_q, axis=0)
+        own_round = np.repeat(np.arange(len(self.sizes)), self.sizes)
+        log_target = self.log_w + log_q[own_round, :, np.arange(len(own_round))].T
+        share = np.log(np.asarray(self.sizes, np.float64) / sum(self.sizes))
+        return log_target - logsumexp(share[:, None, None] + log_q, axis=0)
 
     def smoothed_weights(self):
         """Normalised Pareto-smoothed weights [m, S] and k-hat [m]; stars without a finite
