@@ -11,6 +11,7 @@ import pytest
 
 from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.bayes.star_model import StarData, normalised_prior, star_model
+from bayesfm.common.errors import DataError
 from bayesfm.infer.importance import ImportanceConfig, run_importance, weigh_stars
 from bayesfm.infer.mixture import mixture_of_modes
 from bayesfm.infer.mode import mode_one_star, proposal_covariance
@@ -181,3 +182,8 @@ def test_a_star_short_only_of_ess_gets_more_draws_from_its_last_proposal(rng, to
             mean, cov = setup.posterior(observed[star], errors[star])
             draws = np.asarray(result.z[star], float)
             assert np.all(np.abs(draws.mean(axis=0) - mean) < 0.15 * np.sqrt(np.diag(cov)))
+
+
+def test_an_unknown_pooling_is_refused():
+    with pytest.raises(DataError, match="unknown pool_rounds 'some'"):
+        ImportanceConfig(pool_rounds="some")

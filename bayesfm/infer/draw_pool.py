@@ -1,12 +1,13 @@
 """Every importance round's draws, weighed together.
 
-A refinement round used to throw the earlier rounds' draws away: each round's proposal is
-closer to the posterior, but the target densities already paid for were wasted. The pool
-keeps them and weighs all draws as draws from the mixture of every round's proposal, each
-in proportion to its number of draws (deterministic-mixture weights, Veach & Guibas 1995;
-as in adaptive multiple importance sampling, Cornuet et al. 2012). A draw from a too narrow
-early proposal then weighs target / (mixture of all proposals), bounded wherever a later,
-wider proposal covers it, so the pooled weights are sound whenever one round's are.
+Without pooling a refinement round weighs only its own draws, and the target densities the
+earlier rounds paid for are thrown away. The pool keeps them and weighs all draws as draws
+from the mixture of the pooled rounds' proposals, each in proportion to its number of draws
+(deterministic-mixture weights, Veach & Guibas 1995; as in adaptive multiple importance
+sampling, Cornuet et al. 2012): a draw from a too narrow early proposal weighs
+target / (mixture of the proposals), bounded wherever a later, wider proposal covers it.
+On test stars, pooling the first (Laplace) round raised k-hat; pooling only the refinement
+rounds did not (docs/performance.md).
 """
 
 from dataclasses import dataclass
