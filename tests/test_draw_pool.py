@@ -39,6 +39,9 @@ def test_rounds_from_one_proposal_keep_their_own_weights(target):
     np.testing.assert_array_equal(pool.log_weights(), first[1])
     pooled = pool.add(*second)  # the mixture of one proposal with itself is that proposal
     np.testing.assert_allclose(pooled.log_weights(), np.hstack([first[1], second[1]]), atol=1e-9)
+    extended = pool.extend(*second[:2])  # the same draws as one round
+    assert extended.sizes == (500,) and len(extended.proposals) == 1
+    np.testing.assert_array_equal(extended.log_weights(), np.hstack([first[1], second[1]]))
 
 
 def test_pooled_weights_are_sound_where_a_later_round_covers_an_early_narrow_one(target):

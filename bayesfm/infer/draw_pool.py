@@ -54,6 +54,17 @@ class DrawPool:
             self.df,
         )
 
+    def extend(self, z, log_w) -> "DrawPool":
+        """The pool with more draws z [m, S', d] from the last round's proposal (its round
+        grows, so draws from one proposal are weighed against it alone)."""
+        return DrawPool(
+            np.concatenate([self.z, z], axis=1),
+            np.concatenate([self.log_w, log_w], axis=1),
+            self.proposals,
+            (*self.sizes[:-1], self.sizes[-1] + z.shape[1]),
+            self.df,
+        )
+
     def take(self, rows) -> "DrawPool":
         """The pool of stars ``rows`` (indices or a mask) only."""
         proposals = tuple(proposal.take(rows) for proposal in self.proposals)

@@ -146,11 +146,10 @@ def _top_up(setup, data, rows, pool: DrawPool, proposal, key, config, rng):
     ``refine_draws`` with the rounds' compiled program: three long runs stalled for good
     (0% CPU, every XLA thread waiting) inside a 4,000-draw program, now and then, never in
     the rounds' program over thousands of calls."""
-    last = proposal.take(rows)
     for part in range(_top_up_parts(config)):
         part_key = jax.random.fold_in(key, 1 + part)
         more = weigh_stars(setup, data, rows, proposal, part_key, config.refine_draws, config.df)
-        pool = pool.add(*more, last)
+        pool = pool.extend(*more)
     weights, khat = pool.smoothed_weights()
     return khat, 1.0 / np.sum(weights**2, axis=1), resample(pool.z, weights, config.num_keep, rng)
 
