@@ -11,7 +11,8 @@ bayesfm asks of it as well as arbitrary ones:
 - ``emulator``: exactly the emulator's query: context is all of the emulator's inputs
   (the four labels and extinction), each at the fixed normalised error the emulator
   gives it (``EmulatorQuery``); targets are the star's observables. A star lacking an
-  input gets ``labels -> rest`` instead.
+  input gets ``labels -> rest`` instead, unless it lacks only its abundances and the query
+  has donors for them (``bayesfm.model.abundance_donors``).
 Context and targets never overlap; targets are capped per star. Arrays are padded to a few fixed lengths so that a
 jitted step compiles only a handful of shapes.
 """
@@ -20,7 +21,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Batch", "TaskMix", "EmulatorQuery", "sample_batch", "pack"]
+from bayesfm.model.abundance_donors import AbundanceDonors
+from bayesfm.tokens.labels import LABEL_INPUTS
+
+__all__ = ["Batch", "TaskMix", "EmulatorQuery", "emulator_context_errors", "sample_batch", "pack"]
 
 _PAD_MULTIPLE = 24
 
@@ -53,20 +57,50 @@ class EmulatorQuery(NamedTuple):
     Attributes:
         inputs: Boolean [T], True for the emulator's inputs.
         errors: Normalised 1-sigma error [T] each input is given (others unused).
+        label_index: The tokens of ``LABEL_INPUTS`` [5].
+        donors: Normalised stand-in abundances for stars without them (None: no stand-ins).
     """
 
     inputs: np.ndarray
     errors: np.ndarray
+    label_index: np.ndarray
+    donors: AbundanceDonors | None = None
 
     @classmethod
-    def build(cls, vocabulary, context_errors: dict) -> "EmulatorQuery":
-        """From a vocabulary and {input name: normalised error}."""
+    def build(cls, vocabulary, context_errors: dict, donors=None) -> "EmulatorQuery":
+        """From a vocabulary, {input name: normalised error} and physical ``donors``."""
         inputs = np.zeros(len(vocabulary), bool)
         errors = np.ones(len(vocabulary), np.float32)
         index = vocabulary.index(list(context_errors))
         inputs[index] = True
         errors[index] = list(context_errors.values())
-        return cls(inputs, errors)
+        if donors is not None:
+            donors = donors.normalised(vocabulary.scaling(["fe_h", "alpha_m"]))
+        return cls(inputs, errors, np.asarray(vocabulary.index(LABEL_INPUTS)), donors)
+
+    def with_stand_ins(self, rng, rows, values, present):
+        """``values`` and ``present`` [B, T] with a donor's abundances for those of ``rows``
+        [B] (bool) that lack only them; unchanged (no random numbers drawn) without donors."""
+        if self.donors is None:
+            return values, present
+        index = self.label_index
+        labels = np.where(present[:, index], values[:, index], np.nan)
+        filled = self.donors.fill(rng, labels, rows)
+        values, present = values.copy(), present.copy()
+        values[:, index] = np.where(np.isfinite(filled), filled, values[:, index])
+        present[:, index] = np.isfinite(filled)
+        return values, present
+
+
+def emulator_context_errors(stars, vocabulary) -> dict:
+    """The normalised error the emulator task gives each latent input: its median over the
+    training stars (normalised: ``NormalisedStars``), a context the error embedding has seen
+    many times."""
+    index = vocabulary.index(LABEL_INPUTS)
+    return {
+        name: float(np.median(stars.errors[stars.present[:, i], i]))
+        for name, i in zip(LABEL_INPUTS, index, strict=True)
+    }
 
 
 def sample_batch(
@@ -105,6 +139,7 @@ def sample_batch(
         raise ValueError("the emulator task needs an emulator_query")
     if emulator_query is not None:
         inputs = emulator_query.inputs
+        values, present = emulator_query.with_stand_ins(rng, task == 3, values, present)
         complete = (present & inputs).sum(axis=1) == inputs.sum()
         task = np.where((task == 3) & ~complete, 0, task)
     u = rng.random((b, t))

@@ -35,6 +35,9 @@ class TrainConfig:
     latent_extinction_every: int = 0
     extinction_prior_sd: float = NOMINAL_AK_ERROR
     extinction_anchor: bool = False
+    # Stars without fe_h and alpha_m (hot stars) take a donor's in the emulator task and the
+    # extinction refits (bayesfm.model.abundance_donors)
+    stand_in_abundances: bool = False
 
 
 @dataclass(frozen=True)

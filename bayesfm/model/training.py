@@ -12,7 +12,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bayesfm.common.pytree_io import load_leaves, save_leaves
-from bayesfm.model.batching import EmulatorQuery, sample_batch
+from bayesfm.model.abundance_donors import AbundanceDonors
+from bayesfm.model.batching import EmulatorQuery, emulator_context_errors, sample_batch
 from bayesfm.model.emulator import make_emulator
 from bayesfm.model.extinction_fit import clean_extinction, save_extinction
 from bayesfm.model.foundation_model import FoundationModel, build_model
@@ -26,13 +27,12 @@ from bayesfm.model.train_step import (
 )
 from bayesfm.model.transformer import TransformerConfig
 from bayesfm.model.warm_start import warm_start_params
-from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.specs import default_token_specs
 from bayesfm.tokens.split import split_mask
 from bayesfm.tokens.star_tokens import StarTokens
 from bayesfm.tokens.vocabulary import Vocabulary, fit_vocabulary
 
-__all__ = ["train", "emulator_context_errors"]
+__all__ = ["train"]
 
 # Splits whose a_k the latent extinction refits (validation: its NLL picks the best weights)
 _FITTED_SPLITS = ("train", "validation")
@@ -73,16 +73,6 @@ def _validation_batches(tokens: StarTokens, vocabulary, run: RunConfig, query) -
     ]
 
 
-def emulator_context_errors(stars: NormalisedStars, vocabulary: Vocabulary) -> dict:
-    """The normalised error the emulator task gives each latent input: its median over the
-    training stars, a context the error embedding has seen many times."""
-    index = vocabulary.index(LABEL_INPUTS)
-    return {
-        name: float(np.median(stars.errors[stars.present[:, i], i]))
-        for name, i in zip(LABEL_INPUTS, index, strict=True)
-    }
-
-
 class _Run:
     """One training run's state (weights, optimiser, counters, cleaned extinctions) and
     what happens to it between steps."""
@@ -99,7 +89,9 @@ class _Run:
         context_errors = emulator_context_errors(
             normalise_stars(self.splits["train"], self.vocabulary), self.vocabulary
         )
-        self.query = EmulatorQuery.build(self.vocabulary, context_errors)
+        stand_ins = run.training.stand_in_abundances
+        self.donors = AbundanceDonors.from_tokens(self.splits["train"]) if stand_ins else None
+        self.query = EmulatorQuery.build(self.vocabulary, context_errors, self.donors)
         self.model_config = TransformerConfig(n_tokens=len(self.vocabulary), **run.model)
         self.graphdef, self.params = build_model(self.model_config, seed=run.seed)
         if run.init_from is not None:
@@ -176,11 +168,18 @@ class _Run:
             anchor=cfg.extinction_anchor,
         )
         self.splits = {
-            name: clean(split, self.ak_targ[name]) for name, split in self.splits.items()
+            name: split.with_column(
+                "a_k", *clean(self._for_extinction_fit(split), self.ak_targ[name]).column("a_k")
+            )
+            for name, split in self.splits.items()
         }
         self._normalise_splits()
         self.cleaned_at = self.step
         self.save_checkpoint()
+
+    def _for_extinction_fit(self, split: StarTokens) -> StarTokens:
+        """The a_k fit needs all four labels: the donors' typical ones where they stand in."""
+        return split if self.donors is None else self.donors.with_typical(split)
 
     def take_step(self) -> float:
         rng = np.random.default_rng([self.run.seed, self.step])
