@@ -2,6 +2,7 @@
 
 Run:  python benchmarks/emulator_fidelity.py [--model PATH] [--mlp-steps 20000] [--stars N]
       [--transformer-only] [--split validation] [--compare PATH ...] [--out FILE]
+      [--without-abundances]
 
 Side by side in one run, on the test split's stars (or --split's) that have all four APOGEE
 labels and a valid ak_targ: the transformer emulator exactly as the NumPyro models call it
@@ -14,7 +15,9 @@ transformer's a_k from -0.2 to 1.5 mag, on each emulator's A_K scale: minimum of
 dwarfs (APOGEE logg >= 3.5) apart. Per wavelength region:
 median |obs - mean| / obs error and / total sigma (sqrt(obs error^2 + emulator sigma^2):
 0.67 if the sigma means what it says), and the robust sigma of the BP-RP residual [mag].
-Writes benchmarks/emulator_fidelity.json.
+Writes benchmarks/emulator_fidelity.json. ``--without-abundances``: the split's stars that
+APOGEE gives no fe_h and alpha_m (hot stars) instead, at the typical abundances of the
+stand-ins training gives them (``bayesfm.model.abundance_donors``).
 """
 
 import argparse
@@ -25,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bayesfm.common.metrics import robust_sigma
+from bayesfm.model.abundance_donors import AbundanceDonors
 from bayesfm.model.emulator import make_emulator
 from bayesfm.model.emulator_sigma import with_fitted_sigma_factors
 from bayesfm.model.extinction_fit import FREE_RANGE_MAG, fit_free_extinction, free_range_of
@@ -118,6 +122,11 @@ def main():
         "--transformer-only", action="store_true", help="skip the MLP yardsticks (a quick check)"
     )
     parser.add_argument(
+        "--without-abundances",
+        action="store_true",
+        help="stars without APOGEE fe_h and alpha_m, at the stand-ins' typical abundances",
+    )
+    parser.add_argument(
         "--compare",
         action="append",
         default=[],
@@ -132,6 +141,12 @@ def main():
     model = _with_sigma_factors(model, args.model, validation)
     emulator = make_emulator(model)
     stars = tokens.take(split_mask(tokens.source_id, args.split))
+    train = tokens.take(split_mask(tokens.source_id, "train"))
+    if args.without_abundances:
+        donors = AbundanceDonors.from_tokens(train)
+        stars = donors.with_typical(
+            stars.take(donors.fillable(stars.values[:, stars.index(LABEL_INPUTS)]))
+        )
     inputs = stars.values[:, stars.index(LABEL_INPUTS)]
     observed = stars.values[:, stars.index(emulator.outputs)]
     complete = np.isfinite(inputs).all(axis=1) & np.isfinite(observed).any(axis=1)
@@ -139,9 +154,9 @@ def main():
     inputs = inputs[rows].astype(np.float32)
     observed = observed[rows]
     errors = stars.errors[rows][:, stars.index(emulator.outputs)]
-    print(f"{len(rows)} {args.split} stars with all four labels and a valid ak_targ")
+    kind = "without abundances" if args.without_abundances else "with all four labels"
+    print(f"{len(rows)} {args.split} stars {kind} and a valid ak_targ")
 
-    train = tokens.take(split_mask(tokens.source_id, "train"))
     emulators = {f"transformer ({args.model or 'shipped'})": (emulator, free_range_of(model))}
     for path in args.compare:
         other = _with_sigma_factors(FoundationModel.load(path), path, validation)
@@ -157,6 +172,7 @@ def main():
         "n_stars": len(rows),
         "split": args.split,
         "model": args.model or "shipped",
+        "stars_without_abundances": args.without_abundances,
         "mlp_steps": args.mlp_steps,
         "a_k_fit_range_transformer_a_k": FREE_RANGE_MAG,
         "emulators": {

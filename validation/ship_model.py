@@ -13,7 +13,8 @@ Writes into bayesfm/data/:
   their APOGEE labels, each star's A_K fitted through the emulator without a prior;
 - label_prior.json: a Gaussian mixture over (teff, logg, fe_h, alpha_m, a_k) fitted on the
   train split's stars that have all five, with the cleaned A_K the run fitted (if it trained
-  with latent extinction; on ak_targ's scale where the model records one);
+  with latent extinction; on ak_targ's scale where the model records one); if it trained with
+  stand-in abundances, stars without fe_h and alpha_m get a donor's, as in training;
 - foundation_model_extinction.npz: those cleaned A_K values and errors by source id;
 - noise_model.json: the noise model fitted on validation stars (``bayesfm.noise_fit``): c, R
   and the Student-t degrees of freedom from the residuals at their APOGEE labels (each star's
@@ -36,6 +37,7 @@ from bayesfm.bayes.priors import GaussianMixturePrior, default_prior_path, fit_g
 from bayesfm.infer.label_scatter import fit_label_scatter
 from bayesfm.infer.setup import StarInference, amortized_labels
 from bayesfm.infer.trust import TrustCriteria, amortized_inside
+from bayesfm.model.abundance_donors import AbundanceDonors
 from bayesfm.model.emulator import a_k_scale_of, make_emulator
 from bayesfm.model.emulator_sigma import with_fitted_sigma_factors
 from bayesfm.model.extinction_fit import (
@@ -91,7 +93,7 @@ def main():
         if not args.likelihood_only:
             shutil.copyfile(cleaned, default_extinction_path())
             print(f"cleaned A_K of the train stars -> {default_extinction_path()}")
-    prior = _fit_prior(tokens)
+    prior = _fit_prior(tokens, model.info["run_config"]["training"].get("stand_in_abundances"))
 
     validation = tokens.take(split_mask(tokens.source_id, "validation"))
     ak_targ = validation.values[:, validation.index(["a_k"])[0]].copy()
@@ -104,12 +106,15 @@ def main():
     print(f"model: {model.n_parameters} parameters, {size / 1e6:.2f} MB")
 
 
-def _fit_prior(tokens) -> GaussianMixturePrior:
-    inputs = tokens.values[:, tokens.index(LABEL_INPUTS)]
-    train = split_mask(tokens.source_id, "train") & np.isfinite(inputs).all(axis=1)
-    prior = fit_gaussian_mixture(inputs[train], n_components=PRIOR_COMPONENTS, seed=SEED)
+def _fit_prior(tokens, stand_in_abundances: bool) -> GaussianMixturePrior:
+    inputs = tokens.values[:, tokens.index(LABEL_INPUTS)][split_mask(tokens.source_id, "train")]
+    if stand_in_abundances:
+        donors = AbundanceDonors.from_labels(inputs)
+        inputs = donors.fill(np.random.default_rng(SEED), inputs)
+    inputs = inputs[np.isfinite(inputs).all(axis=1)]
+    prior = fit_gaussian_mixture(inputs, n_components=PRIOR_COMPONENTS, seed=SEED)
     prior.save(default_prior_path())
-    print(f"prior: {PRIOR_COMPONENTS}-component mixture from {train.sum()} train stars")
+    print(f"prior: {PRIOR_COMPONENTS}-component mixture from {len(inputs)} train stars")
     return prior
 
 
@@ -162,13 +167,14 @@ def _save_with_label_scatter(setup: StarInference, validation) -> None:
 
 
 def _scatter_stars(setup, validation):
-    """The first ``SCATTER_STARS`` validation stars with APOGEE teff, logg, fe_h and alpha_m
-    whose amortized labels lie in the training domain, their labels and errors (A_K: none,
-    as ak_targ's scatter is its own)."""
+    """The first ``SCATTER_STARS`` validation stars with APOGEE teff and logg (hot stars have
+    no fe_h or alpha_m: those labels' scatter comes from the others) whose amortized labels
+    lie in the training domain, their labels and errors (A_K: none, as ak_targ's scatter is
+    its own)."""
     labels = validation.index(LABEL_INPUTS)
     reference, error = validation.values[:, labels].copy(), validation.errors[:, labels].copy()
     reference[:, LABEL_INPUTS.index("a_k")] = np.nan
-    known = np.isfinite(reference[:, :4]).all(axis=1)
+    known = np.isfinite(reference[:, :2]).all(axis=1)
     amortized = amortized_labels(setup, validation)[0]
     rows = np.flatnonzero(known & amortized_inside(setup, amortized, TrustCriteria()))
     rows = rows[:SCATTER_STARS]
