@@ -20,11 +20,13 @@ from bayesfm.catalogue.store import load_costs, load_draws
 from bayesfm.common.errors import DataError
 from bayesfm.infer.importance import ImportanceConfig, ImportanceResult
 from bayesfm.infer.settings import NutsConfig
-from bayesfm.infer.setup import StarInference
+from bayesfm.infer.setup import StarInference, amortized_labels
+from bayesfm.infer.trust import TrustCriteria
 from bayesfm.model.foundation_model import build_model
 
 FAST = CatalogueConfig(
     chunk_size=3,
+    outside_domain="posterior",  # the untrained model's amortized labels may lie anywhere
     nuts=NutsConfig(num_warmup=30, num_samples=30, max_tree_depth=4),
     importance=ImportanceConfig(
         num_draws=200,
@@ -97,6 +99,28 @@ def test_forced_paths_are_recorded(tiny_model_path, stars, tmp_path):
 
 
 @pytest.mark.slow
+def test_stars_outside_the_domain_get_the_amortized_labels_flagged(
+    tiny_model_path, stars, tmp_path
+):
+    setup = StarInference.default(tiny_model_path)
+    nowhere = TrustCriteria(domain_quantile=1.0)  # every star's amortized labels outside
+    config = dataclasses.replace(FAST, outside_domain="amortized", trust=nowhere)
+    few = stars.take([0, 1, 2])
+    table = run_catalogue(few, tmp_path, config, setup, tiny_model_path, progress=False)
+    assert (table["path"] == "amortized").all() and not table["ok"].any()
+    assert not table["trusted"].any()
+    assert all(flag.startswith("outside the emulator's training domain") for flag in table["flags"])
+    mean, sigma = amortized_labels(setup, few)
+    drawn = table[["teff_median", "logg_median"]].to_numpy()
+    # 100 Gaussian draws per star: the median within 0.4 sigma (3 standard errors)
+    assert np.all(np.abs(drawn - mean[:, :2]) < 0.4 * sigma[:, :2])
+    np.testing.assert_allclose(table["teff_sd"], sigma[:, 0], rtol=0.25)
+    cost = load_costs(tmp_path)[0]
+    assert cost["evaluations"]["importance_draws"] == cost["evaluations"]["mode_gradients"] == 0
+    assert "mode" not in cost["stages"]
+
+
+@pytest.mark.slow
 def test_saved_draws_load_back_in_star_order(tiny_model_path, stars, tmp_path):
     with pytest.raises(DataError, match="no saved draws"):
         load_draws(tmp_path)
@@ -161,6 +185,8 @@ def test_config_round_trip_and_unknown_setting():
         CatalogueConfig.from_dict({"chunksize": 3})
     with pytest.raises(DataError, match="unknown method"):
         CatalogueConfig(method="mcmc")
+    with pytest.raises(DataError, match="unknown outside_domain"):
+        CatalogueConfig(outside_domain="prior")
 
 
 @pytest.mark.slow

@@ -142,6 +142,7 @@ def test_catalogue_draws_differ_from_the_plain_ones_by_the_scatter(tiny_model_pa
     config = CatalogueConfig(
         method="importance",
         save_draws=True,
+        outside_domain="posterior",
         importance=ImportanceConfig(
             num_draws=200,
             mode_rounds=2,

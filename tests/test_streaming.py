@@ -17,6 +17,7 @@ from bayesfm.sources.parts import InputPart, parquet_parts, xp_file_parts, xp_fi
 
 QUICK = CatalogueConfig(
     method="importance",
+    outside_domain="posterior",
     chunk_size=100,
     importance=ImportanceConfig(
         num_draws=40,

@@ -120,7 +120,7 @@ def main():
     setup = StarInference.default()
     ctx = ReportContext(config, setup)
     test = ctx.test
-    catalogue = config.catalogue_settings(config.test_method)
+    catalogue = config.catalogue_settings(config.test_method, samplers_only=False)
     held = ctx.catalogue_draws(test, "heldout", catalogue)
     draws, table = held["draws"], held["table"]
     medians = np.nanmedian(draws, axis=1)

@@ -53,7 +53,10 @@ class ValidationConfig:
             return cls()
         return from_json(cls, load_json(path, "validation config"), "validation config")
 
-    def catalogue_settings(self, method: str) -> CatalogueConfig:
-        """The catalogue settings of a report run with ``method``, drawing saved."""
+    def catalogue_settings(self, method: str, samplers_only: bool = True) -> CatalogueConfig:
+        """The catalogue settings of a report run with ``method``, drawing saved.
+        ``samplers_only``: every star sampled, also outside the training domain (the
+        samplers' own checks); False: the catalogue's choice there (its default path)."""
         base = self.nuts_catalogue if method == "nuts" else self.catalogue
-        return replace(base, method=method, seed=self.seed, save_draws=True)
+        domain = "posterior" if samplers_only else base.outside_domain
+        return replace(base, method=method, seed=self.seed, save_draws=True, outside_domain=domain)

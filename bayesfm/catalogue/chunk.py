@@ -1,4 +1,5 @@
-"""One chunk of a catalogue: importance sampling, NUTS where it fails, checks and summary rows."""
+"""One chunk of a catalogue: importance sampling, NUTS where it fails, the amortized labels
+for stars outside the training domain (``outside_domain``), checks and summary rows."""
 
 import time
 from dataclasses import dataclass, field
@@ -8,6 +9,8 @@ import numpy as np
 import pandas as pd
 
 from bayesfm.catalogue.config import CatalogueConfig
+from bayesfm.catalogue.outside_domain import record_amortized
+from bayesfm.catalogue.rows import empty_table, summarise_draws
 from bayesfm.common.devices import bucket_size, pad_leading
 from bayesfm.common.stopwatch import Stopwatch
 from bayesfm.infer.batched_nuts import chain_diagnostics, run_batched_nuts
@@ -19,7 +22,7 @@ from bayesfm.infer.trust import TrustCriteria, amortized_inside, assess, flag_no
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.star_tokens import StarTokens
 
-__all__ = ["QUANTILES", "ChunkResult", "fit_chunk"]
+__all__ = ["ChunkResult", "fit_chunk"]
 
 TRUST_COLUMNS = (
     "fit_chi2",
@@ -30,7 +33,6 @@ TRUST_COLUMNS = (
     "trusted",
 )
 EVALUATION_KINDS = ("importance_draws", "mode_gradients", "mode_hessians", "nuts_leapfrog")
-QUANTILES = {"q02_5": 0.025, "q16": 0.16, "median": 0.5, "q84": 0.84, "q97_5": 0.975}
 
 
 @dataclass
@@ -55,7 +57,7 @@ def fit_chunk(
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), index)
     is_key, nuts_key, scatter_key = jax.random.split(key, 3)
     n = len(stars)
-    table = _empty_table(stars)
+    table = empty_table(stars)
     draws = np.full((n, _draws_per_star(config), len(LABEL_INPUTS)), np.nan, np.float32)
     evaluations = dict.fromkeys(EVALUATION_KINDS, 0)
     with watch("amortized prediction"):
@@ -65,43 +67,56 @@ def fit_chunk(
     if not usable:
         return _finished(table, draws, config, start, watch, evaluations)
 
-    z_mean = setup.scaling.normalise(mean)
-    z_sigma = sigma / setup.scaling.scale
-    size = bucket_size(len(usable))
-    padded = pad_leading((data, z_mean, z_sigma), size)
-    evaluations |= _mode_evaluations(len(usable), config.importance)
+    inside = amortized_inside(setup, mean, config.trust)
+    sampled = inside | (config.outside_domain == "posterior")
+    if sampled.any():
+        subset = jax.tree_util.tree_map(lambda a: a[sampled], data)
+        in_play = (np.asarray(usable)[sampled], subset, mean[sampled], sigma[sampled])
+        keys = (is_key, nuts_key)
+        evaluations |= _sample(setup, in_play, inside[sampled], config, keys, table, draws, watch)
+
+    with watch("summary and trust"):
+        draws = _on_survey_scale(setup, draws, data, usable, scatter_key)
+        outside = np.asarray(usable)[~sampled]
+        amortized_key = jax.random.fold_in(scatter_key, 1)
+        record_amortized(table, draws, outside, mean[~sampled], sigma[~sampled], amortized_key)
+        summarise_draws(table, draws)
+        _assess_trust(setup, table, data, usable, mean, draws, config.trust)
+    return _finished(table, draws, config, start, watch, evaluations)
+
+
+def _sample(setup, in_play, inside, config, keys, table, draws, watch) -> dict:
+    """Posteriors of the stars ``in_play`` = (rows, data, amortized mean, sigma): importance
+    sampling and NUTS where it fails (NUTS for all with method "nuts"), recorded in ``table``
+    and ``draws``; returns their target-density evaluations by kind."""
+    rows, data, mean, sigma = in_play
+    (is_key, nuts_key), n = keys, len(rows)
+    z_mean, z_sigma = setup.scaling.normalise(mean), sigma / setup.scaling.scale
+    padded = pad_leading((data, z_mean, z_sigma), bucket_size(n))
+    evaluations = _mode_evaluations(n, config.importance)
     if config.method == "nuts":
         with watch("mode"):
             proposal = laplace_proposal(setup, *padded, config.importance)
-        loc, chol = (a[: len(usable)] for a in proposal.main())
-        to_nuts = np.ones(len(usable), bool)
+        loc, chol = (a[:n] for a in proposal.main())
+        to_nuts = np.ones(n, bool)
     else:
         result = run_importance(setup, *padded, is_key, config.importance, watch)
-        result = ImportanceResult(*(a[: len(usable)] for a in result))
+        result = ImportanceResult(*(a[:n] for a in result))
         evaluations["importance_draws"] = int(result.evaluations.sum())
         loc, chol = result.loc, result.chol
-        inside = amortized_inside(setup, mean, config.trust)
-        rows = np.asarray(usable)
         to_nuts = _record_importance(setup, table, draws, rows, result, inside, config)
-
     if to_nuts.any():
         picked = np.flatnonzero(to_nuts)
-        rows = np.asarray(usable)[picked]
         subset = jax.tree_util.tree_map(lambda a: a[picked], data)
         with watch("nuts fallback"):
             chains = run_batched_nuts(
                 setup, subset, loc[picked], chol[picked], nuts_key, config.nuts
             )
-            _record_nuts(table, rows, chains, config.convergence)
+            _record_nuts(table, rows[picked], chains, config.convergence)
         evaluations["nuts_leapfrog"] = int(chains.leapfrog_steps.sum())
         per_star = chains.z.reshape(len(picked), -1, len(LABEL_INPUTS))
-        draws[rows, : per_star.shape[1]] = _physical(setup, per_star)
-
-    with watch("summary and trust"):
-        draws = _on_survey_scale(setup, draws, data, usable, scatter_key)
-        _summarise_draws(table, draws)
-        _assess_trust(setup, table, data, usable, mean, draws, config.trust)
-    return _finished(table, draws, config, start, watch, evaluations)
+        draws[rows[picked], : per_star.shape[1]] = _physical(setup, per_star)
+    return evaluations
 
 
 def _mode_evaluations(n, config) -> dict:
@@ -178,35 +193,6 @@ def _physical(setup, z):
     return setup.scaling.physical(z).astype(np.float32)
 
 
-def _empty_table(stars: StarTokens) -> pd.DataFrame:
-    table = pd.DataFrame(
-        {
-            "source_id": stars.source_id.astype(np.int64),
-            "path": "",
-            "ok": False,
-            "flags": "",
-            "khat": np.nan,
-            "importance_ess": np.nan,
-            "max_rhat": np.nan,
-            "min_ess_bulk": np.nan,
-            "divergences": -1,
-            "depth_bound_fraction": np.nan,
-            "fit_chi2": np.nan,
-            "fit_dof": -1,
-            "fit_p": np.nan,
-            "outside_domain_fraction": np.nan,
-            "amortized_in_domain": False,
-            "trusted": False,
-        }
-    )
-    for name in LABEL_INPUTS:
-        if name in stars.names:  # reference labels (e.g. APOGEE) travel with the results
-            values, errors = stars.column(name)
-            table[f"{name}_ref"] = values
-            table[f"{name}_ref_err"] = errors
-    return table
-
-
 def _record_nuts(table, rows, chains, criteria: ConvergenceCriteria):
     diagnostics = chain_diagnostics(chains)
     for name, values in diagnostics.items():
@@ -223,19 +209,3 @@ def _record_nuts(table, rows, chains, criteria: ConvergenceCriteria):
         notes += [] if good else ["NUTS not converged (R-hat, ESS or divergences)"]
         notes += ["NUTS trajectories hit the tree-depth bound"] if bound else []
         table.at[row, "flags"] = "; ".join(notes)
-
-
-def _summarise_draws(table, draws):
-    finite = np.isfinite(draws[..., 0])
-    rows = finite.any(axis=1)
-    for i, name in enumerate(LABEL_INPUTS):
-        x = np.where(finite, draws[..., i], np.nan)[rows]
-        quantiles = np.full((len(QUANTILES), len(draws)), np.nan)
-        moments = np.full((2, len(draws)), np.nan)
-        if rows.any():
-            with np.errstate(all="ignore"):  # one sort for all quantiles: 5x faster than each
-                quantiles[:, rows] = np.nanquantile(x, list(QUANTILES.values()), axis=1)
-                moments[:, rows] = np.nanmean(x, axis=1), np.nanstd(x, axis=1)
-        for column, values in zip(QUANTILES, quantiles, strict=True):
-            table[f"{name}_{column}"] = values
-        table[f"{name}_mean"], table[f"{name}_sd"] = moments

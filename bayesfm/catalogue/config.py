@@ -9,9 +9,10 @@ from bayesfm.infer.importance import ImportanceConfig
 from bayesfm.infer.settings import NutsConfig
 from bayesfm.infer.trust import TrustCriteria
 
-__all__ = ["METHODS", "CatalogueConfig"]
+__all__ = ["METHODS", "OUTSIDE_DOMAIN", "CatalogueConfig"]
 
 METHODS = ("auto", "importance", "nuts")
+OUTSIDE_DOMAIN = ("amortized", "posterior")  # bayesfm.catalogue.outside_domain
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,16 @@ class CatalogueConfig:
     importance: ImportanceConfig = ImportanceConfig()
     convergence: ConvergenceCriteria = ConvergenceCriteria(min_ess_bulk=200.0)
     trust: TrustCriteria = TrustCriteria()
+    outside_domain: str = "amortized"  # stars with amortized labels outside the domain
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise DataError(f"unknown method {self.method!r}; choose one of {list(METHODS)}")
+        if self.outside_domain not in OUTSIDE_DOMAIN:
+            raise DataError(
+                f"unknown outside_domain {self.outside_domain!r}; choose one of "
+                f"{list(OUTSIDE_DOMAIN)}"
+            )
         if self.chunk_size < 1:
             raise DataError(f"chunk_size must be at least 1, not {self.chunk_size}")
 

@@ -24,7 +24,7 @@ USES = ()
 
 
 def compute(ctx, results) -> dict:
-    settings = ctx.config.catalogue_settings(ctx.config.test_method)
+    settings = ctx.config.catalogue_settings(ctx.config.test_method, samplers_only=False)
     held = timed("held-out catalogue", ctx.catalogue_draws, ctx.test, "heldout", settings)
     amortized = amortized_labels(ctx.setup, ctx.test)[0]
     observables = [n for n in ctx.setup.emulator.outputs if n in ctx.tokens.names]
