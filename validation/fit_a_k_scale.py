@@ -46,7 +46,7 @@ def main():
     with_ak_targ = split_mask(tokens.source_id, "validation") & np.isfinite(tokens.column("a_k")[0])
     rows = np.random.default_rng(SEED).permutation(np.flatnonzero(with_ak_targ))[: args.stars]
     stars = tokens.take(np.sort(rows))
-    table = run_catalogue(stars, args.out, CatalogueConfig(), setup)
+    table = run_catalogue(stars, args.out, CatalogueConfig(outside_domain="posterior"), setup)
     slope, intercept = calibrate_scale(table["a_k_median"], None, stars.column("a_k")[0])
     scale = AKScale.from_info({"slope": slope, "intercept": intercept})
     prior = GaussianMixturePrior.load().mapped("a_k", scale.slope, scale.intercept)

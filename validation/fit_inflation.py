@@ -44,7 +44,9 @@ def calibration_at(setup, stars, inflation, seed):
     """Coverage (68%, 95%) and robust sigma of medians per label at one inflation."""
     noise = dataclasses.replace(setup.noise, inflation=inflation)
     tuned = dataclasses.replace(setup, noise=noise)
-    config = CatalogueConfig(method="importance", chunk_size=64, seed=seed, save_draws=True)
+    config = CatalogueConfig(
+        method="importance", chunk_size=64, seed=seed, save_draws=True, outside_domain="posterior"
+    )
     out = OUT / f"{len(stars)}_stars_seed_{seed}" / f"inflation_{inflation:.2f}"
     table = run_catalogue(stars, out, config, tuned)
     draws = load_draws(out)
