@@ -12,6 +12,8 @@ QUANTILES = {"q02_5": 0.025, "q16": 0.16, "median": 0.5, "q84": 0.84, "q97_5": 0
 
 
 def empty_table(stars: StarTokens) -> pd.DataFrame:
+    """One row per star with its source id, every column at "not yet fitted", and the
+    reference labels the stars carry."""
     table = pd.DataFrame(
         {
             "source_id": stars.source_id.astype(np.int64),
@@ -40,7 +42,8 @@ def empty_table(stars: StarTokens) -> pd.DataFrame:
     return table
 
 
-def summarise_draws(table, draws):
+def summarise_draws(table, draws) -> None:
+    """Each label's ``QUANTILES``, mean and sd over the finite draws [n, S, 5] of each star."""
     finite = np.isfinite(draws[..., 0])
     rows = finite.any(axis=1)
     for i, name in enumerate(LABEL_INPUTS):

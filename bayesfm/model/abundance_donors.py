@@ -7,7 +7,8 @@ on complete stars has no mass there: their posteriors pile up at the prior's hot
 prior instead: wherever such a star needs them (the emulator task, the label prior) it gets
 the (fe_h, alpha_m) of a random **donor**, a train star with both labels among the hottest
 ones. The emulator then learns the spectrum averaged over those abundances, and a hot star's
-posterior abundances follow the prior, as the survey leaves them unconstrained.
+posterior abundances follow the prior, as the survey leaves them unconstrained. Measured as
+training stage 14 (docs/model_card.md): not shipped.
 """
 
 from typing import NamedTuple
@@ -49,10 +50,8 @@ class AbundanceDonors(NamedTuple):
 
     def fillable(self, labels) -> np.ndarray:
         """Boolean [N]: stars whose only missing labels [N, 5] are fe_h and alpha_m."""
-        labels = np.asarray(labels)
-        return np.isfinite(labels[:, _KEPT]).all(axis=1) & ~np.isfinite(labels[:, _FILLED]).all(
-            axis=1
-        )
+        known = np.isfinite(np.asarray(labels))
+        return known[:, _KEPT].all(axis=1) & ~known[:, _FILLED].all(axis=1)
 
     def fill(self, rng, labels, rows=None) -> np.ndarray:
         """A copy of ``labels`` [N, 5] whose fillable stars (only among ``rows``, boolean [N],
