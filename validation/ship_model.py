@@ -167,14 +167,13 @@ def _save_with_label_scatter(setup: StarInference, validation) -> None:
 
 
 def _scatter_stars(setup, validation):
-    """The first ``SCATTER_STARS`` validation stars with APOGEE teff and logg (hot stars have
-    no fe_h or alpha_m: those labels' scatter comes from the others) whose amortized labels
-    lie in the training domain, their labels and errors (A_K: none, as ak_targ's scatter is
-    its own)."""
+    """The first ``SCATTER_STARS`` validation stars with APOGEE teff, logg, fe_h and alpha_m
+    whose amortized labels lie in the training domain, their labels and errors (A_K: none,
+    as ak_targ's scatter is its own)."""
     labels = validation.index(LABEL_INPUTS)
     reference, error = validation.values[:, labels].copy(), validation.errors[:, labels].copy()
     reference[:, LABEL_INPUTS.index("a_k")] = np.nan
-    known = np.isfinite(reference[:, :2]).all(axis=1)
+    known = np.isfinite(reference[:, :4]).all(axis=1)
     amortized = amortized_labels(setup, validation)[0]
     rows = np.flatnonzero(known & amortized_inside(setup, amortized, TrustCriteria()))
     rows = rows[:SCATTER_STARS]
