@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from bayesfm.bayes.noise_model import NoiseModel
+from bayesfm.bayes.noise_model import SCATTER_TRUNCATION, NoiseModel
 from bayesfm.catalogue.chunk import fit_chunk
 from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.common.errors import DataError
@@ -95,6 +95,20 @@ def test_student_t_offsets_have_the_given_scale_and_heavier_tails():
     # t(3): the central 50% spans +-0.765 (a normal's +-0.674); 2% lie beyond +-4.54
     np.testing.assert_allclose(np.quantile(np.abs(offsets), 0.5), 0.765, rtol=0.02)
     np.testing.assert_allclose(np.mean(np.abs(offsets) > 4.54), 0.02, rtol=0.1)
+
+
+def test_cauchy_offsets_are_truncated_so_that_a_draws_mean_and_sd_exist():
+    noise = dataclasses.replace(
+        NoiseModel.independent(["a"]), label_scatter=SCATTER, label_scatter_dof=1.0
+    )
+    draws = np.zeros((200000, 5), np.float32)
+    offsets = noise.scatter_labels(draws, jax.random.PRNGKey(3))[:, 0] / SCATTER[0]
+    assert np.abs(offsets).max() <= SCATTER_TRUNCATION
+    # |Cauchy| truncated at T: P(|x| < q) = atan(q) / atan(T); the median is tan(atan(T) / 2)
+    half = np.tan(np.arctan(SCATTER_TRUNCATION) / 2)
+    np.testing.assert_allclose(np.quantile(np.abs(offsets), 0.5), half, rtol=0.02)
+    beyond = 1 - np.arctan(12.7) / np.arctan(SCATTER_TRUNCATION)  # a Cauchy's 95% limit
+    np.testing.assert_allclose(np.mean(np.abs(offsets) > 12.7), beyond, rtol=0.1)
 
 
 def test_label_scatter_shapes_that_do_not_match_their_classes_are_refused():
@@ -282,7 +296,9 @@ def test_each_label_takes_the_tails_its_references_have():
     assert fixed.label_scatter_dof == 3.0
 
 
-def test_per_label_degrees_of_freedom_give_each_label_its_tails_and_survive_a_save(tmp_path):
+def test_per_label_degrees_of_freedom_and_truncation_give_each_label_its_tails_and_survive_a_save(
+    tmp_path,
+):
     noise = dataclasses.replace(
         NoiseModel.independent(["a"]),
         label_scatter=np.ones(5),
@@ -291,7 +307,12 @@ def test_per_label_degrees_of_freedom_give_each_label_its_tails_and_survive_a_sa
     offsets = noise.scatter_labels(np.zeros((100000, 5), np.float32), jax.random.PRNGKey(1))
     tail = np.quantile(np.abs(offsets), 0.99, axis=0)
     assert tail[0] > 2 * tail[1] and tail[1] > 1.5 * tail[4]
+    noise = dataclasses.replace(noise, label_scatter_truncation=15.0)
     noise.save(tmp_path / "noise.json")
-    assert NoiseModel.load(tmp_path / "noise.json").label_scatter_dof == noise.label_scatter_dof
+    loaded = NoiseModel.load(tmp_path / "noise.json")
+    assert loaded.label_scatter_dof == noise.label_scatter_dof
+    assert loaded.label_scatter_truncation == 15.0
     with pytest.raises(DataError, match="one per input"):
         dataclasses.replace(noise, label_scatter_dof=(3.0, 3.0))
+    with pytest.raises(DataError, match="truncation must be at least 1"):
+        dataclasses.replace(noise, label_scatter_truncation=0.5)

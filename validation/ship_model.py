@@ -55,9 +55,9 @@ SEED = 0
 SCATTER_STARS = 3200  # validation stars on which the label scatter is measured
 SCATTER_CLASSES = 4  # classes of flux noise level, each with its own label scatter
 SCATTER_SPLIT = ("logg", 3.5)  # giants and dwarfs get their own label scatter
-# Student-t offsets (the survey's labels have heavy tails): per label, the best of these; all
-# above 2, so that the offsets have a finite variance and a draw's mean and sd mean something
-SCATTER_DOF = (2.5, 3.0, 4.0, 6.0, 10.0)
+# Student-t offsets (the survey's labels have outliers): per label, the best of these, down
+# to a Cauchy's; truncated (noise_model.SCATTER_TRUNCATION), so that a draw's mean and sd exist
+SCATTER_DOF = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0)
 
 
 def main():
@@ -140,7 +140,7 @@ def _fit_noise_model(model, prior: GaussianMixturePrior, validation, ak_targ) ->
 def _save_with_label_scatter(setup: StarInference, validation) -> None:
     """Save the setup's noise model with the label scatter its posteriors give in-domain
     validation stars, per class of flux noise level and per giant or dwarf."""
-    stars, reference, reference_error = _scatter_stars(setup, validation)
+    stars, reference, reference_error = scatter_stars(setup, validation)
     split = (LABEL_INPUTS.index(SCATTER_SPLIT[0]), SCATTER_SPLIT[1])
     noise = fit_label_scatter(
         setup,
@@ -166,8 +166,8 @@ def _save_with_label_scatter(setup: StarInference, validation) -> None:
             print("  " + ", ".join(f"{n} {s:.3g}" for n, s in zip(LABEL_INPUTS, row, strict=True)))
 
 
-def _scatter_stars(setup, validation):
-    """The first ``SCATTER_STARS`` validation stars with APOGEE teff, logg, fe_h and alpha_m
+def scatter_stars(setup, validation, limit=SCATTER_STARS):
+    """The first ``limit`` stars of ``validation`` with APOGEE teff, logg, fe_h and alpha_m
     whose amortized labels lie in the training domain, their labels and errors (A_K: none,
     as ak_targ's scatter is its own)."""
     labels = validation.index(LABEL_INPUTS)
@@ -176,7 +176,7 @@ def _scatter_stars(setup, validation):
     known = np.isfinite(reference[:, :4]).all(axis=1)
     amortized = amortized_labels(setup, validation)[0]
     rows = np.flatnonzero(known & amortized_inside(setup, amortized, TrustCriteria()))
-    rows = rows[:SCATTER_STARS]
+    rows = rows[:limit]
     return validation.take(rows), reference[rows], error[rows]
 
 

@@ -13,7 +13,12 @@ from bayesfm.common.errors import DataError
 from bayesfm.common.files import shipped_data_path
 from bayesfm.common.jsonio import from_json, load_json, save_json
 
-__all__ = ["NoiseModel", "default_noise_path"]
+__all__ = ["NoiseModel", "default_noise_path", "scatter_units"]
+
+# Student-t label scatter offsets beyond this many s are drawn again, by default: the tails
+# may be as heavy as a Cauchy's (survey labels have outliers) while a draw's mean and sd exist
+# (validation/label_scatter_tails.py chose it)
+SCATTER_TRUNCATION = 20.0
 
 
 @dataclass(frozen=True)
@@ -31,8 +36,9 @@ class NoiseModel:
     ``label_scatter_split`` = (input index, value) s has a leading axis of two: draws below
     that value of that input (giants, for logg) take the first, the others the second. With
     ``label_scatter_dof`` the offsets are Student-t with that many degrees of freedom (one
-    for every input, or one per input) and scale s (None: Gaussian with sd s): the survey's
-    labels have heavier tails.
+    for every input, or one per input) and scale s, truncated at
+    ``label_scatter_truncation`` s (None: Gaussian with sd s): the survey's labels have
+    heavier tails.
     """
 
     names: tuple
@@ -46,6 +52,7 @@ class NoiseModel:
     label_scatter_edges: tuple | None = None
     label_scatter_split: tuple | None = None
     label_scatter_dof: float | tuple | None = None
+    label_scatter_truncation: float = SCATTER_TRUNCATION
 
     @property
     def total_scale(self) -> np.ndarray:
@@ -87,6 +94,11 @@ class NoiseModel:
         ):
             raise DataError(
                 f"noise model's label_scatter_dof must be > 0, one value or one per input: {dof}"
+            )
+        if not self.label_scatter_truncation >= 1:
+            raise DataError(
+                "noise model's label_scatter_truncation must be at least 1 (offsets beyond it "
+                f"are drawn again): {self.label_scatter_truncation}"
             )
 
     def label_error_at(self, labels):
@@ -151,10 +163,9 @@ class NoiseModel:
         scatter = self.scatter_for(draws, noise_level)
         # numpy, seeded by the key: jax's Student-t took 0.6 s for a 64-star chunk's draws
         rng = np.random.default_rng(np.asarray(key))
-        if self.label_scatter_dof is None:
-            unit = rng.standard_normal(draws.shape)
-        else:
-            unit = rng.standard_t(np.asarray(self.label_scatter_dof), size=draws.shape)
+        unit = scatter_units(
+            rng, self.label_scatter_dof, draws.shape, self.label_scatter_truncation
+        )
         return draws + unit.astype(np.float32) * scatter.astype(np.float32)
 
     @classmethod
@@ -169,6 +180,20 @@ class NoiseModel:
     def load(cls, path=None) -> "NoiseModel":
         path = Path(path) if path is not None else default_noise_path()
         return from_json(cls, load_json(path, "a noise model"), f"noise model {path}")
+
+
+def scatter_units(rng, dof, shape, truncation=SCATTER_TRUNCATION) -> np.ndarray:
+    """Unit offsets of ``shape``: standard normal (``dof`` None), or Student-t with ``dof``
+    (broadcast against ``shape``) truncated at +-``truncation``."""
+    if dof is None:
+        return rng.standard_normal(shape)
+    dof = np.broadcast_to(np.asarray(dof, float), shape)
+    unit = rng.standard_t(dof)
+    outside = np.abs(unit) > truncation
+    while outside.any():
+        unit[outside] = rng.standard_t(dof[outside])
+        outside = np.abs(unit) > truncation
+    return unit
 
 
 def default_noise_path() -> Path:

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from bayesfm.bayes.noise_model import NoiseModel
+from bayesfm.bayes.noise_model import SCATTER_TRUNCATION, NoiseModel, scatter_units
 from bayesfm.common.devices import pad_leading
 from bayesfm.common.metrics import robust_sigma
 from bayesfm.common.stall_watch import watch_on_cpu
@@ -80,11 +80,13 @@ def scatter_from_draws(
     classes: int = 1,
     split: tuple | None = None,
     dof: float | tuple | None = None,
+    truncation: float = SCATTER_TRUNCATION,
 ) -> NoiseModel:
     """``noise`` with the label scatter fitted to posterior ``draws`` [n, S, 5] (physical)
     of stars of flux noise level ``level`` [n]: one s per class of ``classes`` equal-count
     classes of level and, with ``split`` (input index, value of the posterior median), per
-    side of it; Student-t offsets with ``dof`` degrees of freedom (None: Gaussian), or with
+    side of it; Student-t offsets with ``dof`` degrees of freedom, truncated at
+    ``truncation`` (None: Gaussian), or with
     ``dof`` a tuple of candidates, per label the candidate whose offsets bring that label's
     68% and 95% coverage closest to nominal over all classes (the tails' weight is a property
     of each survey label)."""
@@ -95,7 +97,9 @@ def scatter_from_draws(
     candidates = dof if isinstance(dof, tuple) else (dof,)
     shape = (2 if split else 1, classes, draws.shape[-1])
     fits = [
-        _scatter_table(draws, side, noise_class, reference, reference_error, nu, shape)
+        _scatter_table(
+            draws, side, noise_class, (reference, reference_error), nu, truncation, shape
+        )
         for nu in candidates
     ]
     choice = np.argmin([miss for _, miss in fits], axis=0)  # per label
@@ -108,36 +112,46 @@ def scatter_from_draws(
         label_scatter_edges=None if edges is None else tuple(float(e) for e in edges),
         label_scatter_split=None if split is None else tuple(split),
         label_scatter_dof=chosen,
+        label_scatter_truncation=truncation,
     )
 
 
-def _scatter_table(draws, side, noise_class, reference, reference_error, dof, shape):
-    """s [sides, classes, 5] (``shape``) for offsets with ``dof``, and per label the
-    coverage misses summed over the classes, each weighted by its number of stars [5]."""
-    table, miss = np.zeros(shape), np.zeros(shape[-1])
+def _scatter_table(draws, side, noise_class, references, dof, truncation, shape):
+    """s [sides, classes, 5] (``shape``) for offsets with ``dof`` and ``truncation``, and
+    per label the coverage misses summed over the classes, each weighted by its number of
+    stars [5]; ``references``: (labels, errors)."""
+    (reference, reference_error), table = references, np.zeros(shape)
+    miss = np.zeros(shape[-1])
     for row, column in np.ndindex(table.shape[:2]):
         group = (side == row) & (noise_class == column)
         for i in range(draws.shape[-1]):
             s, group_miss = scatter_for_coverage(
-                draws[group, :, i], reference[group, i], reference_error[group, i], dof
+                draws[group, :, i],
+                reference[group, i],
+                reference_error[group, i],
+                dof,
+                truncation,
             )
             table[row, column, i] = s
             miss[i] += group.sum() * group_miss
     return table, miss
 
 
-def scatter_for_coverage(draws, reference, reference_error, dof=None, seed=0) -> tuple:
+def scatter_for_coverage(
+    draws, reference, reference_error, dof=None, truncation=SCATTER_TRUNCATION, seed=0
+) -> tuple:
     """(s, its miss): s >= 0 whose predictive, each of ``draws`` [n, S] + N(0,
-    ``reference_error``^2) + s x (Student-t with ``dof``, or normal), puts ``reference`` [n]
-    (NaN: none) inside its central 68% and 95% intervals closest to those fractions (least
-    squares), and that sum of squares; (0, 0) without any reference."""
+    ``reference_error``^2) + s x (Student-t with ``dof`` truncated at ``truncation``, or
+    normal), puts ``reference`` [n] (NaN: none) inside its central 68% and 95% intervals
+    closest to those fractions (least squares), and that sum of squares; (0, 0) without any
+    reference."""
     ok = np.isfinite(reference) & np.isfinite(reference_error)
     draws, reference, error = draws[ok], reference[ok], reference_error[ok]
     if reference.size == 0:
         return 0.0, 0.0
     rng = np.random.default_rng(seed)
     size = draws.shape[1]
-    unit = rng.standard_normal(size) if dof is None else rng.standard_t(dof, size)
+    unit = scatter_units(rng, dof, size, truncation)
     base = draws + error[:, None] * rng.standard_normal(size)
 
     def miss(s):
