@@ -10,12 +10,16 @@ once per variant of the catalogue's default ``ImportanceConfig``, in one run. Va
 - "draws": the draw budget, the default against smaller first rounds and refinements;
 - "mode_budget": the default quasi-Newton search (2 rounds of 20 steps from each of three
   starts) against shorter ones and against the amortized start alone;
+- "starts": the three mode searches (amortized, logg 2.5 and 4.5) against two, the
+  amortized and whichever logg start lies farther from it;
 - "pooling": the refinement rounds of 1,000 draws each, weighed alone (the default),
   against rounds weighed together (``pool_rounds``: all rounds, or the
   refinement rounds without the first) with smaller rounds.
-Prints and writes: seconds per star in the mode search and in the draws, evaluations per
-star, the fraction of stars passing k-hat and ESS, median k-hat, and the robust sigma of the
-medians against APOGEE. Each variant's run resumes from its directory.
+Prints and writes: seconds per star in the mode search and in the draws, and over the
+chunks after each variant's first ("steady": a variant that reuses an earlier one's compiled
+programs saves their compilation in its first chunk only), evaluations per star, the fraction
+of stars passing k-hat and ESS (of all, and of those sampled), median k-hat, and the robust
+sigma of the medians against APOGEE. Each variant's run resumes from its directory.
 """
 
 import argparse
@@ -50,6 +54,10 @@ VARIANTS = {  # set -> {name: changes to the default ImportanceConfig at the tim
         "2 x 10": {"quasi_newton_steps": 9},
         "1 x 20": {"mode_rounds": 1},
         "2 x 20, amortized start only": {"logg_starts": ()},
+    },
+    "starts": {
+        "three starts (default)": {},
+        "amortized and farthest logg start": {"farthest_logg_start_only": True},
     },
     "pooling": {
         "unpooled, 1000s (default)": {},
@@ -102,12 +110,16 @@ def _figures(table, costs) -> dict:
         stage: sum(c["stages"].get(stage, 0.0) for c in costs) / n for stage in ("mode", "draws")
     }
     evaluations = costs[0]["evaluations"]
+    steady = sum(c["seconds"] for c in costs[1:]) / max(sum(c["stars"] for c in costs[1:]), 1)
+    sampled = table["path"] == "importance"
     return {
-        "seconds_per_star": per_star | {"total": sum(c["seconds"] for c in costs) / n},
+        "seconds_per_star": per_star
+        | {"total": sum(c["seconds"] for c in costs) / n, "steady_total": steady},
         "evaluations_per_star": {
             k: sum(c["evaluations"][k] for c in costs) / n for k in evaluations
         },
         "pass_fraction": float(table["ok"].mean()),
+        "pass_fraction_sampled": float(table["ok"][sampled].mean()),
         "median_khat": float(table["khat"].median()),
         "robust_sigma_vs_apogee": {
             name: float(

@@ -68,13 +68,17 @@ def _folded(u):
     return u.at[1].set(u[1] ** 2)
 
 
-@pytest.mark.parametrize("logg_starts", [(), (2.5, 4.5)], ids=["amortized_only", "logg_starts"])
-def test_a_second_mode_is_found_only_from_the_extra_starts(rng, logg_starts):
+@pytest.mark.parametrize(
+    "logg_starts, farthest",
+    [((), False), ((2.5, 4.5), False), ((2.5, 4.5), True)],
+    ids=["amortized_only", "logg_starts", "farthest_logg_start"],
+)
+def test_a_second_mode_is_found_only_from_the_extra_starts(rng, logg_starts, farthest):
     setup = _TwoModeSetup(rng)
     truth = _MEAN + np.array([0.3, 0.8, 0.2, -0.1, 0.1]) * _SD
     data = setup.star(truth)
     z_start = setup.scaling.normalise(truth)[None].astype(np.float32)  # at the upper mode
-    config = ImportanceConfig(logg_starts=logg_starts)
+    config = ImportanceConfig(logg_starts=logg_starts, farthest_logg_start_only=farthest)
     result = run_importance(
         setup, data, z_start, np.ones((1, 5), np.float32), jax.random.PRNGKey(0), config
     )

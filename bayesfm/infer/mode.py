@@ -38,13 +38,16 @@ def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> Mixture:
     reached from the amortized prediction ``z_mean`` and from ``config.logg_starts``.
 
     ``config``: an ``ImportanceConfig`` (its ``mode_rounds``, ``quasi_newton_steps``,
-    ``logg_starts`` and ``inflation``).
+    ``logg_starts``, ``farthest_logg_start_only`` and ``inflation``).
     """
     find_mode = _compiled_mode_finder(setup, config.mode_rounds, config.quasi_newton_steps)
     n = len(z_mean)
     components = []
     # one search per start, each the same compiled program over the n stars
-    for start in _starts(setup, np.asarray(z_mean, np.float32), config.logg_starts):
+    starts = _starts(setup, np.asarray(z_mean, np.float32), config.logg_starts)
+    if config.farthest_logg_start_only and len(starts) > 2:
+        starts = [starts[0], _farthest_logg(starts)]
+    for start in starts:
         found = find_mode(*shard_stars((start, data)))
         mode, hessian, value = (np.asarray(a)[:n] for a in found)
         loc, cov, laplace = proposal_covariance(mode, hessian, z_mean, z_sigma)
@@ -64,6 +67,14 @@ def _starts(setup, z_mean, logg_starts):
         moved[:, _LOGG] = logg
         starts.append(np.asarray(setup.scaling.normalise(moved), np.float32))
     return starts
+
+
+def _farthest_logg(starts):
+    """Per star, the logg start [n, 5] farthest in logg from the amortized one (``starts[0]``):
+    the other side of the giant/dwarf ambiguity, where a second mode would be."""
+    others = np.stack(starts[1:])
+    distance = np.abs(others[..., _LOGG] - starts[0][None, :, _LOGG])
+    return np.take_along_axis(others, distance.argmax(axis=0)[None, :, None], axis=0)[0]
 
 
 def proposal_covariance(mode, hessian, z_start, z_sigma):
