@@ -151,3 +151,9 @@ def test_the_numpy_student_t_density_is_numpyros(rng):
     chol = np.linalg.cholesky(a @ np.swapaxes(a, -1, -2) + np.eye(5))
     expected = dist.MultivariateStudentT(5.0, loc, scale_tril=chol[:, :, None]).log_prob(z)
     np.testing.assert_allclose(student_t_log_pdf(z, loc, chol, 5.0), expected, rtol=1e-5)
+
+
+def test_mode_searches_count_the_starts_used():
+    assert ImportanceConfig().mode_searches == 3
+    assert ImportanceConfig(farthest_logg_start_only=True).mode_searches == 2
+    assert ImportanceConfig(logg_starts=(), farthest_logg_start_only=True).mode_searches == 1

@@ -121,8 +121,7 @@ def _sample(setup, in_play, inside, config, keys, table, draws, watch) -> dict:
 
 def _mode_evaluations(n, config) -> dict:
     """Gradients and exact Hessians the mode searches of n stars take."""
-    extra = min(len(config.logg_starts), 1 if config.farthest_logg_start_only else np.inf)
-    searches = n * (1 + int(extra))
+    searches = n * config.mode_searches
     return {
         "mode_gradients": searches * config.mode_rounds * (1 + config.quasi_newton_steps),
         "mode_hessians": searches * (config.mode_rounds + 1),

@@ -68,6 +68,12 @@ class ImportanceConfig:
     pool_rounds: str = "none"  # weigh rounds' draws together (bayesfm.infer.draw_pool):
     # "none", "refinements" (the rounds after the first) or "all"
 
+    @property
+    def mode_searches(self) -> int:
+        """Mode searches per star: the amortized start's and the logg starts used."""
+        extra = len(self.logg_starts)
+        return 1 + (min(extra, 1) if self.farthest_logg_start_only else extra)
+
     def __post_init__(self):
         if self.pool_rounds not in POOLING:
             raise DataError(f"unknown pool_rounds {self.pool_rounds!r}; choose one of {POOLING}")
