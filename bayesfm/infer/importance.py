@@ -65,8 +65,7 @@ class ImportanceConfig:
     top_up_draws: int = 4000  # after the last round, for stars failing only the ESS check
     logg_starts: tuple[float, ...] = (2.5, 4.5)  # mode searches besides the amortized one's
     farthest_logg_start_only: bool = False  # of those, only the farthest from the amortized logg
-    pool_rounds: str = "none"  # weigh rounds' draws together (bayesfm.infer.draw_pool):
-    # "none", "refinements" (the rounds after the first) or "all"
+    pool_rounds: str = "none"  # rounds weighed together: none, refinements (after the first), all
 
     @property
     def mode_searches(self) -> int:
