@@ -56,8 +56,8 @@ VARIANTS = {  # set -> {name: changes to the default ImportanceConfig at the tim
         "2 x 20, amortized start only": {"logg_starts": ()},
     },
     "starts": {
-        "three starts (default)": {},
-        "amortized and farthest logg start": {"farthest_logg_start_only": True},
+        "three starts": {"farthest_logg_start_only": False},
+        "amortized and farthest logg start (default)": {},
     },
     "pooling": {
         "unpooled, 1000s (default)": {},

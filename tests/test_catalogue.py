@@ -80,7 +80,7 @@ def test_each_chunk_accounts_for_its_time_and_evaluations(in_process):
         chunk = table.iloc[3 * index : 3 * index + cost["stars"]]
         drawn = cost["evaluations"]
         assert drawn["importance_draws"] >= FAST.importance.num_draws * cost["stars"]
-        searches = (1 + len(FAST.importance.logg_starts)) * cost["stars"]  # one per start
+        searches = FAST.importance.mode_searches * cost["stars"]  # one per start used
         assert drawn["mode_gradients"] == searches * 2 * (1 + 2)
         assert drawn["mode_hessians"] == searches * (2 + 1)
         assert (drawn["nuts_leapfrog"] > 0) == (chunk["path"] == "nuts").any()

@@ -64,7 +64,7 @@ class ImportanceConfig:
     num_keep: int = 1000  # equal-weight draws kept per star
     top_up_draws: int = 4000  # after the last round, for stars failing only the ESS check
     logg_starts: tuple[float, ...] = (2.5, 4.5)  # mode searches besides the amortized one's
-    farthest_logg_start_only: bool = False  # of those, only the farthest from the amortized logg
+    farthest_logg_start_only: bool = True  # of those, only the farthest from the amortized logg
     pool_rounds: str = "none"  # rounds weighed together: none, refinements (after the first), all
 
     @property
