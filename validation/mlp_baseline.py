@@ -19,8 +19,8 @@ import optax
 
 from bayesfm.common.metrics import robust_sigma
 from bayesfm.model.foundation_model import FoundationModel
+from bayesfm.model.mlp import init_mlp, mlp
 from bayesfm.model.train_step import gaussian_nll, normalise_stars
-from bayesfm.model.yardstick import init_mlp, mlp
 from bayesfm.sources.library import load_library
 from bayesfm.tokens.labels import LABELS
 from bayesfm.tokens.split import split_mask

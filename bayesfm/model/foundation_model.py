@@ -1,6 +1,7 @@
 """A trained foundation model: transformer weights + config + vocabulary, saved without pickle.
 
-On disk a model is two files side by side: ``<name>.safetensors`` (the weights) and
+On disk a model is two files side by side: ``<name>.safetensors`` (the weights, and those of
+its emulator correction if it has one: ``bayesfm.model.emulator_correction``) and
 ``<name>.json`` (format version, the weights file's SHA-256, transformer config, vocabulary
 with its normalisation, the training data's hash and the training summary). Loading checks
 the SHA-256, so a damaged weights file is refused rather than giving shifted predictions.
@@ -18,6 +19,7 @@ from flax import nnx
 from bayesfm.common.errors import DataError
 from bayesfm.common.files import shipped_data_path
 from bayesfm.common.pytree_io import flatten_named, load_named_arrays, save_named_arrays
+from bayesfm.model.mlp import mlp_arrays, mlp_from_arrays
 from bayesfm.model.transformer import StarTransformer, TransformerConfig
 from bayesfm.tokens.vocabulary import Vocabulary
 
@@ -30,6 +32,7 @@ __all__ = [
 ]
 
 MODEL_FORMAT_VERSION = 1
+CORRECTION_PREFIX = "emulator_correction"  # of the correction's weights in the safetensors file
 
 
 def build_model(config: TransformerConfig, seed: int = 0):
@@ -48,6 +51,8 @@ class FoundationModel:
         params: The NNX state (weights).
         info: Provenance: data hash, training summary, versions.
         weights_sha256: SHA-256 of the weights file it was loaded from (None if unsaved).
+        emulator_correction: The MLP layers [(w, b)] that shift the emulator's mean
+            (``bayesfm.model.emulator_correction``; empty: none).
     """
 
     config: TransformerConfig
@@ -56,6 +61,7 @@ class FoundationModel:
     params: object
     info: dict = field(default_factory=dict)
     weights_sha256: str | None = None
+    emulator_correction: tuple = ()
 
     def module(self) -> StarTransformer:
         return nnx.merge(self.graphdef, self.params)
@@ -71,12 +77,15 @@ class FoundationModel:
 
     @property
     def n_parameters(self) -> int:
-        return int(sum(np.size(x) for x in jax.tree_util.tree_leaves(self.params)))
+        """Weights of the transformer and of the emulator correction."""
+        leaves = jax.tree_util.tree_leaves((self.params, self.emulator_correction))
+        return int(sum(np.size(x) for x in leaves))
 
     def save(self, path) -> None:
         """Write ``path`` (.safetensors) and its .json sidecar."""
         path = Path(path).with_suffix(".safetensors")
         arrays = flatten_named(nnx.to_pure_dict(self.params))
+        arrays |= mlp_arrays(self.emulator_correction, CORRECTION_PREFIX)
         save_named_arrays(path, arrays)
         meta = {
             "format_version": MODEL_FORMAT_VERSION,
@@ -120,6 +129,11 @@ class FoundationModel:
         graphdef, params = build_model(config)
         expected = flatten_named(nnx.to_pure_dict(params))
         stored = load_named_arrays(path)
+        try:
+            correction = mlp_from_arrays(stored, CORRECTION_PREFIX)
+        except ValueError as err:
+            raise DataError(f"{path}: {err}; re-save the model") from err
+        stored = {k: v for k, v in stored.items() if not k.startswith(f"{CORRECTION_PREFIX}/")}
         if set(stored) != set(expected):
             raise DataError(
                 f"{path} does not match its config: weights {sorted(set(stored) ^ set(expected))[:4]} "
@@ -134,9 +148,8 @@ class FoundationModel:
         treedef = jax.tree_util.tree_structure(pure)
         pure = jax.tree_util.tree_unflatten(treedef, [stored[name] for name in expected])
         nnx.replace_by_pure_dict(params, pure)
-        return cls(
-            config, vocabulary, graphdef, params, meta.get("info", {}), meta["weights_sha256"]
-        )
+        info = meta.get("info", {})
+        return cls(config, vocabulary, graphdef, params, info, meta["weights_sha256"], correction)
 
 
 def file_sha256(path) -> str:

@@ -12,35 +12,14 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from tqdm.auto import tqdm
 
 from bayesfm.model.emulator import Emulator
+from bayesfm.model.mlp import fit_on_minibatches, init_mlp, mlp
 from bayesfm.tokens.labels import LABEL_INPUTS, NOMINAL_AK_ERROR
 from bayesfm.tokens.star_tokens import StarTokens
 from bayesfm.tokens.vocabulary import Vocabulary
 
-__all__ = ["init_mlp", "mlp", "MlpEmulatorConfig", "train_mlp_emulator"]
-
-
-def init_mlp(key, sizes):
-    """[(w, b)] of an MLP with layer widths ``sizes``, LeCun-normal weights."""
-    layers = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
-        key, sub = jax.random.split(key)
-        layers.append(
-            (jax.random.normal(sub, (fan_in, fan_out)) / np.sqrt(fan_in), jnp.zeros(fan_out))
-        )
-    return layers
-
-
-def mlp(layers, x):
-    """(mean, log_variance) [..., K] of a GELU MLP whose last layer gives 2K outputs."""
-    for w, b in layers[:-1]:
-        x = jax.nn.gelu(x @ w + b)
-    w, b = layers[-1]
-    mean, log_variance = jnp.split(x @ w + b, 2, axis=-1)
-    return mean, log_variance
+__all__ = ["MlpEmulatorConfig", "train_mlp_emulator"]
 
 
 @dataclass(frozen=True)
@@ -91,8 +70,6 @@ def train_mlp_emulator(
         "layers": init_mlp(jax.random.PRNGKey(config.seed), [5, *config.hidden, 2 * n_out]),
         "offset": jnp.zeros(len(x)),
     }
-    optimizer = optax.adam(optax.cosine_onecycle_schedule(config.steps, config.learning_rate))
-    state = optimizer.init(params)
 
     def loss(params, rows):
         offset = params["offset"][rows] if config.latent_extinction else jnp.zeros(len(rows))
@@ -103,15 +80,7 @@ def train_mlp_emulator(
         per_star = jnp.sum(jnp.where(present[rows], terms, 0.0), axis=1)
         return jnp.mean(per_star + 0.5 * (offset / prior_sd) ** 2)
 
-    @jax.jit
-    def step(params, state, rows):
-        value, grads = jax.value_and_grad(loss)(params, rows)
-        updates, state = optimizer.update(grads, state, params)
-        return optax.apply_updates(params, updates), state, value
-
-    rng = np.random.default_rng(config.seed)
-    for _ in tqdm(range(config.steps), disable=not progress, desc="MLP yardstick"):
-        params, state, _ = step(params, state, rng.integers(0, len(x), config.batch_size))
+    params = fit_on_minibatches(loss, params, len(x), config, "MLP yardstick", progress)
     return _as_emulator(params["layers"], vocabulary, inputs_index, outputs_index, outputs)
 
 

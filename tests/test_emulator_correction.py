@@ -1,0 +1,93 @@
+"""The emulator's correction: fitted to the transformer's residuals, carried in the weights file."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from bayesfm.common.errors import DataError
+from bayesfm.common.pytree_io import load_named_arrays, save_named_arrays
+from bayesfm.model.emulator import make_emulator
+from bayesfm.model.emulator_correction import CorrectionConfig, with_emulator_correction
+from bayesfm.model.foundation_model import FoundationModel, file_sha256
+from bayesfm.tokens.labels import LABEL_INPUTS
+from bayesfm.tokens.star_tokens import StarTokens
+
+TINY = CorrectionConfig(hidden=(32,), steps=400, batch_size=64, learning_rate=1e-2, seed=3)
+
+
+def _stars_off_the_transformer(model, rng, n=400):
+    """Train stars whose tokens are the emulator's means plus a smooth shift of the labels
+    (a known misfit the correction must learn), with small errors, and the shift [n, K]."""
+    plain = make_emulator(model, extinction_law=False)
+    labels = np.column_stack(
+        [
+            rng.uniform(4000, 6500, n),
+            rng.uniform(1.0, 4.8, n),
+            rng.uniform(-1.5, 0.4, n),
+            rng.uniform(-0.1, 0.35, n),
+            rng.uniform(0.0, 0.6, n),
+        ]
+    ).astype(np.float32)
+    scale = model.vocabulary.scaling(plain.outputs).scale
+    z = model.vocabulary.scaling(LABEL_INPUTS).normalise(labels)
+    shift = 0.5 * scale * np.tanh(z[:, :1] - 0.5 * z[:, 1:2])
+    mean = plain.batch(labels)[0]
+    names = (*LABEL_INPUTS, *plain.outputs)
+    values = np.column_stack([labels, mean + shift])
+    errors = np.column_stack([np.full_like(labels, 0.01), np.full_like(mean, 0.02) * scale])
+    return StarTokens(np.arange(n, dtype=np.int64), names, values, errors), shift
+
+
+def test_the_correction_learns_the_transformers_misfit_and_adds_nothing_else(tiny_model_path, rng):
+    model = FoundationModel.load(tiny_model_path)
+    train, shift = _stars_off_the_transformer(model, rng)
+    corrected = with_emulator_correction(model, train, TINY, progress=False)
+    assert corrected.info["emulator_correction"]["train_stars"] == len(train)
+    inputs = train.values[:, train.index(LABEL_INPUTS)]
+    observed = train.values[:, len(LABEL_INPUTS) :]
+    before, sigma_before = make_emulator(model, extinction_law=False).batch(inputs)
+    after, sigma_after = make_emulator(corrected, extinction_law=False).batch(inputs)
+    rms = [np.sqrt(np.mean((observed - m) ** 2)) for m in (before, after)]
+    assert rms[1] < 0.25 * rms[0]
+    np.testing.assert_array_equal(sigma_after, sigma_before)  # the sigma stays the transformer's
+
+
+def test_a_saved_correction_loads_back_and_emulates_the_same(tiny_model_path, rng, tmp_path):
+    model = FoundationModel.load(tiny_model_path)
+    train, _ = _stars_off_the_transformer(model, rng, n=64)
+    corrected = with_emulator_correction(model, train, replace(TINY, steps=5), progress=False)
+    corrected.save(tmp_path / "m")
+    loaded = FoundationModel.load(tmp_path / "m")
+    x = train.values[:8, train.index(LABEL_INPUTS)]
+    for a, b in zip(
+        make_emulator(corrected).batch(x), make_emulator(loaded).batch(x), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(make_emulator(model).batch(x)[0], make_emulator(loaded).batch(x)[0])
+
+
+def test_a_weights_file_with_an_incomplete_correction_is_refused(tiny_model_path, rng, tmp_path):
+    model = FoundationModel.load(tiny_model_path)
+    train, _ = _stars_off_the_transformer(model, rng, n=64)
+    with_emulator_correction(model, train, replace(TINY, steps=1), progress=False).save(
+        tmp_path / "m"
+    )
+    weights = tmp_path / "m.safetensors"
+    arrays = load_named_arrays(weights)
+    del arrays["emulator_correction/1/b"]
+    save_named_arrays(weights, arrays)
+    meta = (tmp_path / "m.json").read_text()
+    old_sha = meta.split('"weights_sha256": "')[1].split('"')[0]
+    (tmp_path / "m.json").write_text(meta.replace(old_sha, file_sha256(weights)))
+    with pytest.raises(DataError, match="emulator_correction layers are incomplete"):
+        FoundationModel.load(tmp_path / "m")
+
+
+def test_a_correction_for_other_tokens_is_refused(tiny_model_path):
+    model = FoundationModel.load(tiny_model_path)
+    wrong = ((np.zeros((5, 4), np.float32), np.zeros(4, np.float32)),)  # 4 outputs, not 34
+    with pytest.raises(DataError, match="re-fit it"):
+        make_emulator(replace(model, emulator_correction=wrong))
+    with pytest.raises(DataError, match="takes"):
+        make_emulator(replace(model, emulator_correction=wrong), inputs=LABEL_INPUTS[:4])
