@@ -39,10 +39,14 @@ def _stars_off_the_transformer(model, rng, n=400):
     return StarTokens(np.arange(n, dtype=np.int64), names, values, errors), shift
 
 
-def test_the_correction_learns_the_transformers_misfit_and_adds_nothing_else(tiny_model_path, rng):
+@pytest.mark.parametrize("reads_means", [True, False], ids=["labels_and_means", "labels_only"])
+def test_the_correction_learns_the_transformers_misfit_and_adds_nothing_else(
+    tiny_model_path, rng, reads_means
+):
     model = FoundationModel.load(tiny_model_path)
-    train, shift = _stars_off_the_transformer(model, rng)
-    corrected = with_emulator_correction(model, train, TINY, progress=False)
+    train, _ = _stars_off_the_transformer(model, rng)
+    config = replace(TINY, reads_means=reads_means)
+    corrected = with_emulator_correction(model, train, config, progress=False)
     assert corrected.info["emulator_correction"]["train_stars"] == len(train)
     inputs = train.values[:, train.index(LABEL_INPUTS)]
     observed = train.values[:, len(LABEL_INPUTS) :]
@@ -60,9 +64,7 @@ def test_a_saved_correction_loads_back_and_emulates_the_same(tiny_model_path, rn
     corrected.save(tmp_path / "m")
     loaded = FoundationModel.load(tmp_path / "m")
     x = train.values[:8, train.index(LABEL_INPUTS)]
-    for a, b in zip(
-        make_emulator(corrected).batch(x), make_emulator(loaded).batch(x), strict=True
-    ):
+    for a, b in zip(make_emulator(corrected).batch(x), make_emulator(loaded).batch(x), strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(make_emulator(model).batch(x)[0], make_emulator(loaded).batch(x)[0])
 

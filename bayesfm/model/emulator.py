@@ -24,9 +24,9 @@ from flax import nnx
 
 from bayesfm.common.errors import DataError
 from bayesfm.model.a_k_scale import AKScale
+from bayesfm.model.emulator_correction import correction_of
 from bayesfm.model.extinction_law import ExtinctionLaw, redden
 from bayesfm.model.foundation_model import FoundationModel
-from bayesfm.model.mlp import mlp_outputs
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.vocabulary import Scaling
 
@@ -79,53 +79,31 @@ def make_emulator(
     if outputs is None:
         outputs = vocabulary.names_in_group("xp_bp", "xp_rp", "colour")
     in_index = vocabulary.index(inputs)
-    out_index = vocabulary.index(outputs)
+    correction = correction_of(model, inputs, outputs)
+    requested = tuple(outputs) if correction is None else correction.outputs
+    columns = jnp.asarray([requested.index(name) for name in outputs])
     in_scaling = Scaling(*(jnp.asarray(a) for a in vocabulary.scaling(inputs)))
     out_scaling = Scaling(*(jnp.asarray(a) for a in vocabulary.scaling(outputs)))
     graphdef, params = model.graphdef, model.params
     context_index = jnp.asarray(in_index)[None]
     context_error = jnp.asarray(context_errors(model, inputs), jnp.float32)[None]
     context_mask = jnp.ones((1, len(in_index)), bool)
-    request_index = jnp.asarray(out_index)[None]
+    request_index = jnp.asarray(vocabulary.index(requested))[None]
     factors = model.info.get("emulator_sigma_factors", {})
     sigma_unit = out_scaling.scale * jnp.asarray([factors.get(n, 1.0) for n in outputs])
-    shift = _correction_shift(model, inputs, outputs)
 
     def emulate(x):
         z = in_scaling.normalise(jnp.asarray(x)).astype(jnp.float32)[None]
         transformer = nnx.merge(graphdef, params)
         mean, log_var = transformer(context_index, z, context_error, context_mask, request_index)
-        mean = mean[0] if shift is None else mean[0] + shift(z[0])
-        return out_scaling.physical(mean), jnp.exp(0.5 * log_var[0]) * sigma_unit
+        mean, log_var = mean[0], log_var[0]
+        if correction is not None:
+            mean = mean + correction.shift(z[0], mean)
+        return out_scaling.physical(mean[columns]), jnp.exp(0.5 * log_var[columns]) * sigma_unit
 
     if extinction_law:
         emulate = _on_ak_targ_scale(emulate, model, inputs, outputs)
     return Emulator(tuple(inputs), tuple(outputs), jax.jit(emulate) if jit else emulate)
-
-
-def _correction_shift(model: FoundationModel, inputs, outputs):
-    """``z [5] -> shift of the normalised means [K]`` of ``model``'s correction for ``outputs``
-    (None without one)."""
-    layers = model.emulator_correction
-    if not layers:
-        return None
-    if tuple(inputs) != LABEL_INPUTS:
-        raise DataError(
-            f"the model's emulator correction takes {LABEL_INPUTS}, not {tuple(inputs)}"
-        )
-    trained_for = model.vocabulary.names_in_group("xp_bp", "xp_rp", "colour")
-    if layers[0][0].shape[0] != len(inputs) or layers[-1][0].shape[1] != len(trained_for):
-        raise DataError(
-            f"the model's emulator correction maps {layers[0][0].shape[0]} inputs to "
-            f"{layers[-1][0].shape[1]} tokens; its emulator has {len(inputs)} and "
-            f"{len(trained_for)}: re-fit it (validation/fit_emulator_correction.py)"
-        )
-    unknown = sorted(set(outputs) - set(trained_for))
-    if unknown:
-        raise DataError(f"the model's emulator correction does not emulate {unknown}")
-    layers = jax.tree_util.tree_map(jnp.asarray, layers)
-    columns = jnp.asarray([list(trained_for).index(name) for name in outputs])
-    return lambda z: mlp_outputs(layers, z)[columns]
 
 
 def _on_ak_targ_scale(emulate_at, model: FoundationModel, inputs, outputs):

@@ -5,16 +5,20 @@ the same recipe (docs/model_card.md, stages 11-14), yet an MLP on its residuals 
 structure in them: per output token, a smooth function of the five labels that the
 transformer's decoder misses. The correction is that MLP. On the train split, at each star's
 labels with the cleaned A_K its training fitted (the transformer's own a_k scale), it maps the
-five normalised inputs to a shift of every emulated token's mean and a log-variance, trained
+five normalised inputs and the transformer's normalised means of every emulated token (a
+decoder on top of the transformer's) to a shift of each mean and a log-variance, trained
 on the Gaussian NLL of the residual (variance exp(log-variance) + obs error^2, normalised
 units). Only the shift is kept: the emulator's sigma stays the transformer's, times the sigma
 factors fitted afterwards (``bayesfm.model.emulator_sigma``) on the corrected means.
 
 ``make_emulator`` adds the shift where the model carries a correction
-(``FoundationModel.emulator_correction``); the transformer is queried exactly as before.
+(``FoundationModel.emulator_correction``, ``correction_of``); the transformer is queried
+exactly as before, for every token the correction reads.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,12 +27,18 @@ import numpy as np
 from bayesfm.common.errors import DataError
 from bayesfm.common.jsonio import to_json
 from bayesfm.model.foundation_model import FoundationModel
-from bayesfm.model.mlp import fit_on_minibatches, init_mlp, mlp
+from bayesfm.model.mlp import fit_on_minibatches, init_mlp, mlp, mlp_outputs
 from bayesfm.model.train_step import gaussian_nll
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.star_tokens import StarTokens
 
-__all__ = ["CorrectionConfig", "fit_emulator_correction", "with_emulator_correction"]
+__all__ = [
+    "CorrectionConfig",
+    "Correction",
+    "correction_of",
+    "fit_emulator_correction",
+    "with_emulator_correction",
+]
 
 _OUTPUT_INIT = 0.01  # the last layer starts this small: the correction starts near zero
 
@@ -42,6 +52,55 @@ class CorrectionConfig:
     batch_size: int = 512
     learning_rate: float = 2e-3  # peak of a one-cycle cosine schedule
     seed: int = 0
+    reads_means: bool = True  # the transformer's means join the labels as inputs
+
+
+class Correction(NamedTuple):
+    """A model's correction, ready to apply.
+
+    Attributes:
+        outputs: The tokens it shifts [K] (the default emulator's), all of which the
+            transformer is asked for.
+        shift: ``(z [5], mean [K]) -> shift [K]``: from the normalised inputs and the
+            transformer's normalised means, the shift of those means (normalised units).
+    """
+
+    outputs: tuple
+    shift: Callable
+
+
+def correction_of(model: FoundationModel, inputs, outputs) -> Correction | None:
+    """``model``'s correction for an emulator ``inputs -> outputs`` (None if it has none).
+
+    Raises:
+        DataError: the emulator's inputs are not the five labels, it asks for tokens the
+            correction does not shift, or the layers do not fit the model's tokens.
+    """
+    layers = model.emulator_correction
+    if not layers:
+        return None
+    if tuple(inputs) != LABEL_INPUTS:
+        raise DataError(
+            f"the model's emulator correction takes {LABEL_INPUTS}, not {tuple(inputs)}"
+        )
+    shifted = tuple(model.vocabulary.names_in_group("xp_bp", "xp_rp", "colour"))
+    n_in, n_out = layers[0][0].shape[0], layers[-1][0].shape[1]
+    if n_in not in (len(inputs), len(inputs) + len(shifted)) or n_out != len(shifted):
+        raise DataError(
+            f"the model's emulator correction maps {n_in} inputs to {n_out} tokens, which "
+            f"does not fit its {len(inputs)} labels and {len(shifted)} emulated tokens: re-fit "
+            "it (validation/fit_emulator_correction.py)"
+        )
+    unknown = sorted(set(outputs) - set(shifted))
+    if unknown:
+        raise DataError(f"the model's emulator correction does not emulate {unknown}")
+    layers = jax.tree_util.tree_map(jnp.asarray, layers)
+    reads_means = n_in > len(inputs)
+
+    def shift(z, mean):
+        return mlp_outputs(layers, jnp.concatenate([z, mean]) if reads_means else z)
+
+    return Correction(shifted, shift)
 
 
 def fit_emulator_correction(
@@ -51,36 +110,41 @@ def fit_emulator_correction(
     (their a_k: the cleaned A_K on the transformer's own scale).
 
     The last layer keeps only the mean shift's outputs, one per token of the default emulator
-    (``make_emulator(model)``'s outputs), in normalised units.
+    (``make_emulator(model)``'s outputs), in normalised units. With ``config.reads_means`` the
+    inputs are the five normalised labels and the transformer's normalised means.
     """
     from bayesfm.model.emulator import make_emulator  # emulator.py applies the correction
 
     plain = make_emulator(replace(model, emulator_correction=()), extinction_law=False)
     rows, inputs = _complete_rows(train)
     columns = train.index(plain.outputs)
-    scale = model.vocabulary.scaling(plain.outputs).scale
-    residual = (train.values[rows][:, columns] - plain.batch(inputs)[0]) / scale
-    error = train.errors[rows][:, columns] / scale
+    out_scaling = model.vocabulary.scaling(plain.outputs)
+    mean = plain.batch(inputs)[0]
+    residual = (train.values[rows][:, columns] - mean) / out_scaling.scale
+    error = train.errors[rows][:, columns] / out_scaling.scale
+    features = model.vocabulary.scaling(LABEL_INPUTS).normalise(inputs)
+    if config.reads_means:
+        features = np.column_stack([features, out_scaling.normalise(mean)])
     present = np.isfinite(residual) & np.isfinite(error)
-    z, residual, error = (
+    features, residual, error = (
         jnp.asarray(a, jnp.float32)
         for a in (
-            model.vocabulary.scaling(LABEL_INPUTS).normalise(inputs),
+            features,
             np.where(present, residual, 0.0),
             np.where(present, error, 1.0),
         )
     )
     present = jnp.asarray(present)
     n_out = len(plain.outputs)
-    sizes = [len(LABEL_INPUTS), *config.hidden, 2 * n_out]
+    sizes = [features.shape[1], *config.hidden, 2 * n_out]
     layers = init_mlp(jax.random.PRNGKey(config.seed), sizes)
     layers[-1] = (_OUTPUT_INIT * layers[-1][0], layers[-1][1])
 
     def loss(layers, rows):
-        shift, log_variance = mlp(layers, z[rows])
+        shift, log_variance = mlp(layers, features[rows])
         return gaussian_nll(shift, log_variance, residual[rows], error[rows], present[rows])
 
-    layers = fit_on_minibatches(loss, layers, len(z), config, "emulator correction", progress)
+    layers = fit_on_minibatches(loss, layers, len(features), config, "emulator correction", progress)
     w, b = layers[-1]
     hidden = [tuple(np.asarray(a) for a in layer) for layer in layers[:-1]]
     return (*hidden, (np.asarray(w[:, :n_out]), np.asarray(b[:n_out])))
