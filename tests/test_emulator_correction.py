@@ -8,7 +8,7 @@ import pytest
 from bayesfm.common.errors import DataError
 from bayesfm.common.pytree_io import load_named_arrays, save_named_arrays
 from bayesfm.model.emulator import make_emulator
-from bayesfm.model.emulator_correction import CorrectionConfig, with_emulator_correction
+from bayesfm.model.emulator_correction_fit import CorrectionConfig, with_emulator_correction
 from bayesfm.model.foundation_model import FoundationModel, file_sha256
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.star_tokens import StarTokens

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bayesfm.common.jsonio import from_json, load_json
-from bayesfm.model.emulator_correction import CorrectionConfig, with_emulator_correction
+from bayesfm.model.emulator_correction_fit import CorrectionConfig, with_emulator_correction
 from bayesfm.model.emulator_sigma import with_fitted_sigma_factors
 from bayesfm.model.extinction_fit import default_extinction_path, load_extinction
 from bayesfm.model.foundation_model import FoundationModel

@@ -1,0 +1,99 @@
+"""Fitting the emulator's correction (``bayesfm.model.emulator_correction``) on the train split."""
+
+from dataclasses import dataclass, replace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bayesfm.common.errors import DataError
+from bayesfm.common.jsonio import to_json
+from bayesfm.model.emulator import make_emulator
+from bayesfm.model.foundation_model import FoundationModel
+from bayesfm.model.mlp import fit_on_minibatches, init_mlp, mlp
+from bayesfm.model.train_step import gaussian_nll
+from bayesfm.tokens.labels import LABEL_INPUTS
+from bayesfm.tokens.star_tokens import StarTokens
+
+__all__ = ["CorrectionConfig", "fit_emulator_correction", "with_emulator_correction"]
+
+_OUTPUT_INIT = 0.01  # the last layer starts this small: the correction starts near zero
+
+
+@dataclass(frozen=True)
+class CorrectionConfig:
+    """The correction's recipe."""
+
+    hidden: tuple = (256, 256)
+    steps: int = 20000
+    batch_size: int = 512
+    learning_rate: float = 2e-3  # peak of a one-cycle cosine schedule
+    seed: int = 0
+    reads_means: bool = True  # the transformer's means join the labels as inputs
+
+
+def fit_emulator_correction(
+    model: FoundationModel, train: StarTokens, config=CorrectionConfig(), progress=True
+) -> tuple:
+    """The correction's layers [(w, b)], fitted on ``train``'s stars that have all five inputs
+    (their a_k: the cleaned A_K on the transformer's own scale).
+
+    The last layer keeps only the mean shift's outputs, one per token of the default emulator
+    (``make_emulator(model)``'s outputs), in normalised units. With ``config.reads_means`` the
+    inputs are the five normalised labels and the transformer's normalised means.
+    """
+    plain = make_emulator(replace(model, emulator_correction=()), extinction_law=False)
+    rows, inputs = _complete_rows(train)
+    columns = train.index(plain.outputs)
+    out_scaling = model.vocabulary.scaling(plain.outputs)
+    mean = plain.batch(inputs)[0]
+    residual = (train.values[rows][:, columns] - mean) / out_scaling.scale
+    error = train.errors[rows][:, columns] / out_scaling.scale
+    features = model.vocabulary.scaling(LABEL_INPUTS).normalise(inputs)
+    if config.reads_means:
+        features = np.column_stack([features, out_scaling.normalise(mean)])
+    present = np.isfinite(residual) & np.isfinite(error)
+    features, residual, error = (
+        jnp.asarray(a, jnp.float32)
+        for a in (
+            features,
+            np.where(present, residual, 0.0),
+            np.where(present, error, 1.0),
+        )
+    )
+    present = jnp.asarray(present)
+    n_out = len(plain.outputs)
+    sizes = [features.shape[1], *config.hidden, 2 * n_out]
+    layers = init_mlp(jax.random.PRNGKey(config.seed), sizes)
+    layers[-1] = (_OUTPUT_INIT * layers[-1][0], layers[-1][1])
+
+    def loss(layers, rows):
+        shift, log_variance = mlp(layers, features[rows])
+        return gaussian_nll(shift, log_variance, residual[rows], error[rows], present[rows])
+
+    layers = fit_on_minibatches(
+        loss, layers, len(features), config, "emulator correction", progress
+    )
+    w, b = layers[-1]
+    hidden = [tuple(np.asarray(a) for a in layer) for layer in layers[:-1]]
+    return (*hidden, (np.asarray(w[:, :n_out]), np.asarray(b[:n_out])))
+
+
+def with_emulator_correction(
+    model: FoundationModel, train: StarTokens, config=CorrectionConfig(), progress=True
+) -> FoundationModel:
+    """``model`` carrying a correction fitted on ``train`` (``fit_emulator_correction``), its
+    recipe and number of training stars recorded in ``info["emulator_correction"]``."""
+    layers = fit_emulator_correction(model, train, config, progress)
+    record = {**to_json(config), "train_stars": int(_complete_rows(train)[0].sum())}
+    info = {**model.info, "emulator_correction": record}
+    return replace(model, emulator_correction=layers, info=info)
+
+
+def _complete_rows(train: StarTokens):
+    """Which of ``train``'s stars have all five inputs [N] (bool), and their inputs [n, 5]."""
+    inputs = train.values[:, train.index(LABEL_INPUTS)]
+    rows = np.isfinite(inputs).all(axis=1)
+    if not rows.any():
+        raise DataError("no training star has all of teff, logg, fe_h, alpha_m and a_k")
+    return rows, inputs[rows].astype(np.float32)
