@@ -15,12 +15,14 @@ model (``--out bayesfm/data/foundation_model``) is followed by ``python validati
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from bayesfm.common.jsonio import from_json, load_json
-from bayesfm.model.emulator_correction_fit import CorrectionConfig, with_emulator_correction
+from bayesfm.model.emulator_correction_fit import (
+    CorrectionConfig,
+    with_cleaned_a_k,
+    with_emulator_correction,
+)
 from bayesfm.model.emulator_sigma import with_fitted_sigma_factors
-from bayesfm.model.extinction_fit import default_extinction_path, load_extinction
+from bayesfm.model.extinction_fit import default_extinction_path
 from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.sources.library import load_library
 from bayesfm.tokens.split import split_mask
@@ -49,17 +51,6 @@ def main():
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)
     print(f"wrote {args.out.with_suffix('.safetensors')} and its .json")
-
-
-def with_cleaned_a_k(train, path):
-    """``train`` whose a_k is the cleaned one of ``path`` (the transformer's a_k scale), NaN
-    for stars it does not cover."""
-    cleaned = load_extinction(path)
-    a_k, a_k_err = (np.full(len(train), np.nan) for _ in range(2))
-    for row, source_id in enumerate(train.source_id.tolist()):
-        if source_id in cleaned:
-            a_k[row], a_k_err[row] = cleaned[source_id]
-    return train.with_column("a_k", a_k, a_k_err)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,19 @@ import numpy as np
 from bayesfm.common.errors import DataError
 from bayesfm.common.jsonio import to_json
 from bayesfm.model.emulator import make_emulator
+from bayesfm.model.extinction_fit import load_extinction
 from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.model.mlp import fit_on_minibatches, init_mlp, mlp
 from bayesfm.model.train_step import gaussian_nll
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.star_tokens import StarTokens
 
-__all__ = ["CorrectionConfig", "fit_emulator_correction", "with_emulator_correction"]
+__all__ = [
+    "CorrectionConfig",
+    "fit_emulator_correction",
+    "with_emulator_correction",
+    "with_cleaned_a_k",
+]
 
 _OUTPUT_INIT = 0.01  # the last layer starts this small: the correction starts near zero
 
@@ -97,3 +103,14 @@ def _complete_rows(train: StarTokens):
     if not rows.any():
         raise DataError("no training star has all of teff, logg, fe_h, alpha_m and a_k")
     return rows, inputs[rows].astype(np.float32)
+
+
+def with_cleaned_a_k(train: StarTokens, path) -> StarTokens:
+    """``train`` whose a_k is the cleaned A_K of ``path`` (``save_extinction``'s file: the
+    transformer's own a_k scale), NaN for the stars it does not cover."""
+    cleaned = load_extinction(path)
+    a_k, a_k_err = (np.full(len(train), np.nan) for _ in range(2))
+    for row, source_id in enumerate(train.source_id.tolist()):
+        if source_id in cleaned:
+            a_k[row], a_k_err[row] = cleaned[source_id]
+    return train.with_column("a_k", a_k, a_k_err)
