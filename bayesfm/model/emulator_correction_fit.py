@@ -49,12 +49,12 @@ def fit_emulator_correction(
     inputs are the five normalised labels and the transformer's normalised means.
     """
     plain = make_emulator(replace(model, emulator_correction=()), extinction_law=False)
-    rows, inputs = _complete_rows(train)
+    complete, inputs = _complete_rows(train)
     columns = train.index(plain.outputs)
     out_scaling = model.vocabulary.scaling(plain.outputs)
     mean = plain.batch(inputs)[0]
-    residual = (train.values[rows][:, columns] - mean) / out_scaling.scale
-    error = train.errors[rows][:, columns] / out_scaling.scale
+    residual = (train.values[complete][:, columns] - mean) / out_scaling.scale
+    error = train.errors[complete][:, columns] / out_scaling.scale
     features = model.vocabulary.scaling(LABEL_INPUTS).normalise(inputs)
     if config.reads_means:
         features = np.column_stack([features, out_scaling.normalise(mean)])
