@@ -15,8 +15,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-from emulator_fidelity import REGIONS_NM, measure
+from emulator_fidelity import REGIONS_NM, measure, measured_stars
 
 from bayesfm.model.emulator import make_emulator
 from bayesfm.model.emulator_correction_fit import (
@@ -27,7 +26,6 @@ from bayesfm.model.emulator_correction_fit import (
 from bayesfm.model.extinction_fit import default_extinction_path, free_range_of
 from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.sources.library import load_library
-from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.split import split_mask
 
 VARIANTS = {
@@ -53,12 +51,7 @@ def main():
     train = with_cleaned_a_k(train, default_extinction_path())
     stars = tokens.take(split_mask(tokens.source_id, "validation"))
     shipped = make_emulator(model)
-    inputs = stars.values[:, stars.index(LABEL_INPUTS)]
-    observed = stars.values[:, stars.index(shipped.outputs)]
-    rows = np.flatnonzero(np.isfinite(inputs).all(axis=1) & np.isfinite(observed).any(axis=1))
-    rows = rows[: args.stars]
-    inputs, observed = inputs[rows].astype(np.float32), observed[rows]
-    errors = stars.errors[rows][:, stars.index(shipped.outputs)]
+    rows, inputs, observed, errors = measured_stars(stars, shipped.outputs, args.stars)
     a_k_range = free_range_of(model)
     results = {"shipped": measure("shipped", shipped, inputs, observed, errors, a_k_range)}
     for name, changes in VARIANTS.items():

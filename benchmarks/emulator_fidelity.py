@@ -68,6 +68,17 @@ def fidelity(emulator, inputs, observed, errors) -> dict:
     return row
 
 
+def measured_stars(stars, outputs, limit=None):
+    """The first ``limit`` of ``stars`` with all five inputs and some of ``outputs``: their rows,
+    inputs [n, 5] (float32), observed ``outputs`` [n, K] and errors [n, K]."""
+    inputs = stars.values[:, stars.index(LABEL_INPUTS)]
+    observed = stars.values[:, stars.index(outputs)]
+    complete = np.isfinite(inputs).all(axis=1) & np.isfinite(observed).any(axis=1)
+    rows = np.flatnonzero(complete)[:limit]
+    errors = stars.errors[rows][:, stars.index(outputs)]
+    return rows, inputs[rows].astype(np.float32), observed[rows], errors
+
+
 def measure(name, emulator, inputs, observed, errors, a_k_range) -> dict:
     start = time.time()
     fitted = fit_free_extinction(emulator, inputs[:, :4], observed, errors, True, a_k_range)
@@ -147,13 +158,7 @@ def main():
         stars = donors.with_typical(
             stars.take(donors.fillable(stars.values[:, stars.index(LABEL_INPUTS)]))
         )
-    inputs = stars.values[:, stars.index(LABEL_INPUTS)]
-    observed = stars.values[:, stars.index(emulator.outputs)]
-    complete = np.isfinite(inputs).all(axis=1) & np.isfinite(observed).any(axis=1)
-    rows = np.flatnonzero(complete)[: args.stars]
-    inputs = inputs[rows].astype(np.float32)
-    observed = observed[rows]
-    errors = stars.errors[rows][:, stars.index(emulator.outputs)]
+    rows, inputs, observed, errors = measured_stars(stars, emulator.outputs, args.stars)
     kind = "without abundances" if args.without_abundances else "with all four labels"
     print(f"{len(rows)} {args.split} stars {kind} and a valid ak_targ")
 
