@@ -5,9 +5,10 @@
 state, no ``numpyro.param`` sites and nothing to train. It is jit-, grad- and
 vmap-friendly, which is what a NumPyro likelihood needs.
 
-A model that carries a correction (``bayesfm.model.emulator_correction``) has its MLP's shift
-added to the transformer's mean. Its sigma is the transformer's, times the per-token factors the model records in
-``model.info["emulator_sigma_factors"]`` (``bayesfm.model.emulator_sigma``) when it has them.
+A model that carries a correction (``bayesfm.model.emulator_correction``) has its MLP's
+shift added to the transformer's mean. Its sigma is the transformer's, times the per-token
+factors the model records in ``model.info["emulator_sigma_factors"]``
+(``bayesfm.model.emulator_sigma``) when it has them.
 A model that records an ``extinction_law`` (``bayesfm.model.extinction_law``) is queried
 at the law's a_k context and reddened by the law; its A_K input is on ak_targ's scale. So is
 that of a model that records an ``a_k_scale`` (``bayesfm.model.a_k_scale``).
