@@ -86,6 +86,31 @@ def test_each_draw_takes_the_scatter_of_its_side_of_the_split():
         np.testing.assert_allclose(dwarf.std(axis=0), 2 * scatter[star], rtol=0.04)
 
 
+def test_each_input_can_take_its_scatter_from_a_split_of_its_own():
+    plain, scatter = _noise_classes()
+    alpha = LABEL_INPUTS.index("alpha_m")
+    scatter[:, alpha] = 0.05
+    by_side = np.stack([scatter, 2 * scatter])  # [side, class, input]
+    alpha_on_fe_h = tuple((2, -0.5) if name == "alpha_m" else (1, 3.5) for name in LABEL_INPUTS)
+    noise = dataclasses.replace(
+        plain,
+        label_scatter=by_side,
+        label_scatter_edges=(0.01,),
+        label_scatter_split=alpha_on_fe_h,
+    )
+    draws = np.ones((1, 20000, 5), np.float32)  # giants: logg 1
+    draws[:, :, 2] = np.where(np.arange(20000) < 10000, -1.0, 0.0)  # metal-poor, then rich
+    offsets = noise.scatter_labels(draws, jax.random.PRNGKey(0), np.array([[0.005]])) - draws
+    poor, rich = offsets[0, :10000], offsets[0, 10000:]
+    np.testing.assert_allclose(poor.std(axis=0)[alpha], scatter[0, alpha], rtol=0.04)
+    np.testing.assert_allclose(rich.std(axis=0)[alpha], 2 * scatter[0, alpha], rtol=0.04)
+    others = [i for i in range(5) if i != alpha and scatter[0, i] > 0]
+    for half in (poor, rich):  # every other input is on the giants' side in both halves
+        np.testing.assert_allclose(half.std(axis=0)[others], scatter[0, others], rtol=0.04)
+    with pytest.raises(DataError, match="one per input"):
+        dataclasses.replace(noise, label_scatter_split=alpha_on_fe_h[:3])
+
+
 def test_student_t_offsets_have_the_given_scale_and_heavier_tails():
     noise = dataclasses.replace(
         NoiseModel.independent(["a"]), label_scatter=SCATTER, label_scatter_dof=3.0
@@ -259,6 +284,25 @@ def test_noisier_stars_and_dwarfs_with_wider_reference_offsets_get_a_larger_scat
     assert noise.label_scatter_split == split and noise.label_scatter_dof == 3.0
     assert (scatter[:, 1, :4] > scatter[:, 0, :4]).all() and (scatter[..., 4] == 0).all()
     assert (scatter[1, :, :4] > scatter[0, :, :4]).all()
+
+
+def test_a_split_of_its_own_gives_one_input_a_scatter_per_side_of_another(
+    shipped_posteriors,
+):
+    setup, _, draws, level = shipped_posteriors
+    mode, sd = np.median(draws, axis=1), draws.std(axis=1)
+    poor = mode[:, 2] < np.median(mode[:, 2])
+    spread = np.where(poor, 4.0, 1.0)[:, None]  # only the metal-poor half is spread wider
+    unit = 3 * np.median(sd, axis=0)
+    reference = mode + spread * unit * np.random.default_rng(4).standard_normal(mode.shape)
+    reference[:, 4] = np.nan
+    on_fe_h = (2, float(np.median(mode[:, 2])))
+    split = (on_fe_h,) * 4 + ((1, 3.5),)  # every label's scatter split on fe_h
+    noise = scatter_from_draws(
+        setup.noise, draws, level, reference, np.zeros_like(mode), 1, split, dof=3.0
+    )
+    assert noise.label_scatter_split == split and noise.label_scatter.shape == (2, 5)
+    assert (noise.label_scatter[0, :4] > 2 * noise.label_scatter[1, :4]).all()
 
 
 def test_references_inside_the_posteriors_give_no_scatter(shipped_posteriors):

@@ -7,9 +7,9 @@ one whose validation coverage misses 68% and 95% least (sum of squares over the 
 Run:  python validation/label_scatter_tails.py [--truncations 10 20 30]
 
 The shipped model's unscattered importance posteriors of both splits (about 20 minutes each
-on 2 cores) are kept in runs/label_scatter_tails/ and reused. Coverage: APOGEE's label inside
-the central 68% / 95% of the scattered draws convolved with its error (as the report). Prints
-and writes validation/label_scatter_tails.json.
+on 2 cores) are kept in runs/label_scatter_tails/, per model, and reused. Coverage: APOGEE's
+label inside the central 68% / 95% of the scattered draws convolved with its error (as the
+report). Prints and writes validation/label_scatter_tails.json.
 """
 
 import argparse
@@ -40,7 +40,9 @@ def main():
     args = parser.parse_args()
     setup = StarInference.default()
     plain = dataclasses.replace(setup, noise=setup.noise.without_label_scatter())
-    posteriors = {split: _posteriors(plain, split, args.work) for split in ("validation", "test")}
+    posteriors = {
+        split: unscattered_posteriors(plain, split, args.work) for split in ("validation", "test")
+    }
     split = (LABEL_INPUTS.index(SCATTER_SPLIT[0]), SCATTER_SPLIT[1])
     fits = {"shipped": setup.noise}
     for truncation in args.truncations:
@@ -56,7 +58,7 @@ def main():
         name: {
             "dof": noise.label_scatter_dof,
             "truncation": noise.label_scatter_truncation,
-            **{s: _coverage(noise, posteriors[s]) for s in posteriors},
+            **{s: scattered_coverage(noise, posteriors[s]) for s in posteriors},
         }
         for name, noise in fits.items()
     }
@@ -65,18 +67,18 @@ def main():
         for s in posteriors:
             cover = result[s]
             print(
-                f"  {s:<10} ({cover['stars']} stars) 68%: {_row(cover['68'])}; "
-                f"95%: {_row(cover['95'])}; squared misses {cover['squared_misses']:.2e}; "
-                f"largest offsets {_row(cover['largest_offset'])}"
+                f"  {s:<10} ({cover['stars']} stars) 68%: {coverage_row(cover['68'])}; "
+                f"95%: {coverage_row(cover['95'])}; squared misses {cover['squared_misses']:.2e}; "
+                f"largest offsets {coverage_row(cover['largest_offset'])}"
             )
     args.json.write_text(json.dumps(results, indent=1))
     print(f"wrote {args.json}")
 
 
-def _posteriors(setup, split, work: Path) -> dict:
+def unscattered_posteriors(setup, split, work: Path) -> dict:
     """Unscattered importance draws of ``split``'s in-domain stars with the four APOGEE
-    labels, with their flux noise levels and references (cached in ``work``)."""
-    path = work / f"{split}.npz"
+    labels, with their flux noise levels and references (cached in ``work``, per model)."""
+    path = work / f"{split}_{setup.model.weights_sha256[:12]}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as saved:
             return dict(saved)
@@ -96,7 +98,7 @@ def _posteriors(setup, split, work: Path) -> dict:
     return result
 
 
-def _coverage(noise, posteriors) -> dict:
+def scattered_coverage(noise, posteriors) -> dict:
     """Coverage of the references by the scattered draws (their errors folded in,
     ``bayesfm.infer.calibration``), and the largest offset drawn."""
     draws, reference = posteriors["draws"], posteriors["reference"]
@@ -118,7 +120,7 @@ def _coverage(noise, posteriors) -> dict:
     }
 
 
-def _row(values: dict) -> str:
+def coverage_row(values: dict) -> str:
     return " / ".join(f"{v:.3g}" for v in values.values())
 
 

@@ -13,7 +13,7 @@ from bayesfm.common.errors import DataError
 from bayesfm.common.files import shipped_data_path
 from bayesfm.common.jsonio import from_json, load_json, save_json
 
-__all__ = ["NoiseModel", "default_noise_path", "scatter_units"]
+__all__ = ["NoiseModel", "default_noise_path", "scatter_side", "scatter_units"]
 
 # Student-t label scatter offsets beyond this many s are drawn again, by default: the tails
 # may be as heavy as a Cauchy's (survey labels have outliers) while a draw's mean and sd exist
@@ -34,7 +34,8 @@ class NoiseModel:
     ``label_scatter_edges`` (B - 1 increasing values of a star's ``flux_noise_level``) s has
     one row per class of flux noise [B, n_in]: the offsets grow with the XP noise. With
     ``label_scatter_split`` = (input index, value) s has a leading axis of two: draws below
-    that value of that input (giants, for logg) take the first, the others the second. With
+    that value of that input (giants, for logg) take the first, the others the second; n_in
+    such pairs split each input's scatter on its own (alpha_m's on fe_h, say). With
     ``label_scatter_dof`` the offsets are Student-t with that many degrees of freedom (one
     for every input, or one per input) and scale s, truncated at
     ``label_scatter_truncation`` s (None: Gaussian with sd s): the survey's labels have
@@ -95,6 +96,12 @@ class NoiseModel:
             raise DataError(
                 f"noise model's label_scatter_dof must be > 0, one value or one per input: {dof}"
             )
+        split = self.label_scatter_split
+        if split is not None and np.shape(split) not in ((2,), (shape[-1], 2)):
+            raise DataError(
+                "noise model's label_scatter_split must be one (input index, value) pair or "
+                f"one per input: {split}"
+            )
         if not self.label_scatter_truncation >= 1:
             raise DataError(
                 "noise model's label_scatter_truncation must be at least 1 (offsets beyond it "
@@ -127,22 +134,21 @@ class NoiseModel:
         not needed without classes)."""
         draws = np.asarray(draws)
         table = np.asarray(self.label_scatter)
-        if self.label_scatter_split is None:
-            table = np.broadcast_to(table, draws.shape[:-1] + table.shape)
-        else:
-            index, value = self.label_scatter_split
-            table = table[(draws[..., index] >= value).astype(int)]
+        table = table if self.label_scatter_split is not None else table[None]
+        table = table if self.label_scatter_edges is not None else table[:, None]
         if self.label_scatter_edges is None:
-            return table
-        if noise_level is None:
+            noise_class = np.zeros(draws.shape[:-1], int)
+        elif noise_level is None:
             raise DataError(
                 "this noise model's label scatter depends on each star's flux noise level; "
                 "pass noise_level (NoiseModel.flux_noise_level)"
             )
-        level = np.nan_to_num(np.asarray(noise_level, float), nan=np.inf)
-        noise_class = np.digitize(level, self.label_scatter_edges)
-        noise_class = np.broadcast_to(noise_class, draws.shape[:-1])[..., None, None]
-        return np.take_along_axis(table, noise_class, axis=-2)[..., 0, :]
+        else:
+            level = np.nan_to_num(np.asarray(noise_level, float), nan=np.inf)
+            noise_class = np.digitize(level, self.label_scatter_edges)
+            noise_class = np.broadcast_to(noise_class, draws.shape[:-1])
+        side = scatter_side(self.label_scatter_split, draws)
+        return np.take_along_axis(table[:, noise_class], side[None], axis=0)[0]
 
     def without_label_scatter(self) -> "NoiseModel":
         """This noise model with no label scatter: draws stay the emulator's labels."""
@@ -180,6 +186,18 @@ class NoiseModel:
     def load(cls, path=None) -> "NoiseModel":
         path = Path(path) if path is not None else default_noise_path()
         return from_json(cls, load_json(path, "a noise model"), f"noise model {path}")
+
+
+def scatter_side(split, labels) -> np.ndarray:
+    """Which row of a label scatter ``split`` (``NoiseModel.label_scatter_split``) each input
+    of ``labels`` [..., n_in] takes: 0 below the split's value, 1 at or above it (all 0
+    without a split) [..., n_in]."""
+    labels = np.asarray(labels)
+    if split is None:
+        return np.zeros(labels.shape, int)
+    split = np.broadcast_to(np.asarray(split, float), (labels.shape[-1], 2))
+    index, value = split[:, 0].astype(int), split[:, 1]
+    return (labels[..., index] >= value).astype(int)
 
 
 def scatter_units(rng, dof, shape, truncation=SCATTER_TRUNCATION) -> np.ndarray:

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from bayesfm.bayes.noise_model import SCATTER_TRUNCATION, NoiseModel, scatter_units
+from bayesfm.bayes.noise_model import SCATTER_TRUNCATION, NoiseModel, scatter_side, scatter_units
 from bayesfm.common.devices import pad_leading
 from bayesfm.common.metrics import robust_sigma
 from bayesfm.common.stall_watch import watch_on_cpu
@@ -84,16 +84,17 @@ def scatter_from_draws(
 ) -> NoiseModel:
     """``noise`` with the label scatter fitted to posterior ``draws`` [n, S, 5] (physical)
     of stars of flux noise level ``level`` [n]: one s per class of ``classes`` equal-count
-    classes of level and, with ``split`` (input index, value of the posterior median), per
-    side of it; Student-t offsets with ``dof`` degrees of freedom, truncated at
+    classes of level and, with ``split`` (input index, value of the posterior median; or one
+    such pair per input), per side of it; Student-t offsets with ``dof`` degrees of freedom, truncated at
     ``truncation`` (None: Gaussian), or with
     ``dof`` a tuple of candidates, per label the candidate whose offsets bring that label's
     68% and 95% coverage closest to nominal over all classes (the tails' weight is a property
     of each survey label)."""
     edges = np.quantile(level, np.arange(1, classes) / classes) if classes > 1 else None
     noise_class = np.zeros(len(draws), int) if edges is None else np.digitize(level, edges)
-    median = np.median(draws, axis=1)
-    side = np.zeros(len(draws), int) if split is None else (median[:, split[0]] >= split[1])
+    if split is not None:
+        split = tuple(split) if np.ndim(split) == 1 else tuple(map(tuple, split))
+    side = scatter_side(split, np.median(draws, axis=1))
     candidates = dof if isinstance(dof, tuple) else (dof,)
     shape = (2 if split else 1, classes, draws.shape[-1])
     fits = [
@@ -110,7 +111,7 @@ def scatter_from_draws(
         noise,
         label_scatter=table if edges is not None else table[..., 0, :],
         label_scatter_edges=None if edges is None else tuple(float(e) for e in edges),
-        label_scatter_split=None if split is None else tuple(split),
+        label_scatter_split=split,
         label_scatter_dof=chosen,
         label_scatter_truncation=truncation,
     )
@@ -119,12 +120,13 @@ def scatter_from_draws(
 def _scatter_table(draws, side, noise_class, references, dof, truncation, shape):
     """s [sides, classes, 5] (``shape``) for offsets with ``dof`` and ``truncation``, and
     per label the coverage misses summed over the classes, each weighted by its number of
-    stars [5]; ``references``: (labels, errors)."""
+    stars [5]; ``side`` [n, 5]: each star's side of the split, per label; ``references``:
+    (labels, errors)."""
     (reference, reference_error), table = references, np.zeros(shape)
     miss = np.zeros(shape[-1])
     for row, column in np.ndindex(table.shape[:2]):
-        group = (side == row) & (noise_class == column)
         for i in range(draws.shape[-1]):
+            group = (side[:, i] == row) & (noise_class == column)
             s, group_miss = scatter_for_coverage(
                 draws[group, :, i],
                 reference[group, i],

@@ -2,7 +2,8 @@
 # The shipped foundation model, from scratch: nine training stages, each warm-started from the
 # one before (docs/model_card.md says what each adds; stages 7 and 9 were not kept, stage 8
 # starts from stage 6), then installed with its label prior, emulator sigma factors, A_K scale,
-# noise model and label sigma factors fitted on the validation split. About 12 hours on a
+# noise model and label sigma factors fitted on the validation split, and given the emulator
+# correction of stage 15 (the likelihood refitted on it). About 12 hours on a
 # 2-core CPU; every stage checkpoints, so rerunning this script resumes where it stopped.
 #
 # Run from the repository root:  bash configs/train/shipped_model.sh
@@ -25,3 +26,6 @@ python validation/ship_model.py --run runs/emulator_focus_continue
 python validation/fit_a_k_scale.py --out runs/a_k_scale_stage11
 python validation/ship_model.py --likelihood-only
 python validation/fit_sigma_scale.py
+# Stage 15: an MLP correction of stage 11's means, then the likelihood refitted on it.
+python validation/fit_emulator_correction.py --out bayesfm/data/foundation_model
+python validation/ship_model.py --likelihood-only
