@@ -10,8 +10,8 @@ Run:  python validation/label_scatter_splits.py [--fe-h -1.0 -0.7 -0.4] [--model
       [--work runs/label_scatter_tails]
 
 The unscattered posteriors are ``label_scatter_tails.py``'s, cached in ``--work`` per model
-(about 20 minutes per split on 2 cores the first time). Prints
-and writes validation/label_scatter_splits.json.
+(about 20 minutes per split on 2 cores the first time). Prints and writes
+validation/label_scatter_splits.json.
 """
 
 import argparse

@@ -85,11 +85,10 @@ def scatter_from_draws(
     """``noise`` with the label scatter fitted to posterior ``draws`` [n, S, 5] (physical)
     of stars of flux noise level ``level`` [n]: one s per class of ``classes`` equal-count
     classes of level and, with ``split`` (input index, value of the posterior median; or one
-    such pair per input), per side of it; Student-t offsets with ``dof`` degrees of freedom, truncated at
-    ``truncation`` (None: Gaussian), or with
-    ``dof`` a tuple of candidates, per label the candidate whose offsets bring that label's
-    68% and 95% coverage closest to nominal over all classes (the tails' weight is a property
-    of each survey label)."""
+    such pair per input), per side of it; Student-t offsets with ``dof`` degrees of freedom,
+    truncated at ``truncation`` (None: Gaussian), or with ``dof`` a tuple of candidates, per
+    label the candidate whose offsets bring that label's 68% and 95% coverage closest to
+    nominal over all classes (the tails' weight is a property of each survey label)."""
     edges = np.quantile(level, np.arange(1, classes) / classes) if classes > 1 else None
     noise_class = np.zeros(len(draws), int) if edges is None else np.digitize(level, edges)
     if split is not None:
