@@ -19,7 +19,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from label_scatter_tails import coverage_row, scattered_coverage, unscattered_posteriors
+from label_scatter_tails import print_coverage, scattered_coverage, unscattered_posteriors
 from ship_model import SCATTER_CLASSES, SCATTER_DOF, SCATTER_SPLIT
 
 from bayesfm.infer.label_scatter import scatter_from_draws
@@ -58,13 +58,7 @@ def main():
             "dof": noise.label_scatter_dof,
             **{s: scattered_coverage(noise, posteriors[s]) for s in posteriors},
         }
-        print(f"{name}: dof {noise.label_scatter_dof}")
-        for s in posteriors:
-            cover = results[name][s]
-            print(
-                f"  {s:<10} ({cover['stars']} stars) 68%: {coverage_row(cover['68'])}; "
-                f"95%: {coverage_row(cover['95'])}; squared misses {cover['squared_misses']:.2e}"
-            )
+        print_coverage(name, results[name], posteriors)
     args.json.write_text(json.dumps(results, indent=1))
     print(f"wrote {args.json}")
 

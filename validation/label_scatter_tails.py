@@ -63,14 +63,7 @@ def main():
         for name, noise in fits.items()
     }
     for name, result in results.items():
-        print(f"{name}: dof {result['dof']}")
-        for s in posteriors:
-            cover = result[s]
-            print(
-                f"  {s:<10} ({cover['stars']} stars) 68%: {coverage_row(cover['68'])}; "
-                f"95%: {coverage_row(cover['95'])}; squared misses {cover['squared_misses']:.2e}; "
-                f"largest offsets {coverage_row(cover['largest_offset'])}"
-            )
+        print_coverage(name, result, posteriors)
     args.json.write_text(json.dumps(results, indent=1))
     print(f"wrote {args.json}")
 
@@ -118,6 +111,18 @@ def scattered_coverage(noise, posteriors) -> dict:
         "squared_misses": float(sum(misses)),
         "largest_offset": {name: float(largest[i]) for i, name in enumerate(COMPARED)},
     }
+
+
+def print_coverage(name: str, result: dict, splits) -> None:
+    """One fit's degrees of freedom and, per split, its coverage and largest offsets."""
+    print(f"{name}: dof {result['dof']}")
+    for s in splits:
+        cover = result[s]
+        print(
+            f"  {s:<10} ({cover['stars']} stars) 68%: {coverage_row(cover['68'])}; "
+            f"95%: {coverage_row(cover['95'])}; squared misses {cover['squared_misses']:.2e}; "
+            f"largest offsets {coverage_row(cover['largest_offset'])}"
+        )
 
 
 def coverage_row(values: dict) -> str:
