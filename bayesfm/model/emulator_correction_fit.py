@@ -8,8 +8,9 @@ import numpy as np
 
 from bayesfm.common.errors import DataError
 from bayesfm.common.jsonio import to_json
-from bayesfm.model.emulator import make_emulator
+from bayesfm.model.emulator import extinction_law_of, make_emulator
 from bayesfm.model.extinction_fit import load_extinction
+from bayesfm.model.extinction_law import deredden
 from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.model.mlp import fit_on_minibatches, init_mlp, mlp
 from bayesfm.model.train_step import gaussian_nll
@@ -42,7 +43,9 @@ def fit_emulator_correction(
     model: FoundationModel, train: StarTokens, config=CorrectionConfig(), progress=True
 ) -> tuple:
     """The correction's layers [(w, b)], fitted on ``train``'s stars that have all five inputs
-    (their a_k: the cleaned A_K on the transformer's own scale).
+    (their a_k: the cleaned A_K on the transformer's own scale). Where ``model`` records an
+    extinction law the correction is fitted at the law's a_k context, on the stars' tokens
+    de-reddened to it, since the emulator applies the law after the correction.
 
     The last layer keeps only the mean shift's outputs, one per token of the default emulator
     (``make_emulator(model)``'s outputs), in normalised units. With ``config.reads_means`` the
@@ -51,10 +54,14 @@ def fit_emulator_correction(
     plain = make_emulator(replace(model, emulator_correction=()), extinction_law=False)
     complete, inputs = _complete_rows(train)
     columns = train.index(plain.outputs)
+    observed, error = (a[complete][:, columns] for a in (train.values, train.errors))
+    law = extinction_law_of(model)
+    if law is not None:
+        observed, error, inputs = _at_reference_a_k(model, law, observed, error, inputs)
     out_scaling = model.vocabulary.scaling(plain.outputs)
     mean = plain.batch(inputs)[0]
-    residual = (train.values[complete][:, columns] - mean) / out_scaling.scale
-    error = train.errors[complete][:, columns] / out_scaling.scale
+    residual = (observed - mean) / out_scaling.scale
+    error = error / out_scaling.scale
     features = model.vocabulary.scaling(LABEL_INPUTS).normalise(inputs)
     if config.reads_means:
         features = np.column_stack([features, out_scaling.normalise(mean)])
@@ -94,6 +101,21 @@ def with_emulator_correction(
     record = {**to_json(config), "train_stars": int(_complete_rows(train)[0].sum())}
     info = {**model.info, "emulator_correction": record}
     return replace(model, emulator_correction=layers, info=info)
+
+
+def _at_reference_a_k(model: FoundationModel, law, observed, errors, inputs):
+    """With an extinction law the correction acts before the reddening: the stars' tokens
+    [N, K] moved to the law's reference A_K, their a_k input [N, 5] set to its context."""
+    outputs = model.vocabulary.names_in_group("xp_bp", "xp_rp", "colour")
+    flux = set(model.vocabulary.names_in_group("xp_bp", "xp_rp"))
+    a_k = LABEL_INPUTS.index("a_k")
+    true_a_k = law.scale().true_a_k(inputs[:, a_k])
+    observed, errors = deredden(
+        law, observed, errors, outputs, [name in flux for name in outputs], true_a_k
+    )
+    inputs = inputs.copy()
+    inputs[:, a_k] = law.transformer_a_k
+    return observed, errors, inputs
 
 
 def _complete_rows(train: StarTokens):
