@@ -14,7 +14,9 @@ transformer's a_k from -0.2 to 1.5 mag, on each emulator's A_K scale: minimum of
 + log det, no prior), the latter also for giants and
 dwarfs (APOGEE logg >= 3.5) apart. Per wavelength region:
 median |obs - mean| / obs error and / total sigma (sqrt(obs error^2 + emulator sigma^2):
-0.67 if the sigma means what it says), and the robust sigma of the BP-RP residual [mag].
+0.67 if the sigma means what it says), and the robust sigma of the BP-RP residual [mag];
+for the shipped model also over the likelihood's scale (the noise model's c x total sigma),
+against the median its Student-t tokens expect.
 Writes benchmarks/emulator_fidelity.json. ``--without-abundances``: the split's stars that
 APOGEE gives no fe_h and alpha_m (hot stars) instead, at the typical abundances of the
 stand-ins training gives them (``bayesfm.model.abundance_donors``).
@@ -26,7 +28,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
+from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.common.metrics import robust_sigma
 from bayesfm.model.abundance_donors import AbundanceDonors
 from bayesfm.model.emulator import make_emulator
@@ -48,12 +52,15 @@ DWARF_LOGG = 3.5  # APOGEE logg at and above which a star counts as a dwarf
 OUT = Path(__file__).with_suffix(".json")
 
 
-def fidelity(emulator, inputs, observed, errors) -> dict:
-    """The table's row for one emulator at ``inputs`` [N, 5] (physical)."""
+def fidelity(emulator, inputs, observed, errors, error_scale=None) -> dict:
+    """The table's row for one emulator at ``inputs`` [N, 5] (physical); with the noise
+    model's per-token factors ``error_scale`` [K] also |obs - mean| over the likelihood's
+    scale (c x total sigma)."""
     mean, sigma = emulator.batch(inputs)
     residual = np.abs(observed - mean)
     over_error = residual / errors
     over_total = residual / np.sqrt(errors**2 + sigma**2)
+    over_likelihood = over_total / (np.nan if error_scale is None else error_scale)
     centres = np.array([float(n[3:]) if n.startswith("xp_") else np.nan for n in emulator.outputs])
     row = {}
     for region, (lo, hi) in REGIONS_NM.items():
@@ -61,6 +68,7 @@ def fidelity(emulator, inputs, observed, errors) -> dict:
         row[region] = {
             "over_obs_error": float(np.nanmedian(over_error[:, cols])),
             "over_total_sigma": float(np.nanmedian(over_total[:, cols])),
+            "over_likelihood_sigma": float(np.nanmedian(over_likelihood[:, cols])),
             "relative": float(np.nanmedian(residual[:, cols] / np.abs(observed[:, cols]))),
         }
     bp_rp = emulator.outputs.index("bp_rp")
@@ -79,18 +87,18 @@ def measured_stars(stars, outputs, limit=None):
     return rows, inputs[rows].astype(np.float32), observed[rows], errors
 
 
-def measure(name, emulator, inputs, observed, errors, a_k_range) -> dict:
+def measure(name, emulator, inputs, observed, errors, a_k_range, error_scale=None) -> dict:
     start = time.time()
     fitted = fit_free_extinction(emulator, inputs[:, :4], observed, errors, True, a_k_range)
     with_fit = inputs.copy()
     with_fit[:, 4] = fitted.a_k
     dwarf = inputs[:, LABEL_INPUTS.index("logg")] >= DWARF_LOGG
     result = {
-        "at_ak_targ": fidelity(emulator, inputs, observed, errors),
-        "a_k_fitted": fidelity(emulator, with_fit, observed, errors),
+        "at_ak_targ": fidelity(emulator, inputs, observed, errors, error_scale),
+        "a_k_fitted": fidelity(emulator, with_fit, observed, errors, error_scale),
         "fitted_minus_ak_targ_robust_sigma_mag": robust_sigma(fitted.a_k - inputs[:, 4]),
         "a_k_fitted_by_type": {
-            kind: fidelity(emulator, with_fit[rows], observed[rows], errors[rows])
+            kind: fidelity(emulator, with_fit[rows], observed[rows], errors[rows], error_scale)
             for kind, rows in (("giants", ~dwarf), ("dwarfs", dwarf))
         },
         "seconds": time.time() - start,
@@ -109,6 +117,26 @@ def _print(results):
             cells = "".join(f"{row[r]['over_obs_error']:>12.2f}" for r in REGIONS_NM)
             totals = " / ".join(f"{row[r]['over_total_sigma']:.2f}" for r in REGIONS_NM)
             print(f"{name:<34} {case:<11}{cells}{row['bp_rp_robust_sigma_mag']:>8.3f}   {totals}")
+    if "likelihood_expected_median" in results:
+        name, result = next(iter(results["emulators"].items()))
+        row = result["a_k_fitted"]
+        cells = " / ".join(f"{row[r]['over_likelihood_sigma']:.2f}" for r in REGIONS_NM)
+        print(
+            f"{name}, A_K fitted, |obs-mean| / (noise model c x total sigma): {cells} "
+            f"(its tokens' distribution expects {results['likelihood_expected_median']:.2f})"
+        )
+
+
+def _likelihood_scale(outputs) -> dict:
+    """The shipped noise model's factors c [K] on ``outputs`` and the median |z| its tokens'
+    distribution expects (Student-t with its degrees of freedom, or a Gaussian's 0.674)."""
+    noise = NoiseModel.load()
+    scale = dict(zip(noise.names, noise.total_scale, strict=True))
+    dof = noise.tail_dof
+    return {
+        "error_scale": np.array([scale[name] for name in outputs]),
+        "expected_median": float(stats.norm.ppf(0.75) if dof is None else stats.t.ppf(0.75, dof)),
+    }
 
 
 def _with_sigma_factors(model, path, validation):
@@ -162,15 +190,22 @@ def main():
     kind = "without abundances" if args.without_abundances else "with all four labels"
     print(f"{len(rows)} {args.split} stars {kind} and a valid ak_targ")
 
-    emulators = {f"transformer ({args.model or 'shipped'})": (emulator, free_range_of(model))}
+    likelihood = _likelihood_scale(emulator.outputs) if args.model is None else None
+    emulators = {
+        f"transformer ({args.model or 'shipped'})": (
+            emulator,
+            free_range_of(model),
+            None if likelihood is None else likelihood["error_scale"],
+        )
+    }
     for path in args.compare:
         other = _with_sigma_factors(FoundationModel.load(path), path, validation)
-        emulators[f"transformer ({path})"] = (make_emulator(other), free_range_of(other))
+        emulators[f"transformer ({path})"] = (make_emulator(other), free_range_of(other), None)
     for latent in () if args.transformer_only else (True, False):
         config = MlpEmulatorConfig(steps=args.mlp_steps, latent_extinction=latent)
         start = time.time()
         label = f"MLP yardstick, {'latent A_K' if latent else 'ak_targ as given'}"
-        emulators[label] = (train_mlp_emulator(train, vocabulary, config), FREE_RANGE_MAG)
+        emulators[label] = (train_mlp_emulator(train, vocabulary, config), FREE_RANGE_MAG, None)
         print(f"{label}: trained in {time.time() - start:.0f} s")
 
     results = {
@@ -181,10 +216,12 @@ def main():
         "mlp_steps": args.mlp_steps,
         "a_k_fit_range_transformer_a_k": FREE_RANGE_MAG,
         "emulators": {
-            name: measure(name, em, inputs, observed, errors, a_k_range)
-            for name, (em, a_k_range) in emulators.items()
+            name: measure(name, em, inputs, observed, errors, a_k_range, error_scale)
+            for name, (em, a_k_range, error_scale) in emulators.items()
         },
     }
+    if likelihood is not None:
+        results["likelihood_expected_median"] = likelihood["expected_median"]
     _print(results)
     args.out.write_text(json.dumps(results, indent=1))
     print(f"wrote {args.out}")
