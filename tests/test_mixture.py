@@ -69,22 +69,29 @@ def _folded(u):
 
 
 @pytest.mark.parametrize(
-    "logg_starts, farthest",
-    [((), False), ((2.5, 4.5), False), ((2.5, 4.5), True)],
-    ids=["amortized_only", "logg_starts", "farthest_logg_start"],
+    "logg_starts, farthest, scout_draws",
+    [((), False, 0), ((2.5, 4.5), False, 0), ((2.5, 4.5), True, 0), ((), False, 64)],
+    ids=["amortized_only", "logg_starts", "farthest_logg_start", "scouted"],
 )
-def test_a_second_mode_is_found_only_from_the_extra_starts(rng, logg_starts, farthest):
+def test_a_second_mode_is_found_only_from_the_extra_starts(
+    rng, logg_starts, farthest, scout_draws
+):
     setup = _TwoModeSetup(rng)
     truth = _MEAN + np.array([0.3, 0.8, 0.2, -0.1, 0.1]) * _SD
     data = setup.star(truth)
     z_start = setup.scaling.normalise(truth)[None].astype(np.float32)  # at the upper mode
-    config = ImportanceConfig(logg_starts=logg_starts, farthest_logg_start_only=farthest)
+    config = ImportanceConfig(
+        logg_starts=logg_starts,
+        farthest_logg_start_only=farthest,
+        scout_draws=scout_draws,
+        scout_inflation=1.5,
+    )
     result = run_importance(
         setup, data, z_start, np.ones((1, 5), np.float32), jax.random.PRNGKey(0), config
     )
     logg = setup.scaling.physical(np.asarray(result.z[0], float))[:, 1]
     upper = np.mean(logg > 3.0)
-    if logg_starts:
+    if logg_starts or scout_draws:
         assert result.accepted[0]
         assert 0.4 < upper < 0.6  # equal masses
         for side in (logg[logg > 3], logg[logg < 3]):

@@ -18,7 +18,6 @@ still fail are for NUTS.
 """
 
 import functools
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
@@ -27,11 +26,11 @@ from numpyro.infer.util import log_density
 
 from bayesfm.bayes.star_model import StarData
 from bayesfm.common.devices import bucket_size, full_precision, pad_leading, shard_stars
-from bayesfm.common.errors import DataError
 from bayesfm.common.stopwatch import Stopwatch
 from bayesfm.infer.draw_pool import DrawPool, resample
 from bayesfm.infer.mixture import Mixture, refined_mixture, sample_mixture
 from bayesfm.infer.mode import laplace_proposal
+from bayesfm.infer.settings import ImportanceConfig
 
 __all__ = [
     "ImportanceConfig",
@@ -41,41 +40,7 @@ __all__ = [
     "weigh_one_star",
 ]
 
-POOLING = ("none", "refinements", "all")
 CPU_DRAWS_PER_BLOCK = 64  # target evaluations batched at once on a CPU (cache-sized)
-
-
-@dataclass(frozen=True)
-class ImportanceConfig:
-    """Proposal and acceptance settings."""
-
-    num_draws: int = 500  # first round, every star
-    mode_rounds: int = 2  # exact Hessians on the way from each start to its mode
-    quasi_newton_steps: int = 19  # BFGS steps after each round's Newton step
-    refinements: int = 5  # later rounds, only for stars that have not passed yet (a round of
-    # 1,000 draws costs a failing star a thirtieth of the NUTS fallback: benchmarks/refinement_rounds.py)
-    min_rounds: int = 1  # rounds every star goes through, passed or not
-    refine_draws: int = 1000  # per later round and star
-    df: float = 5.0  # Student-t degrees of freedom: heavy tails guard against a too-narrow proposal
-    inflation: float = 1.2  # first proposal's scale / the Laplace (or amortized) sigma
-    refine_inflation: float = 1.3  # later proposals' scale / the weighted standard deviation
-    max_khat: float = 0.7
-    min_ess: float = 100.0
-    num_keep: int = 1000  # equal-weight draws kept per star
-    top_up_draws: int = 4000  # after the last round, for stars failing only the ESS check
-    logg_starts: tuple[float, ...] = (2.5, 4.5)  # mode searches besides the amortized one's
-    farthest_logg_start_only: bool = True  # of those, only the farthest from the amortized logg
-    pool_rounds: str = "none"  # rounds weighed together: none, refinements (after the first), all
-
-    @property
-    def mode_searches(self) -> int:
-        """Mode searches per star: the amortized start's and the logg starts used."""
-        extra = len(self.logg_starts)
-        return 1 + (min(extra, 1) if self.farthest_logg_start_only else extra)
-
-    def __post_init__(self):
-        if self.pool_rounds not in POOLING:
-            raise DataError(f"unknown pool_rounds {self.pool_rounds!r}; choose one of {POOLING}")
 
 
 class ImportanceResult(NamedTuple):

@@ -9,7 +9,10 @@ value (a descent direction whatever the curvature), steps are capped in length, 
 that does not lower -log p is shortened and retried. The Hessian at a mode gives the covariance
 of its component of the importance proposal (``bayesfm.infer.mixture``); besides the
 amortized prediction, the search starts from a few fixed logg values, so that a second mode
-(giant or dwarf) is found too.
+(giant or dwarf) is found too, and optionally from the densest of points scattered widely
+around the amortized prediction (``ImportanceConfig.scout_draws``): modes the amortized start
+cannot reach, behind a ridge of low density, in the teff / metallicity / extinction
+degeneracy of low-resolution spectra.
 """
 
 import functools
@@ -28,25 +31,32 @@ from bayesfm.tokens.labels import LABEL_INPUTS
 __all__ = ["laplace_proposal", "mode_one_star", "proposal_covariance"]
 
 _MAX_STEP = 1.0  # longest Newton step in the unconstrained space (normalised units)
-_LOGG = LABEL_INPUTS.index("logg")
 _MIN_CONDITION = 1e-7  # smallest / largest Hessian eigenvalue for a Laplace proposal
+_SCOUT_SEED = 0  # the scouting offsets: the same for every star and run
+_SCOUT_EXCLUSION = 1.5  # scouted starts lie this many amortized sigma from the other starts
 
 
 @full_precision
 def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> Mixture:
     """Each star's mixture proposal (normalised units): a component at every distinct mode
-    reached from the amortized prediction ``z_mean`` and from ``config.logg_starts``.
+    reached from the amortized prediction ``z_mean``, from it with logg or alpha_m moved
+    (``config.logg_starts``, ``config.alpha_m_starts``) and from scouted points.
 
-    ``config``: an ``ImportanceConfig`` (its ``mode_rounds``, ``quasi_newton_steps``,
-    ``logg_starts``, ``farthest_logg_start_only`` and ``inflation``).
+    ``config``: an ``ImportanceConfig`` (its ``mode_rounds``, ``quasi_newton_steps``, starts,
+    scouting and ``inflation``).
     """
     find_mode = _compiled_mode_finder(setup, config.mode_rounds, config.quasi_newton_steps)
     n = len(z_mean)
     components = []
     # one search per start, each the same compiled program over the n stars
-    starts = _starts(setup, np.asarray(z_mean, np.float32), config.logg_starts)
-    if config.farthest_logg_start_only and len(starts) > 2:
-        starts = [starts[0], _farthest_logg(starts)]
+    z_mean = np.asarray(z_mean, np.float32)
+    starts = [z_mean]
+    starts += _label_starts(
+        setup, z_mean, "logg", config.logg_starts, config.farthest_logg_start_only
+    )
+    starts += _label_starts(setup, z_mean, "alpha_m", config.alpha_m_starts, True)
+    if config.scout_draws:
+        starts += _scouted_starts(setup, data, z_mean, z_sigma, config)
     for start in starts:
         found = find_mode(*shard_stars((start, data)))
         mode, hessian, value = (np.asarray(a)[:n] for a in found)
@@ -57,24 +67,64 @@ def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> Mixture:
     return mixture_of_modes(loc, cov, evidence, config.inflation)
 
 
-def _starts(setup, z_mean, logg_starts):
-    """Mode-search starts, each [n, 5]: the amortized prediction, and the same with logg
-    set to each of ``logg_starts`` (physical)."""
+def _label_starts(setup, z_mean, label, values, farthest_only):
+    """Mode-search starts, each [n, 5]: the amortized prediction with ``label`` set to each
+    of ``values`` (physical), or with ``farthest_only`` to the one farthest from its own
+    value per star (the other side of an ambiguity: giant or dwarf, thin or thick disc)."""
+    if not values:
+        return []
+    index = LABEL_INPUTS.index(label)
     physical = np.asarray(setup.scaling.physical(z_mean), np.float32)
-    starts = [z_mean]
-    for logg in logg_starts:
+    values = np.asarray(values, np.float32)
+    if farthest_only:
+        distance = np.abs(values[None] - physical[:, index, None])
+        values = [values[distance.argmax(axis=1)]]
+    starts = []
+    for value in values:
         moved = physical.copy()
-        moved[:, _LOGG] = logg
+        moved[:, index] = value
         starts.append(np.asarray(setup.scaling.normalise(moved), np.float32))
     return starts
 
 
-def _farthest_logg(starts):
-    """Per star, the logg start [n, 5] farthest in logg from the amortized one (``starts[0]``):
-    the other side of the giant/dwarf ambiguity, where a second mode would be."""
-    others = np.stack(starts[1:])
-    distance = np.abs(others[..., _LOGG] - starts[0][None, :, _LOGG])
-    return np.take_along_axis(others, distance.argmax(axis=0)[None, :, None], axis=0)[0]
+def _scouted_starts(setup, data, z_mean, z_sigma, config):
+    """``config.scout_starts`` starts [n, 5] from ``config.scout_draws`` points around each
+    star's amortized prediction (its sigma widened ``config.scout_inflation`` times; the same
+    fixed offsets for every star): one after another, the point of lowest -log p that lies
+    more than ``_SCOUT_EXCLUSION`` amortized sigma from the amortized start and from the
+    starts already chosen. A mode the amortized start's search cannot reach across a ridge
+    of low density is often found from one of them."""
+    n, dim = np.shape(z_mean)
+    z_sigma = np.asarray(z_sigma, np.float32)
+    offsets = config.scout_inflation * np.random.default_rng(_SCOUT_SEED).standard_normal(
+        (config.scout_draws, dim)
+    )
+    points = (np.asarray(z_mean)[:, None] + z_sigma[:, None] * offsets[None]).astype(np.float32)
+    values = np.asarray(_compiled_scout(setup)(*shard_stars((points, data))))[:n]
+    values = np.where(np.isfinite(values), values, np.inf)
+    allowed = np.broadcast_to(np.linalg.norm(offsets, axis=1) > _SCOUT_EXCLUSION, values.shape)
+    starts = []
+    for _ in range(config.scout_starts):
+        chosen = points[np.arange(n), np.argmin(np.where(allowed, values, np.inf), axis=1)]
+        starts.append(chosen)
+        distance = np.linalg.norm((points - chosen[:, None]) / z_sigma[:, None], axis=2)
+        allowed = allowed & (distance > _SCOUT_EXCLUSION)
+    return starts
+
+
+@functools.lru_cache(maxsize=4)
+def _compiled_scout(setup):
+    """-log p of z [n, S, 5] for n stars (the draws one after another, the stars batched)."""
+    model = setup.star_model
+
+    def neg_log_p(z, data):
+        return -log_density(model, (data,), {}, {"z": z})[0]
+
+    def all_stars(points, data):
+        per_draw = jax.vmap(neg_log_p)
+        return jax.lax.map(lambda z: per_draw(z, data), jnp.swapaxes(points, 0, 1)).T
+
+    return jax.jit(all_stars)
 
 
 def proposal_covariance(mode, hessian, z_start, z_sigma):

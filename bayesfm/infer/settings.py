@@ -1,13 +1,53 @@
-"""Sampler settings, each default defined once: NUTS (for catalogues, and the careful
-single-star preset) and SVI."""
+"""Sampler settings, each default defined once: importance sampling, NUTS (for catalogues,
+and the careful single-star preset) and SVI."""
 
 from dataclasses import dataclass
 
 from bayesfm.common.errors import DataError
 
-__all__ = ["NutsConfig", "ONE_STAR_NUTS", "SviConfig", "GUIDE_NAMES"]
+__all__ = ["ImportanceConfig", "POOLING", "NutsConfig", "ONE_STAR_NUTS", "SviConfig", "GUIDE_NAMES"]
 
 GUIDE_NAMES = ("normal", "mvn", "iaf")  # AutoNormal, AutoMultivariateNormal, AutoIAFNormal
+POOLING = ("none", "refinements", "all")
+
+
+@dataclass(frozen=True)
+class ImportanceConfig:
+    """Proposal and acceptance settings."""
+
+    num_draws: int = 500  # first round, every star
+    mode_rounds: int = 2  # exact Hessians on the way from each start to its mode
+    quasi_newton_steps: int = 19  # BFGS steps after each round's Newton step
+    refinements: int = 5  # later rounds, only for stars that have not passed yet (a round of
+    # 1,000 draws costs a failing star a thirtieth of the NUTS fallback: benchmarks/refinement_rounds.py)
+    min_rounds: int = 1  # rounds every star goes through, passed or not
+    refine_draws: int = 1000  # per later round and star
+    df: float = 5.0  # Student-t degrees of freedom: heavy tails guard against a too-narrow proposal
+    inflation: float = 1.2  # first proposal's scale / the Laplace (or amortized) sigma
+    refine_inflation: float = 1.3  # later proposals' scale / the weighted standard deviation
+    max_khat: float = 0.7
+    min_ess: float = 100.0
+    num_keep: int = 1000  # equal-weight draws kept per star
+    top_up_draws: int = 4000  # after the last round, for stars failing only the ESS check
+    logg_starts: tuple[float, ...] = (2.5, 4.5)  # mode searches besides the amortized one's
+    farthest_logg_start_only: bool = True  # of those, only the farthest from the amortized logg
+    alpha_m_starts: tuple[float, ...] = ()  # the farthest of these too (thin / thick disc)
+    scout_draws: int = 0  # points drawn around the amortized prediction, scouting for starts
+    scout_inflation: float = 3.0  # their spread / the amortized sigma
+    scout_starts: int = 2  # mode searches from the scouted points of highest density
+    pool_rounds: str = "none"  # rounds weighed together: none, refinements (after the first), all
+
+    @property
+    def mode_searches(self) -> int:
+        """Mode searches per star: the amortized start's and the logg starts used."""
+        extra = len(self.logg_starts)
+        scouted = self.scout_starts if self.scout_draws else 0
+        alpha_m = min(len(self.alpha_m_starts), 1)
+        return 1 + (min(extra, 1) if self.farthest_logg_start_only else extra) + alpha_m + scouted
+
+    def __post_init__(self):
+        if self.pool_rounds not in POOLING:
+            raise DataError(f"unknown pool_rounds {self.pool_rounds!r}; choose one of {POOLING}")
 
 
 @dataclass(frozen=True)
