@@ -9,7 +9,7 @@ import pytest
 
 from bayesfm.common.errors import DataError
 from bayesfm.model.emulator import make_emulator
-from bayesfm.model.extinction_law import ExtinctionLaw, fit_response, reddening
+from bayesfm.model.extinction_law import ExtinctionLaw, fit_response
 from bayesfm.model.foundation_model import FoundationModel
 
 
@@ -60,20 +60,6 @@ def test_the_emulator_reddens_the_transformer_at_the_reference_context():
     for star in ([4300.0, 2.0, 0.0, 0.05], [6400.0, 4.2, -0.2, 0.0]):
         slope = jax.jacfwd(magnitudes)(0.1, jnp.asarray(star))
         np.testing.assert_allclose(np.asarray(slope), response[flux], rtol=1e-4)
-
-
-def test_the_reddening_maps_the_reference_spectrum_onto_the_emulators():
-    model = _bare(FoundationModel.load())
-    raw = make_emulator(model)
-    law = _law(raw.outputs)
-    emulator = make_emulator(_with_law(model, law))
-    labels = np.array([[4800.0, 2.5, -0.2, 0.1], [5900.0, 4.3, 0.1, 0.0]], np.float32)
-    a_k = np.array([0.4, -0.05], np.float32)
-    reddened = emulator.batch(np.column_stack([labels, a_k]))[0]
-    reference = raw.batch(np.column_stack([labels, np.full(2, law.transformer_a_k)]))[0]
-    flux = [n.startswith("xp_") for n in raw.outputs]
-    factor, offset = reddening(law, raw.outputs, flux, a_k)
-    np.testing.assert_allclose(factor * reference + offset, reddened, rtol=1e-4)
 
 
 def test_a_malformed_law_record_is_named():

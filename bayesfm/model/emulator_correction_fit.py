@@ -8,9 +8,8 @@ import numpy as np
 
 from bayesfm.common.errors import DataError
 from bayesfm.common.jsonio import to_json
-from bayesfm.model.emulator import extinction_law_of, make_emulator
+from bayesfm.model.emulator import make_emulator
 from bayesfm.model.extinction_fit import load_extinction
-from bayesfm.model.extinction_law import reddening
 from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.model.mlp import fit_on_minibatches, init_mlp, mlp
 from bayesfm.model.train_step import gaussian_nll
@@ -25,7 +24,6 @@ __all__ = [
 ]
 
 _OUTPUT_INIT = 0.01  # the last layer starts this small: the correction starts near zero
-_SMALLEST_FACTOR = 1e-12  # a flux reddened below this carries nothing about the reference
 
 
 @dataclass(frozen=True)
@@ -44,9 +42,7 @@ def fit_emulator_correction(
     model: FoundationModel, train: StarTokens, config=CorrectionConfig(), progress=True
 ) -> tuple:
     """The correction's layers [(w, b)], fitted on ``train``'s stars that have all five inputs
-    (their a_k: the cleaned A_K on the transformer's own scale). Where ``model`` records an
-    extinction law the correction is fitted at the law's a_k context and its shift reddened
-    by the law for each star's A_K, since the emulator applies the law after the correction.
+    (their a_k: the cleaned A_K on the transformer's own scale).
 
     The last layer keeps only the mean shift's outputs, one per token of the default emulator
     (``make_emulator(model)``'s outputs), in normalised units. With ``config.reads_means`` the
@@ -55,26 +51,20 @@ def fit_emulator_correction(
     plain = make_emulator(replace(model, emulator_correction=()), extinction_law=False)
     complete, inputs = _complete_rows(train)
     columns = train.index(plain.outputs)
-    observed, error = (a[complete][:, columns] for a in (train.values, train.errors))
-    factor, offset = np.ones_like(observed), np.zeros_like(observed)
-    law = extinction_law_of(model)
-    if law is not None:
-        factor, offset, inputs = _reddening_from_reference(model, law, inputs)
     out_scaling = model.vocabulary.scaling(plain.outputs)
     mean = plain.batch(inputs)[0]
-    residual = (observed - factor * mean - offset) / out_scaling.scale
-    error = error / out_scaling.scale
+    residual = (train.values[complete][:, columns] - mean) / out_scaling.scale
+    error = train.errors[complete][:, columns] / out_scaling.scale
     features = model.vocabulary.scaling(LABEL_INPUTS).normalise(inputs)
     if config.reads_means:
         features = np.column_stack([features, out_scaling.normalise(mean)])
     present = np.isfinite(residual) & np.isfinite(error)
-    features, residual, error, factor = (
+    features, residual, error = (
         jnp.asarray(a, jnp.float32)
         for a in (
             features,
             np.where(present, residual, 0.0),
             np.where(present, error, 1.0),
-            np.maximum(factor, _SMALLEST_FACTOR),
         )
     )
     present = jnp.asarray(present)
@@ -85,14 +75,7 @@ def fit_emulator_correction(
 
     def loss(layers, rows):
         shift, log_variance = mlp(layers, features[rows])
-        scale = factor[rows]  # the law's reddening of the shift and of the emulator's sigma
-        return gaussian_nll(
-            scale * shift,
-            log_variance + 2 * jnp.log(scale),
-            residual[rows],
-            error[rows],
-            present[rows],
-        )
+        return gaussian_nll(shift, log_variance, residual[rows], error[rows], present[rows])
 
     layers = fit_on_minibatches(
         loss, layers, len(features), config, "emulator correction", progress
@@ -111,20 +94,6 @@ def with_emulator_correction(
     record = {**to_json(config), "train_stars": int(_complete_rows(train)[0].sum())}
     info = {**model.info, "emulator_correction": record}
     return replace(model, emulator_correction=layers, info=info)
-
-
-def _reddening_from_reference(model: FoundationModel, law, inputs):
-    """With an extinction law the correction acts before the reddening: the law's factor
-    and offset [N, K] from the reference spectrum to each star's (its A_K: ``inputs``' a_k,
-    the transformer's scale), and the inputs [N, 5] with a_k set to the law's context."""
-    outputs = model.vocabulary.names_in_group("xp_bp", "xp_rp", "colour")
-    flux = set(model.vocabulary.names_in_group("xp_bp", "xp_rp"))
-    a_k = LABEL_INPUTS.index("a_k")
-    true_a_k = law.scale().true_a_k(inputs[:, a_k])
-    factor, offset = reddening(law, outputs, [name in flux for name in outputs], true_a_k)
-    inputs = inputs.copy()
-    inputs[:, a_k] = law.transformer_a_k
-    return factor, offset, inputs
 
 
 def _complete_rows(train: StarTokens):

@@ -24,7 +24,7 @@ import numpy as np
 from bayesfm.common.errors import DataError
 from bayesfm.model.a_k_scale import AKScale
 
-__all__ = ["ExtinctionLaw", "redden", "reddening", "fit_response"]
+__all__ = ["ExtinctionLaw", "redden", "fit_response"]
 
 CLIP_SIGMA = 4.0  # residuals beyond this many robust sigma leave a token's response fit
 
@@ -102,16 +102,6 @@ def redden(emulate_at, law: ExtinctionLaw, outputs, is_flux, a_k_index: int):
         )
 
     return emulate
-
-
-def reddening(law: ExtinctionLaw, outputs, is_flux, a_k):
-    """What ``redden`` does to the reference spectrum of stars whose true A_K [N] [mag] is
-    ``a_k``: mean = factor x reference + offset, with factor and offset [N, K] (flux tokens
-    are multiplied, colours shifted)."""
-    response = np.asarray([law.response[n] for n in outputs])
-    excess = (np.asarray(a_k, float)[:, None] - law.reference_a_k) * response
-    flux = np.asarray(is_flux)
-    return np.where(flux, 10.0 ** (-0.4 * excess), 1.0), np.where(flux, 0.0, excess)
 
 
 def fit_response(delta_a_k, reference_mean, reference_sigma, observed, errors, is_flux):
