@@ -12,6 +12,8 @@ once per variant of the catalogue's default ``ImportanceConfig``, in one run. Va
   starts) against shorter ones and against the amortized start alone;
 - "starts": the three mode searches (amortized, logg 2.5 and 4.5) against two, the
   amortized and whichever logg start lies farther from it;
+- "scouting": mode searches from the amortized and farthest logg starts alone, and with
+  two more from scouted points (``ImportanceConfig.scout_draws``);
 - "pooling": the refinement rounds of 1,000 draws each, weighed alone (the default),
   against rounds weighed together (``pool_rounds``: all rounds, or the
   refinement rounds without the first) with smaller rounds.
@@ -58,6 +60,11 @@ VARIANTS = {  # set -> {name: changes to the default ImportanceConfig at the tim
     "starts": {
         "three starts": {"farthest_logg_start_only": False},
         "amortized and farthest logg start (default)": {},
+    },
+    "scouting": {
+        "no scouting": {"scout_draws": 0},
+        "128 scouted points, x3, two starts": {"scout_draws": 128, "scout_inflation": 3.0},
+        "256 scouted points, x3, two starts": {"scout_draws": 256, "scout_inflation": 3.0},
     },
     "pooling": {
         "unpooled, 1000s (default)": {},

@@ -120,9 +120,11 @@ def _sample(setup, in_play, inside, config, keys, table, draws, watch) -> dict:
 
 
 def _mode_evaluations(n, config) -> dict:
-    """Gradients and exact Hessians the mode searches of n stars take."""
+    """Densities, gradients and exact Hessians the mode searches of n stars take (the
+    densities: their scouting)."""
     searches = n * config.mode_searches
     return {
+        "mode_scout_densities": n * config.scout_draws,
         "mode_gradients": searches * config.mode_rounds * (1 + config.quasi_newton_steps),
         "mode_hessians": searches * (config.mode_rounds + 1),
     }

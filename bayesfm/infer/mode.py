@@ -39,8 +39,8 @@ _SCOUT_EXCLUSION = 1.5  # scouted starts lie this many amortized sigma from the 
 @full_precision
 def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> Mixture:
     """Each star's mixture proposal (normalised units): a component at every distinct mode
-    reached from the amortized prediction ``z_mean``, from it with logg or alpha_m moved
-    (``config.logg_starts``, ``config.alpha_m_starts``) and from scouted points.
+    reached from the amortized prediction ``z_mean``, from it with logg moved
+    (``config.logg_starts``) and from scouted points (``config.scout_draws``).
 
     ``config``: an ``ImportanceConfig`` (its ``mode_rounds``, ``quasi_newton_steps``, starts,
     scouting and ``inflation``).
@@ -54,7 +54,6 @@ def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> Mixture:
     starts += _label_starts(
         setup, z_mean, "logg", config.logg_starts, config.farthest_logg_start_only
     )
-    starts += _label_starts(setup, z_mean, "alpha_m", config.alpha_m_starts, True)
     if config.scout_draws:
         starts += _scouted_starts(setup, data, z_mean, z_sigma, config)
     for start in starts:
@@ -70,7 +69,7 @@ def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> Mixture:
 def _label_starts(setup, z_mean, label, values, farthest_only):
     """Mode-search starts, each [n, 5]: the amortized prediction with ``label`` set to each
     of ``values`` (physical), or with ``farthest_only`` to the one farthest from its own
-    value per star (the other side of an ambiguity: giant or dwarf, thin or thick disc)."""
+    value per star (the other side of an ambiguity: giant or dwarf)."""
     if not values:
         return []
     index = LABEL_INPUTS.index(label)

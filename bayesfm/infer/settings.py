@@ -31,7 +31,6 @@ class ImportanceConfig:
     top_up_draws: int = 4000  # after the last round, for stars failing only the ESS check
     logg_starts: tuple[float, ...] = (2.5, 4.5)  # mode searches besides the amortized one's
     farthest_logg_start_only: bool = True  # of those, only the farthest from the amortized logg
-    alpha_m_starts: tuple[float, ...] = ()  # the farthest of these too (thin / thick disc)
     scout_draws: int = 0  # points drawn around the amortized prediction, scouting for starts
     scout_inflation: float = 3.0  # their spread / the amortized sigma
     scout_starts: int = 2  # mode searches from the scouted points of highest density
@@ -42,8 +41,7 @@ class ImportanceConfig:
         """Mode searches per star: the amortized start's and the logg starts used."""
         extra = len(self.logg_starts)
         scouted = self.scout_starts if self.scout_draws else 0
-        alpha_m = min(len(self.alpha_m_starts), 1)
-        return 1 + (min(extra, 1) if self.farthest_logg_start_only else extra) + alpha_m + scouted
+        return 1 + (min(extra, 1) if self.farthest_logg_start_only else extra) + scouted
 
     def __post_init__(self):
         if self.pool_rounds not in POOLING:
