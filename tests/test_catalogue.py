@@ -83,6 +83,7 @@ def test_each_chunk_accounts_for_its_time_and_evaluations(in_process):
         searches = FAST.importance.mode_searches * cost["stars"]  # one per start used
         assert drawn["mode_gradients"] == searches * 2 * (1 + 2)
         assert drawn["mode_hessians"] == searches * (2 + 1)
+        assert drawn["mode_scout_densities"] == FAST.importance.scout_draws * cost["stars"]
         assert (drawn["nuts_leapfrog"] > 0) == (chunk["path"] == "nuts").any()
         assert ("nuts fallback" in stages) == (chunk["path"] == "nuts").any()
 

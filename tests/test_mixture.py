@@ -1,6 +1,7 @@
 """Mixture proposals: a star whose posterior has two modes gets both, weighed correctly;
 refinement with one component is the weighted mean and covariance."""
 
+from dataclasses import replace
 from functools import partial
 
 import jax
@@ -161,6 +162,8 @@ def test_the_numpy_student_t_density_is_numpyros(rng):
 
 
 def test_mode_searches_count_the_starts_used():
-    assert ImportanceConfig(farthest_logg_start_only=False).mode_searches == 3
-    assert ImportanceConfig().mode_searches == 2  # the amortized start and the farther logg
-    assert ImportanceConfig(logg_starts=()).mode_searches == 1
+    unscouted = ImportanceConfig(scout_draws=0)
+    assert replace(unscouted, farthest_logg_start_only=False).mode_searches == 3
+    assert unscouted.mode_searches == 2  # the amortized start and the farther logg
+    assert replace(unscouted, logg_starts=()).mode_searches == 1
+    assert replace(unscouted, scout_draws=64, scout_starts=2).mode_searches == 4

@@ -31,7 +31,7 @@ class ImportanceConfig:
     top_up_draws: int = 4000  # after the last round, for stars failing only the ESS check
     logg_starts: tuple[float, ...] = (2.5, 4.5)  # mode searches besides the amortized one's
     farthest_logg_start_only: bool = True  # of those, only the farthest from the amortized logg
-    scout_draws: int = 0  # points drawn around the amortized prediction, scouting for starts
+    scout_draws: int = 256  # points around the amortized prediction scouting for starts (0: none)
     scout_inflation: float = 3.0  # their spread / the amortized sigma
     scout_starts: int = 2  # mode searches from the scouted points of highest density
     pool_rounds: str = "none"  # rounds weighed together: none, refinements (after the first), all
