@@ -74,9 +74,7 @@ def _folded(u):
     [((), False, 0), ((2.5, 4.5), False, 0), ((2.5, 4.5), True, 0), ((), False, 64)],
     ids=["amortized_only", "logg_starts", "farthest_logg_start", "scouted"],
 )
-def test_a_second_mode_is_found_only_from_the_extra_starts(
-    rng, logg_starts, farthest, scout_draws
-):
+def test_a_second_mode_is_found_only_from_the_extra_starts(rng, logg_starts, farthest, scout_draws):
     setup = _TwoModeSetup(rng)
     truth = _MEAN + np.array([0.3, 0.8, 0.2, -0.1, 0.1]) * _SD
     data = setup.star(truth)
