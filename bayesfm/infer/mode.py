@@ -9,10 +9,10 @@ value (a descent direction whatever the curvature), steps are capped in length, 
 that does not lower -log p is shortened and retried. The Hessian at a mode gives the covariance
 of its component of the importance proposal (``bayesfm.infer.mixture``); besides the
 amortized prediction, the search starts from a few fixed logg values, so that a second mode
-(giant or dwarf) is found too, and optionally from the densest of points scattered widely
-around the amortized prediction (``ImportanceConfig.scout_draws``): modes the amortized start
-cannot reach, behind a ridge of low density, in the teff / metallicity / extinction
-degeneracy of low-resolution spectra.
+(giant or dwarf) is found too, and from the densest of points scattered widely around the
+amortized prediction (``ImportanceConfig.scout_draws``): modes the amortized start cannot
+reach, behind a ridge of low density, in the teff / metallicity / extinction degeneracy of
+low-resolution spectra.
 """
 
 import functools
@@ -31,6 +31,7 @@ from bayesfm.tokens.labels import LABEL_INPUTS
 __all__ = ["laplace_proposal", "mode_one_star", "proposal_covariance"]
 
 _MAX_STEP = 1.0  # longest Newton step in the unconstrained space (normalised units)
+_LOGG = LABEL_INPUTS.index("logg")
 _MIN_CONDITION = 1e-7  # smallest / largest Hessian eigenvalue for a Laplace proposal
 _SCOUT_SEED = 0  # the scouting offsets: the same for every star and run
 _SCOUT_EXCLUSION = 1.5  # scouted starts lie this many amortized sigma from the other starts
@@ -51,9 +52,7 @@ def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> Mixture:
     # one search per start, each the same compiled program over the n stars
     z_mean = np.asarray(z_mean, np.float32)
     starts = [z_mean]
-    starts += _label_starts(
-        setup, z_mean, "logg", config.logg_starts, config.farthest_logg_start_only
-    )
+    starts += _logg_starts(setup, z_mean, config.logg_starts, config.farthest_logg_start_only)
     if config.scout_draws:
         starts += _scouted_starts(setup, data, z_mean, z_sigma, config)
     for start in starts:
@@ -66,22 +65,21 @@ def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> Mixture:
     return mixture_of_modes(loc, cov, evidence, config.inflation)
 
 
-def _label_starts(setup, z_mean, label, values, farthest_only):
-    """Mode-search starts, each [n, 5]: the amortized prediction with ``label`` set to each
-    of ``values`` (physical), or with ``farthest_only`` to the one farthest from its own
-    value per star (the other side of an ambiguity: giant or dwarf)."""
-    if not values:
+def _logg_starts(setup, z_mean, logg_starts, farthest_only):
+    """Mode-search starts, each [n, 5]: the amortized prediction with logg set to each of
+    ``logg_starts`` (physical), or with ``farthest_only`` to the one farthest from its own
+    logg per star (the other side of the giant/dwarf ambiguity)."""
+    if not logg_starts:
         return []
-    index = LABEL_INPUTS.index(label)
     physical = np.asarray(setup.scaling.physical(z_mean), np.float32)
-    values = np.asarray(values, np.float32)
+    values = np.asarray(logg_starts, np.float32)
     if farthest_only:
-        distance = np.abs(values[None] - physical[:, index, None])
+        distance = np.abs(values[None] - physical[:, _LOGG, None])
         values = [values[distance.argmax(axis=1)]]
     starts = []
-    for value in values:
+    for logg in values:
         moved = physical.copy()
-        moved[:, index] = value
+        moved[:, _LOGG] = logg
         starts.append(np.asarray(setup.scaling.normalise(moved), np.float32))
     return starts
 
@@ -114,10 +112,7 @@ def _scouted_starts(setup, data, z_mean, z_sigma, config):
 @functools.lru_cache(maxsize=4)
 def _compiled_scout(setup):
     """-log p of z [n, S, 5] for n stars (the draws one after another, the stars batched)."""
-    model = setup.star_model
-
-    def neg_log_p(z, data):
-        return -log_density(model, (data,), {}, {"z": z})[0]
+    neg_log_p = functools.partial(_neg_log_density, setup.star_model)
 
     def all_stars(points, data):
         per_draw = jax.vmap(neg_log_p)
@@ -165,7 +160,7 @@ def mode_one_star(setup, rounds, quasi_steps):
 
     def one_star(z_start, data):
         def neg_log_p(z):
-            return -log_density(model, (data,), {}, {"z": z})[0]
+            return _neg_log_density(model, z, data)
 
         def objective(u):
             return neg_log_p(to_z(u))
@@ -200,6 +195,11 @@ def mode_one_star(setup, rounds, quasi_steps):
         return mode, jax.hessian(neg_log_p)(mode), neg_log_p(mode)
 
     return one_star
+
+
+def _neg_log_density(model, z, data):
+    """-log p of one star's normalised labels z [5] (the density of z itself: no Jacobian)."""
+    return -log_density(model, (data,), {}, {"z": z})[0]
 
 
 def _abs_inverse(curvature):
