@@ -60,7 +60,6 @@ def fidelity(emulator, inputs, observed, errors, error_scale=None) -> dict:
     residual = np.abs(observed - mean)
     over_error = residual / errors
     over_total = residual / np.sqrt(errors**2 + sigma**2)
-    over_likelihood = over_total / (np.nan if error_scale is None else error_scale)
     centres = np.array([float(n[3:]) if n.startswith("xp_") else np.nan for n in emulator.outputs])
     row = {}
     for region, (lo, hi) in REGIONS_NM.items():
@@ -68,9 +67,11 @@ def fidelity(emulator, inputs, observed, errors, error_scale=None) -> dict:
         row[region] = {
             "over_obs_error": float(np.nanmedian(over_error[:, cols])),
             "over_total_sigma": float(np.nanmedian(over_total[:, cols])),
-            "over_likelihood_sigma": float(np.nanmedian(over_likelihood[:, cols])),
             "relative": float(np.nanmedian(residual[:, cols] / np.abs(observed[:, cols]))),
         }
+        if error_scale is not None:
+            over_likelihood = over_total[:, cols] / error_scale[cols]
+            row[region]["over_likelihood_sigma"] = float(np.nanmedian(over_likelihood))
     bp_rp = emulator.outputs.index("bp_rp")
     row["bp_rp_robust_sigma_mag"] = robust_sigma(mean[:, bp_rp] - observed[:, bp_rp])
     return row

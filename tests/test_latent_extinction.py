@@ -128,4 +128,9 @@ def test_fidelity_table_reports_known_residuals():
     ):
         assert row[region]["over_obs_error"] == pytest.approx(k)
         assert row[region]["over_total_sigma"] == pytest.approx(k / np.sqrt(2))
+        assert "over_likelihood_sigma" not in row[region]  # no noise model given
     assert row["bp_rp_robust_sigma_mag"] == pytest.approx(1.4826 * 0.1)
+    scale = np.array([2.0, 2.0, 0.5, 0.5, 1.0])  # the noise model's c per token
+    scaled = _benchmark().fidelity(emulator, inputs, observed, np.full((3, 5), 0.1), scale)
+    for region, k, c in (("BP 400-500", 1.0, 2.0), ("RP 660-800", 3.0, 0.5)):
+        assert scaled[region]["over_likelihood_sigma"] == pytest.approx(k / np.sqrt(2) / c)
