@@ -1,6 +1,6 @@
 """Warm-up length of the single-star NUTS preset, on the shipped example stars.
 
-Run:  python benchmarks/one_star_warmup.py [--warmup 400 1000] [--seeds 0]
+Run:  python benchmarks/one_star_warmup.py [--warmup 400 1000] [--seeds 0] [--out FILE]
 
 Each example star is sampled as ``bayesfm fit`` samples it (``NutsRunner``: blocks of
 ``ONE_STAR_NUTS.num_samples`` draws per chain until R-hat <= 1.01, bulk ESS >= 400 and no
@@ -35,6 +35,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warmup", type=int, nargs="+", default=[400, 1000])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     setup = StarInference.default()
     stars = load_example_stars(setup.model.vocabulary.binning).tokens
@@ -82,8 +83,8 @@ def main():
             f"{s['mean_draws_per_chain']:.0f} draws per chain on average, "
             f"median {s['median_seconds']:.1f} s, total {s['total_seconds']:.0f} s"
         )
-    OUT.write_text(json.dumps({"summary": summary, "runs": runs}, indent=1))
-    print(f"wrote {OUT}")
+    args.out.write_text(json.dumps({"summary": summary, "runs": runs}, indent=1))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
