@@ -12,6 +12,7 @@ import pytest
 
 from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.bayes.star_model import StarData, normalised_prior, star_model
+from bayesfm.common.errors import DataError
 from bayesfm.infer.importance import ImportanceConfig, run_importance
 from bayesfm.infer.mixture import (
     Mixture,
@@ -165,3 +166,5 @@ def test_mode_searches_count_the_starts_used():
     assert unscouted.mode_searches == 2  # the amortized start and the farther logg
     assert replace(unscouted, logg_starts=()).mode_searches == 1
     assert replace(unscouted, scout_draws=64, scout_starts=2).mode_searches == 4
+    with pytest.raises(DataError, match="scout_draws"):
+        ImportanceConfig(scout_draws=-1)

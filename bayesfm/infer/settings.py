@@ -38,7 +38,7 @@ class ImportanceConfig:
 
     @property
     def mode_searches(self) -> int:
-        """Mode searches per star: the amortized start's and the logg starts used."""
+        """Mode searches per star: the amortized start's, the logg starts and scouted ones used."""
         extra = len(self.logg_starts)
         scouted = self.scout_starts if self.scout_draws else 0
         return 1 + (min(extra, 1) if self.farthest_logg_start_only else extra) + scouted
@@ -46,6 +46,12 @@ class ImportanceConfig:
     def __post_init__(self):
         if self.pool_rounds not in POOLING:
             raise DataError(f"unknown pool_rounds {self.pool_rounds!r}; choose one of {POOLING}")
+        if self.scout_draws < 0 or self.scout_starts < 0 or not self.scout_inflation > 0:
+            raise DataError(
+                f"scouting needs scout_draws >= 0 (0: none), scout_starts >= 0 and "
+                f"scout_inflation > 0; got {self.scout_draws}, {self.scout_starts}, "
+                f"{self.scout_inflation}"
+            )
 
 
 @dataclass(frozen=True)
