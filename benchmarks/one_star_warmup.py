@@ -4,7 +4,7 @@ Run:  python benchmarks/one_star_warmup.py [--warmup 400 1000] [--seeds 0] [--ou
 
 Each example star is sampled as ``bayesfm fit`` samples it (``NutsRunner``: blocks of
 ``ONE_STAR_NUTS.num_samples`` draws per chain until R-hat <= 1.01, bulk ESS >= 400 and no
-divergences, at most five blocks), once per warm-up length and seed, the warm-up lengths
+divergences, at most ``DEFAULT_BLOCKS``), once per warm-up length and seed, the warm-up lengths
 interleaved star by star after one star that compiles each. Prints and writes
 (benchmarks/one_star_warmup.json) per warm-up length: stars converged, draws per chain, and
 the median and total seconds of sampling.

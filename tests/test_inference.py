@@ -125,7 +125,7 @@ def test_simulated_star_is_recovered_within_its_posterior(tiny_setup):
         tiny_setup,
         # the tiny untrained emulator's surface is rough: small steps keep NUTS off divergences
         dataclasses.replace(ONE_STAR_NUTS, num_warmup=500, num_samples=500, target_accept=0.95),
-        max_samples=500,
+        max_samples=1000,
     )
     idata = runner.run(star, 0, jax.random.PRNGKey(0), start=(LOW + HIGH) / 2)
     for group in (

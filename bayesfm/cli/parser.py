@@ -129,7 +129,7 @@ def _add_fit_parsers(commands) -> None:
             "--max-samples",
             type=count(1),
             default=None,
-            help="draws per chain at most (default: five blocks): blocks of --samples go on "
+            help="draws per chain at most (default: eight blocks): blocks of --samples go on "
             "until R-hat <= 1.01, bulk ESS >= 400 and no divergences, or this many",
         )
         fit.add_argument("--chains", type=count(1), default=ONE_STAR_NUTS.num_chains)
