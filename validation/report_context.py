@@ -59,10 +59,15 @@ class ReportContext:
         templates = self.test.take(np.arange(min(self.config.sbc_stars, len(self.test))))
         return simulated_catalogue(self.setup, templates, jax.random.PRNGKey(self.config.seed + 1))
 
-    def catalogue_draws(self, stars: StarTokens, folder, settings: CatalogueConfig, anchors=None):
-        """Run (or resume) a catalogue under the work dir: its table, draws [n, S, 5] in star
-        order and the seconds its chunks took when first computed."""
-        table = run_catalogue(stars, self.work / folder, settings, self.setup, anchors=anchors)
+    def catalogue_draws(
+        self, stars: StarTokens, folder, settings: CatalogueConfig, anchors=None, setup=None
+    ):
+        """Run (or resume) a catalogue under the work dir (with ``setup``, default the shipped
+        one): its table, draws [n, S, 5] in star order and the seconds its chunks took when
+        first computed."""
+        table = run_catalogue(
+            stars, self.work / folder, settings, setup or self.setup, anchors=anchors
+        )
         draws = load_draws(self.work / folder)
         return {"table": table, "draws": draws, "seconds": float(table["seconds"].sum())}
 

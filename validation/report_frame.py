@@ -72,6 +72,7 @@ def _targets(results):
         if abs(cal[name]["coverage"][level] - float(level)) > TARGET
     ]
     sbc_fail, truth_fail = failed_tests(results["sbc"]), failed_tests(results["sbc_truth_sigma"])
+    sampler_fail = failed_tests({"importance": results["sbc_emulator_labels"]["importance"]})
     reanchored_fail = reanchored.failures(results["reanchored"])
     return [
         "## Targets",
@@ -82,6 +83,8 @@ def _targets(results):
         + ("passed." if not sbc_fail else "failed for " + "; ".join(sbc_fail) + "."),
         "- The same with the likelihood's sigma at the true labels (controlled test): "
         + ("passed." if not truth_fail else "failed for " + "; ".join(truth_fail) + "."),
+        "- The same on the emulator's labels, no label scatter (the sampler alone): "
+        + ("passed." if not sampler_fail else "failed for " + "; ".join(sampler_fail) + "."),
         "- Re-anchored importance sampling (no truth): SBC "
         + ("passed" if not reanchored_fail else "failed for " + ", ".join(reanchored_fail))
         + f" after pass {len(results['reanchored']['sbc'])}.",

@@ -20,6 +20,7 @@ from sections import (
     misfit,
     reanchored,
     sbc,
+    sbc_emulator_labels,
     sbc_noise,
     sbc_truth_sigma,
 )
@@ -31,6 +32,7 @@ REGISTRY = (
     sbc,
     sbc_noise,
     sbc_truth_sigma,
+    sbc_emulator_labels,
     reanchored,
     extinction_curve,
     hidden_spectrum,
