@@ -171,6 +171,30 @@ def test_nuts_goes_on_in_blocks_until_converged_or_the_bound(tiny_setup):
         NutsRunner(tiny_setup, dataclasses.replace(ONE_STAR_NUTS, num_samples=100), max_samples=50)
 
 
+def test_nuts_runner_compiles_once_for_all_stars(tiny_setup):
+    compiled = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, seconds, **_: (
+            compiled.append(event)
+            if event == "/jax/core/compile/backend_compile_duration"
+            else None
+        )
+    )
+    runner = NutsRunner(
+        tiny_setup,
+        dataclasses.replace(ONE_STAR_NUTS, num_warmup=10, num_samples=10),
+        max_samples=20,
+        criteria=ConvergenceCriteria(min_ess_bulk=1e9),  # two blocks: both programs run
+    )
+    first = _simulated_star(tiny_setup, (LOW + HIGH) / 2)
+    runner.run(first, 0, jax.random.PRNGKey(0))
+    before = len(compiled)
+    second = _simulated_star(tiny_setup, np.array([5200.0, 3.2, -0.3, 0.1, 0.15]), seed=2)
+    idata = runner.run(second, 0, jax.random.PRNGKey(1))
+    assert idata.posterior.sizes["draw"] == 20
+    assert len(compiled) == before, "the second star recompiled the sampler"
+
+
 @pytest.mark.slow
 def test_svi_guides_return_inference_data(tiny_setup):
     truth = np.array([5200.0, 3.2, -0.3, 0.1, 0.15])
