@@ -91,9 +91,7 @@ def markdown(results) -> list[str]:
         f"{len(next(iter(redrawn.values())))} times: the median p-value and how often the "
         f"test fails (p <= {SBC_ALPHA}).",
         "",
-        *table(
-            ["parameter", "p (emulator labels)", "median p, scatter redrawn", "fails"], rows
-        ),
+        *table(["parameter", "p (emulator labels)", "median p, scatter redrawn", "fails"], rows),
         "![SBC, emulator labels](figures/sbc_emulator_labels.png)",
         "",
     ]
