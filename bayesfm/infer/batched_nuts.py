@@ -21,11 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
-from numpyro.infer.hmc import hmc
-from numpyro.infer.util import potential_energy
 
 from bayesfm.bayes.star_model import StarData
 from bayesfm.common.devices import bucket_size, full_precision, pad_leading, shard_stars
+from bayesfm.infer.nuts_kernel import nuts_kernels, nuts_transitions
 from bayesfm.infer.settings import NutsConfig
 
 __all__ = [
@@ -114,13 +113,8 @@ def nuts_one_star(setup, config: NutsConfig):
     """The pure one-star sampler ``(u_start [5], u_tril [5, 5], data, key) -> (z draws
     [chains, draws, 5], diverging, tree steps, warm-up tree steps [chains])``, each chain
     warmed up on its own; batched code maps it over stars."""
-    model = setup.star_model
     to_z = dist.biject_to(setup.z_support())
-
-    def potential_for(data):
-        return lambda u: potential_energy(model, (data,), {}, {"z": u})
-
-    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_for, algo="NUTS")
+    init_kernel, sample_kernel = nuts_kernels(setup)
 
     def one_chain(u0, u_tril, data, key):
         init_key, jitter_key = jax.random.split(key)
@@ -137,12 +131,8 @@ def nuts_one_star(setup, config: NutsConfig):
             rng_key=init_key,
         )
 
-        def step(state, _):
-            state = sample_kernel(state, model_args=(data,))
-            return state, (state.z, state.diverging, state.num_steps)
-
-        state, (_, _, warmup) = jax.lax.scan(step, state, None, length=config.num_warmup)
-        _, (u, diverging, steps) = jax.lax.scan(step, state, None, length=config.num_samples)
+        state, (_, _, warmup) = nuts_transitions(sample_kernel, state, data, config.num_warmup)
+        _, (u, diverging, steps) = nuts_transitions(sample_kernel, state, data, config.num_samples)
         return to_z(u), diverging, steps, jnp.sum(warmup)
 
     def one_star(u0, u_tril, data, key):

@@ -15,14 +15,14 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 from numpyro.infer import Predictive
-from numpyro.infer.hmc import hmc
-from numpyro.infer.util import log_likelihood, potential_energy
+from numpyro.infer.util import log_likelihood
 
 from bayesfm.bayes.star_model import StarData
 from bayesfm.common.devices import full_precision
 from bayesfm.common.errors import DataError
 from bayesfm.infer.diagnostics import ConvergenceCriteria, summarise
 from bayesfm.infer.idata import finish
+from bayesfm.infer.nuts_kernel import nuts_kernels, nuts_transitions
 from bayesfm.infer.settings import ONE_STAR_NUTS, NutsConfig
 from bayesfm.infer.setup import StarInference, in_prior, one_star
 from bayesfm.tokens.labels import LABEL_INPUTS
@@ -55,21 +55,10 @@ def _chain_programs(setup: StarInference, config: NutsConfig):
     """One chain's ``start(u0, data, key) -> (state, block)`` (warm-up, then a block of draws)
     and ``more(state, data) -> (state, block)``; a block is (z [draws, 5], diverging [draws])."""
     to_z = dist.biject_to(setup.z_support())
-
-    def potential_for(data):
-        return lambda u: potential_energy(setup.star_model, (data,), {}, {"z": u})
-
-    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_for, algo="NUTS")
-
-    def steps(state, data, length):
-        def step(state, _):
-            state = sample_kernel(state, model_args=(data,))
-            return state, (state.z, state.diverging)
-
-        return jax.lax.scan(step, state, None, length=length)
+    init_kernel, sample_kernel = nuts_kernels(setup)
 
     def more(state, data):
-        state, (u, diverging) = steps(state, data, config.num_samples)
+        state, (u, diverging, _) = nuts_transitions(sample_kernel, state, data, config.num_samples)
         return state, (to_z(u), diverging)
 
     def start(u0, data, key):
@@ -82,7 +71,7 @@ def _chain_programs(setup: StarInference, config: NutsConfig):
             model_args=(data,),
             rng_key=key,
         )
-        state, _ = steps(state, data, config.num_warmup)
+        state, _ = nuts_transitions(sample_kernel, state, data, config.num_warmup)
         return more(state, data)
 
     return start, more
