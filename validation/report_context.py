@@ -56,8 +56,13 @@ class ReportContext:
     def sbc(self) -> tuple[StarTokens, np.ndarray]:
         """The SBC's simulated stars (templates: the first ``sbc_stars`` held-out stars) and
         their true labels."""
+        return self.simulated_sbc(self.setup)
+
+    def simulated_sbc(self, setup: StarInference) -> tuple[StarTokens, np.ndarray]:
+        """The SBC's stars and true labels simulated with ``setup`` (the same prior and noise
+        draws whatever its label scatter)."""
         templates = self.test.take(np.arange(min(self.config.sbc_stars, len(self.test))))
-        return simulated_catalogue(self.setup, templates, jax.random.PRNGKey(self.config.seed + 1))
+        return simulated_catalogue(setup, templates, jax.random.PRNGKey(self.config.seed + 1))
 
     def catalogue_draws(
         self, stars: StarTokens, folder, settings: CatalogueConfig, anchors=None, setup=None

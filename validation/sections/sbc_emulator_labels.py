@@ -15,7 +15,6 @@ import numpy as np
 from report_context import timed
 
 from bayesfm.infer.setup import prepare_stars
-from bayesfm.infer.simulated import simulated_catalogue
 from bayesfm.tokens.labels import LABEL_INPUTS
 from sections.sbc import rank_histograms, rank_tests
 from sections.shared import SBC_ALPHA, table
@@ -32,9 +31,7 @@ def compute(ctx, results) -> dict:
 def _importance_ranks(ctx) -> dict:
     config = ctx.config
     plain = dataclasses.replace(ctx.setup, noise=ctx.setup.noise.without_label_scatter())
-    templates = ctx.test.take(np.arange(min(config.sbc_stars, len(ctx.test))))
-    # the key of ctx.sbc: the same prior draws and noise draws, the truths before scatter
-    sim, truth = simulated_catalogue(plain, templates, jax.random.PRNGKey(config.seed + 1))
+    sim, truth = ctx.simulated_sbc(plain)  # ctx.sbc's stars, the truths before scatter
     run = ctx.catalogue_draws(
         sim, f"{NAME}/importance", config.catalogue_settings("importance"), setup=plain
     )
