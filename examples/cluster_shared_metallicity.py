@@ -23,7 +23,7 @@ import numpyro.distributions as dist  # noqa: E402
 from numpyro.infer import MCMC, NUTS  # noqa: E402
 
 from bayesfm import FoundationModel, NoiseModel, load_example_stars, make_emulator  # noqa: E402
-from bayesfm.bayes.likelihood import CorrelatedTokens, masked_correlation_cholesky  # noqa: E402
+from bayesfm.bayes.likelihood import CorrelatedTokens, masked_correlation_whitener  # noqa: E402
 
 FE_H, ALPHA_M = -0.25, 0.05
 MEMBERS = np.array(
@@ -32,7 +32,7 @@ MEMBERS = np.array(
 GUESS = [5300.0, 3.5, -0.2, 0.05, 0.1]  # where the emulator's sigma is taken, for every member
 
 
-def cluster_model(observed, errors, corr_chol, emulator_sigma, emulator, noise, shared=True):
+def cluster_model(observed, errors, whitener, emulator_sigma, emulator, noise, shared=True):
     """Members [M] with tokens observed [M, K]: own teff, logg, a_k; fe_h and alpha_m shared
     (``shared=False``: each member's own, i.e. every member fitted alone).
 
@@ -61,7 +61,7 @@ def cluster_model(observed, errors, corr_chol, emulator_sigma, emulator, noise, 
         mask = jnp.ones(observed.shape, bool)
         numpyro.sample(
             "obs",
-            CorrelatedTokens(mean, emulator_sigma, errors, mask, corr_chol, noise),
+            CorrelatedTokens(mean, emulator_sigma, errors, mask, whitener, noise),
             obs=observed,
         )
 
@@ -104,13 +104,13 @@ def main():
             )
         ]
     )
-    corr_chol = masked_correlation_cholesky(noise.correlation, np.ones(len(errors), bool))
+    whitener = masked_correlation_whitener(noise.correlation, np.ones(len(errors), bool))
     _, guess_sigma = emulator.emulate(jnp.asarray(GUESS, jnp.float32))
     steps = (150, 150) if args.quick else (500, 1000)
     data = (
         jnp.asarray(observed, jnp.float32),
         jnp.asarray(errors, jnp.float32),
-        corr_chol,
+        whitener,
         guess_sigma,
     )
     shared = sample(

@@ -11,7 +11,8 @@ from scipy import stats
 from bayesfm.bayes.likelihood import (
     CorrelatedTokens,
     log_likelihood,
-    star_covariance_cholesky,
+    lower_triangular_inverse,
+    star_whitener,
 )
 from bayesfm.bayes.noise_fit import fit_noise_model, fit_tail_dof, label_error
 from bayesfm.bayes.noise_model import NoiseModel
@@ -50,11 +51,11 @@ def test_label_space_term_adds_j_e2_jt_to_the_covariance(rng):
     error = rng.uniform(0.01, 0.1, K)
     mask = np.ones(K, bool)
     mask[[1, 7]] = False
-    chol = star_covariance_cholesky(noise, mask, error, sigma, jac)
+    whitener = star_whitener(noise, mask, error, sigma, jac)
     s = c * np.sqrt(error**2 + np.asarray(sigma) ** 2)
     cov = corr * np.outer(s, s) + jac @ np.diag(label_error**2) @ jac.T
     observed = np.asarray(mean) + rng.normal(size=K) * s
-    ours = log_likelihood(observed, error, mask, chol, mean, sigma, c)
+    ours = log_likelihood(observed, error, mask, whitener, mean, sigma, c)
     keep = np.flatnonzero(mask)
     reference = stats.multivariate_normal(np.asarray(mean)[keep], cov[np.ix_(keep, keep)]).logpdf(
         observed[keep]
@@ -70,10 +71,10 @@ def test_student_t_log_likelihood_is_scipys_multivariate_t(rng):
     error = rng.uniform(0.01, 0.1, K)
     mask = np.ones(K, bool)
     mask[[0, 5]] = False
-    chol = star_covariance_cholesky(noise, mask, error, sigma)
+    whitener = star_whitener(noise, mask, error, sigma)
     s = noise.error_scale * np.sqrt(error**2 + np.asarray(sigma) ** 2)
     observed = np.asarray(mean) + 3 * rng.normal(size=K) * s  # well into the tails
-    ours = log_likelihood(observed, error, mask, chol, mean, sigma, noise.error_scale, 6.0)
+    ours = log_likelihood(observed, error, mask, whitener, mean, sigma, noise.error_scale, 6.0)
     keep = np.flatnonzero(mask)
     shape = (noise.correlation * np.outer(s, s))[np.ix_(keep, keep)]
     reference = stats.multivariate_t(np.asarray(mean)[keep], shape, df=6.0).logpdf(observed[keep])
@@ -89,8 +90,9 @@ def test_sample_draws_from_the_distribution_log_prob_scores(rng, tail_dof):
     mean, sigma = emulator.emulate(x)
     error = jnp.asarray(rng.uniform(0.02, 0.1, K), jnp.float32)
     mask = jnp.ones(K, bool)
-    chol = star_covariance_cholesky(noise, mask, error, sigma, emulator.jacobian(x))
-    tokens = CorrelatedTokens(mean, sigma, error, mask, chol, noise)
+    whitener = star_whitener(noise, mask, error, sigma, emulator.jacobian(x))
+    tokens = CorrelatedTokens(mean, sigma, error, mask, whitener, noise)
+    chol = lower_triangular_inverse(whitener)
     draws = np.asarray(tokens.sample(jax.random.PRNGKey(0), (40000,)), float)
     # the density log_prob evaluates is the MVN (or multivariate t) with this scale matrix
     s = noise.total_scale * np.sqrt(np.asarray(error) ** 2 + np.asarray(sigma) ** 2)

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayesfm.bayes.likelihood import masked_correlation_cholesky
+from bayesfm.bayes.likelihood import masked_correlation_whitener
 from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.model.emulator import Emulator
 
@@ -35,14 +35,12 @@ def fit_labels(emulator: Emulator, noise: NoiseModel, start, observed, obs_error
     values = np.where(mask, observed, 0.0).astype(np.float32)
     errors = np.where(mask, obs_error, 1.0).astype(np.float32)
     _, sigma = jax.vmap(emulator.emulate)(jnp.asarray(start))
-    chol = jax.vmap(masked_correlation_cholesky, in_axes=(None, 0))(
-        jnp.asarray(noise.correlation), jnp.asarray(mask)
-    )
     # the whitening matrix once per star, so that the loop below is matmuls and elementwise
     # operations only: XLA's CPU solvers inside a vmapped loop can deadlock on a 2-core
     # machine (reproduced with jaxlib 0.10.2: every thread idle, the result never ready)
-    eye = jnp.eye(mask.shape[1])
-    whitening = jax.vmap(lambda c: jax.scipy.linalg.solve_triangular(c, eye, lower=True))(chol)
+    whitening = jax.vmap(masked_correlation_whitener, in_axes=(None, 0))(
+        jnp.asarray(noise.correlation), jnp.asarray(mask)
+    )
     scale = jnp.asarray(noise.total_scale)
 
     def residual(z, y, e, m, w, sd):

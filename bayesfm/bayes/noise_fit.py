@@ -27,7 +27,7 @@ from scipy import stats
 
 from bayesfm.bayes.label_fit import fit_labels
 from bayesfm.bayes.likelihood import (
-    star_covariance_cholesky,
+    star_whitener,
     whitened_residual,
 )
 from bayesfm.bayes.noise_model import NoiseModel
@@ -157,8 +157,8 @@ def token_chi_square(
     def one_star(x, x_error, y, e, m):
         mean, sigma = emulator.emulate(x)
         jacobian = None if noise.label_error is None else emulator.jacobian(x)
-        chol = star_covariance_cholesky(noise, m, e, sigma, jacobian, x, x_error)
-        solved, _ = whitened_residual(y, e, m, chol, mean, sigma, scale)
+        whitener = star_whitener(noise, m, e, sigma, jacobian, x, x_error)
+        solved, _ = whitened_residual(y, e, m, whitener, mean, sigma, scale)
         return jnp.sum(solved**2)
 
     chi2 = jax.jit(jax.vmap(one_star))(x, input_error, values, errors, jnp.asarray(mask))

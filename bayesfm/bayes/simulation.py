@@ -42,7 +42,7 @@ def simulate_stars(setup, templates: StarData, key):
         at_truth.emulator_sigma,
         at_truth.errors,
         at_truth.mask,
-        at_truth.corr_chol,
+        at_truth.whitener,
         setup.noise,
     ).sample(noise_key)
     values = np.asarray(jnp.where(at_truth.mask, noisy, 0.0), np.float32)

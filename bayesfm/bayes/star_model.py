@@ -8,7 +8,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from bayesfm.bayes.likelihood import CorrelatedTokens, star_covariance_cholesky
+from bayesfm.bayes.likelihood import CorrelatedTokens, star_whitener
 from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.common.errors import DataError
 from bayesfm.model.emulator import Emulator
@@ -25,9 +25,9 @@ class StarData(NamedTuple):
         values: Observed tokens [K] (0 where missing), in the emulator's output order.
         errors: Their 1-sigma errors [K] (1 where missing).
         mask: Which tokens are observed [K] (bool).
-        corr_chol: Cholesky factor of the star's covariance in units of its token scales
-            over the observed tokens (identity elsewhere) [K, K]
-            (``likelihood.star_covariance_cholesky``).
+        whitener: Inverse Cholesky factor of the star's covariance in units of its token
+            scales over the observed tokens (identity elsewhere) [K, K]
+            (``likelihood.star_whitener``).
         emulator_sigma: The emulator's sigma [K] at the star's anchor labels (its amortized
             prediction), used as the emulator variance at every point of the posterior.
             Were it to follow the sampled labels, its log-determinant (34 tokens) would
@@ -38,7 +38,7 @@ class StarData(NamedTuple):
     values: np.ndarray
     errors: np.ndarray
     mask: np.ndarray
-    corr_chol: np.ndarray
+    whitener: np.ndarray
     emulator_sigma: np.ndarray
 
 
@@ -92,7 +92,7 @@ def stacked_star_data(stars: StarTokens, rows, emulator: Emulator, noise: NoiseM
 
 def anchored_star_data(values, errors, mask, anchors, emulator: Emulator, noise: NoiseModel):
     """Stacked ``StarData`` from observed tokens [n, K] and anchors [n, n_in] (physical): the
-    emulator's sigma and each star's covariance factor at its anchor."""
+    emulator's sigma and each star's covariance whitener at its anchor."""
     anchors = jnp.asarray(anchors, jnp.float32)
     _, sigma = jax.vmap(emulator.emulate)(anchors)
     if noise.label_error is None:
@@ -100,12 +100,12 @@ def anchored_star_data(values, errors, mask, anchors, emulator: Emulator, noise:
     else:
         jacobian = jax.vmap(emulator.jacobian)(anchors)
 
-    def factor(m, e, sd, jac, anchor):
-        return star_covariance_cholesky(noise, m, e, sd, jac, anchor)
+    def whitener(m, e, sd, jac, anchor):
+        return star_whitener(noise, m, e, sd, jac, anchor)
 
-    chol = jax.vmap(factor)(mask, errors, sigma, jacobian, anchors)
+    whiteners = jax.vmap(whitener)(mask, errors, sigma, jacobian, anchors)
     return StarData(
-        values, errors, mask, np.asarray(chol, np.float32), np.asarray(sigma, np.float32)
+        values, errors, mask, np.asarray(whiteners, np.float32), np.asarray(sigma, np.float32)
     )
 
 
@@ -147,6 +147,6 @@ def star_model(
     mean, _ = emulator.emulate(x)
     numpyro.sample(
         "obs",
-        CorrelatedTokens(mean, data.emulator_sigma, data.errors, data.mask, data.corr_chol, noise),
+        CorrelatedTokens(mean, data.emulator_sigma, data.errors, data.mask, data.whitener, noise),
         obs=None if replicate else data.values,
     )

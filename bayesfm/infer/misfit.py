@@ -36,7 +36,7 @@ def label_misfit(setup, stars: StarTokens, preferred, reference) -> np.ndarray:
     def log_likelihoods(labels, data):
         mean, _ = jax.vmap(setup.emulator.emulate)(labels)
         tokens = CorrelatedTokens(
-            mean, data.emulator_sigma, data.errors, data.mask, data.corr_chol, setup.noise
+            mean, data.emulator_sigma, data.errors, data.mask, data.whitener, setup.noise
         )
         return tokens.log_prob(data.values)
 

@@ -61,12 +61,12 @@ def fit_chi_square(setup, data, x):
     mean, _ = jax.vmap(setup.emulator.emulate)(jnp.asarray(x, jnp.float32))
     scale = jnp.asarray(setup.noise.total_scale)
 
-    def one(values, errors, mask, chol, mu, sigma):
-        solved, _ = whitened_residual(values, errors, mask, chol, mu, sigma, scale)
+    def one(values, errors, mask, whitener, mu, sigma):
+        solved, _ = whitened_residual(values, errors, mask, whitener, mu, sigma, scale)
         return jnp.sum(solved**2)
 
     chi2 = jax.vmap(one)(
-        data.values, data.errors, data.mask, data.corr_chol, mean, data.emulator_sigma
+        data.values, data.errors, data.mask, data.whitener, mean, data.emulator_sigma
     )
     dof = np.maximum(np.asarray(data.mask).sum(axis=1) - len(setup.emulator.inputs), 1)
     return np.asarray(chi2, float), dof

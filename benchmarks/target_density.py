@@ -1,0 +1,108 @@
+"""What one evaluation of a star's target density costs beyond the emulator.
+
+Run:  python benchmarks/target_density.py [--stars 8] [--draws 64] [--repeats 200]
+
+On the first ``--stars`` test-split stars, for blocks of ``--draws`` points around each
+star's amortized labels (the block importance sampling evaluates at once on a CPU), the
+median seconds per block, forward and value-and-grad, side by side in one run (the kinds
+measured in turn within each repetition, so that drift hits all alike):
+- "emulator": the emulator alone;
+- "target density": the star model's log-density as the samplers evaluate it (prior,
+  emulator and correlated Student-t likelihood, the star's data passed as an argument);
+- "chi-square, product" and "chi-square, triangular solve": the emulator and the whitened
+  residual's chi-square, the residual whitened by the star's whitener (one matrix product,
+  as the likelihood does) or by a triangular solve with its Cholesky factor (as it did
+  until this release).
+Prints the medians over stars and their ratios to the emulator's.
+"""
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro.infer.util import log_density
+
+from bayesfm.bayes.likelihood import lower_triangular_inverse
+from bayesfm.infer.setup import StarInference, prepare_stars
+from bayesfm.sources.library import load_library
+from bayesfm.tokens.split import split_mask
+
+
+def kinds(setup):
+    """Name -> f(z [5], data) -> scalar, each vmapped over a block of z."""
+    scaling = setup.scaling
+    error_scale = jnp.asarray(setup.noise.total_scale)
+
+    def emulated(z):
+        return setup.emulator.emulate(scaling.physical(z))[0]
+
+    def scaled_residual(z, data):
+        scale = error_scale * jnp.sqrt(data.errors**2 + data.emulator_sigma**2)
+        return jnp.where(data.mask, (data.values - emulated(z)) / scale, 0.0)
+
+    def by_solve(z, data):
+        chol = lower_triangular_inverse(data.whitener)
+        residual = jax.scipy.linalg.solve_triangular(chol, scaled_residual(z, data), lower=True)
+        return jnp.sum(residual**2)
+
+    return {
+        "emulator": lambda z, data: jnp.sum(emulated(z)),
+        "target density": lambda z, data: log_density(setup.star_model, (data,), {}, {"z": z})[0],
+        "chi-square, product": lambda z, data: jnp.sum(
+            (data.whitener @ scaled_residual(z, data)) ** 2
+        ),
+        "chi-square, triangular solve": by_solve,
+    }
+
+
+def compiled(fn, gradient: bool):
+    one = jax.value_and_grad(fn) if gradient else fn
+    return jax.jit(jax.vmap(one, in_axes=(0, None)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stars", type=int, default=8)
+    parser.add_argument("--draws", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=200)
+    args = parser.parse_args()
+    setup = StarInference.default()
+    tokens = load_library(binning=setup.model.vocabulary.binning).tokens
+    stars = tokens.take(np.flatnonzero(split_mask(tokens.source_id, "test"))[: args.stars])
+    prepared = prepare_stars(setup, stars)
+    rng = np.random.default_rng(0)
+    programs = {
+        (name, gradient): compiled(fn, gradient)
+        for name, fn in kinds(setup).items()
+        for gradient in (False, True)
+    }
+    seconds = {key: [] for key in programs}
+    for i in range(len(prepared.rows)):
+        data = jax.tree_util.tree_map(lambda a, i=i: jnp.asarray(a[i]), prepared.data)
+        centre = setup.scaling.normalise(prepared.start[i])
+        z = jnp.asarray(centre + 0.3 * rng.normal(size=(args.draws, 5)), jnp.float32)
+        for program in programs.values():
+            jax.block_until_ready(program(z, data))
+        times = {key: [] for key in programs}
+        for _ in range(args.repeats):
+            for key, program in programs.items():
+                start = time.perf_counter()
+                jax.block_until_ready(program(z, data))
+                times[key].append(time.perf_counter() - start)
+        for key in programs:
+            seconds[key].append(np.median(times[key]))
+    print(f"device: {jax.default_backend()}; {len(prepared.rows)} stars, blocks of {args.draws}")
+    print(f"{'per block [ms]':32s} {'forward':>9s} {'ratio':>6s} {'value+grad':>11s} {'ratio':>6s}")
+    base = {g: np.median(seconds[("emulator", g)]) for g in (False, True)}
+    for name in kinds(setup):
+        row = [np.median(seconds[(name, g)]) for g in (False, True)]
+        print(
+            f"{name:32s} {1e3 * row[0]:9.3f} {row[0] / base[False]:6.2f} "
+            f"{1e3 * row[1]:11.3f} {row[1] / base[True]:6.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
