@@ -38,9 +38,8 @@ from bayesfm.common.errors import DataError
 from bayesfm.common.metrics import residual_stats, robust_sigma
 from bayesfm.infer.importance import ImportanceConfig
 from bayesfm.infer.setup import StarInference
-from bayesfm.sources.library import load_library
+from bayesfm.sources.library import first_stars_of_split
 from bayesfm.tokens.labels import LABEL_INPUTS
-from bayesfm.tokens.split import split_mask
 
 PREVIOUS = ImportanceConfig(
     num_draws=1000,
@@ -78,8 +77,7 @@ def main():
 
     setup = StarInference.default()
     start = time.perf_counter()
-    tokens = load_library(binning=setup.model.vocabulary.binning).tokens
-    stars = tokens.take(np.flatnonzero(split_mask(tokens.source_id, "test"))[: args.n])
+    stars = first_stars_of_split("test", args.n, setup.model.vocabulary.binning)
     reading = time.perf_counter() - start
 
     default = CatalogueConfig(chunk_size=args.chunk_size)

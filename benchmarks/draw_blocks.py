@@ -23,8 +23,7 @@ from bayesfm.common.devices import full_precision
 from bayesfm.infer import importance
 from bayesfm.infer.mode import laplace_proposal
 from bayesfm.infer.setup import StarInference, prepare_stars
-from bayesfm.sources.library import load_library
-from bayesfm.tokens.split import split_mask
+from bayesfm.sources.library import first_stars_of_split
 
 # (stars, draws per star) per block, one by one: the first is the accelerator's batching, the
 # second the CPU default until the stars went one by one, the last the CPU default now
@@ -46,8 +45,7 @@ def main():
     args = parser.parse_args()
 
     setup = StarInference.default()
-    tokens = load_library(binning=setup.model.vocabulary.binning).tokens
-    stars = tokens.take(np.flatnonzero(split_mask(tokens.source_id, "test"))[: args.stars])
+    stars = first_stars_of_split("test", args.stars, setup.model.vocabulary.binning)
     data, _, _, mean, sigma = prepare_stars(setup, stars)
     config = importance.ImportanceConfig()
     z_mean, z_sigma = setup.scaling.normalise(mean), sigma / setup.scaling.scale

@@ -29,16 +29,13 @@ import dataclasses
 import json
 from pathlib import Path
 
-import numpy as np
-
 from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.catalogue.run import run_catalogue
 from bayesfm.catalogue.store import load_costs
 from bayesfm.common.metrics import residual_stats
 from bayesfm.infer.setup import StarInference
-from bayesfm.sources.library import load_library
+from bayesfm.sources.library import first_stars_of_split
 from bayesfm.tokens.labels import LABEL_INPUTS
-from bayesfm.tokens.split import split_mask
 
 VARIANTS = {  # set -> {name: changes to the default ImportanceConfig at the time of the run}
     "mode": {
@@ -94,8 +91,7 @@ def main():
     args = parser.parse_args()
 
     setup = StarInference.default()
-    tokens = load_library(binning=setup.model.vocabulary.binning).tokens
-    stars = tokens.take(np.flatnonzero(split_mask(tokens.source_id, "test"))[: args.n])
+    stars = first_stars_of_split("test", args.n, setup.model.vocabulary.binning)
     base = CatalogueConfig(method="importance")
     results = {}
     for name, changes in VARIANTS[args.variants].items():

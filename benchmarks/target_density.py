@@ -26,8 +26,7 @@ from numpyro.infer.util import log_density
 
 from bayesfm.bayes.likelihood import lower_triangular_inverse
 from bayesfm.infer.setup import StarInference, prepare_stars
-from bayesfm.sources.library import load_library
-from bayesfm.tokens.split import split_mask
+from bayesfm.sources.library import first_stars_of_split
 
 
 def kinds(setup):
@@ -69,8 +68,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=200)
     args = parser.parse_args()
     setup = StarInference.default()
-    tokens = load_library(binning=setup.model.vocabulary.binning).tokens
-    stars = tokens.take(np.flatnonzero(split_mask(tokens.source_id, "test"))[: args.stars])
+    stars = first_stars_of_split("test", args.stars, setup.model.vocabulary.binning)
     prepared = prepare_stars(setup, stars)
     rng = np.random.default_rng(0)
     programs = {

@@ -15,9 +15,11 @@ from bayesfm.common.errors import DataError, MissingDataPackageError
 from bayesfm.tokens.grid import XPBinning
 from bayesfm.tokens.labels import LABELS
 from bayesfm.tokens.specs import tokens_from_columns
+from bayesfm.tokens.split import split_mask
 from bayesfm.tokens.star_tokens import StarTokens
 
 __all__ = [
+    "first_stars_of_split",
     "LIBRARY_FILE",
     "LibraryData",
     "library_path",
@@ -116,3 +118,10 @@ def load_library(path=None, binning: XPBinning = XPBinning()) -> LibraryData:
         rows_read=len(source_id),
         snr=np.array([snr_by_id[s] for s in tokens.source_id.tolist()]),
     )
+
+
+def first_stars_of_split(split: str, n: int | None, binning: XPBinning = XPBinning()) -> StarTokens:
+    """The shipped library's first ``n`` stars (all with None) of ``split``, in library order:
+    the stars every benchmark measures on."""
+    tokens = load_library(binning=binning).tokens
+    return tokens.take(np.flatnonzero(split_mask(tokens.source_id, split))[:n])
