@@ -14,7 +14,7 @@ from bayesfm.bayes.star_model import StarData, normalised_prior, star_model
 from bayesfm.common.errors import DataError
 from bayesfm.infer.importance import ImportanceConfig, run_importance, weigh_stars
 from bayesfm.infer.mixture import mixture_of_modes
-from bayesfm.infer.mode import mode_one_star, proposal_covariance
+from bayesfm.infer.mode import in_star_blocks, mode_one_star, proposal_covariance
 from bayesfm.model.emulator import Emulator
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.vocabulary import Scaling
@@ -118,6 +118,19 @@ def test_quasi_newton_rounds_reach_the_mode_newton_reaches(rng):
     np.testing.assert_allclose(quasi[2], newton[2], rtol=1e-5)
     one_round = jax.vmap(mode_one_star(setup, rounds=1, quasi_steps=0))(z_start, data)
     assert np.all(np.asarray(one_round[2]) > np.asarray(newton[2]) + 1e-3)  # not there in one step
+
+
+def test_the_mode_search_in_blocks_of_stars_matches_one_batch(rng):
+    setup = _LinearSetup(rng, warp=lambda u: u + 0.3 * u**3)
+    _, _, data = _linear_stars(setup, rng, n_stars=5)
+    z_start = (0.3 * rng.normal(size=(5, 5))).astype(np.float32)
+    program = jax.jit(jax.vmap(mode_one_star(setup, rounds=2, quasi_steps=5)))
+    whole = program(z_start, data)
+    blocked = in_star_blocks(program, (z_start, data), 5, 2)
+    for a, b in zip(whole, blocked, strict=True):
+        assert len(b) == 5  # batch sizes round differently: agreement to float32 noise
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    assert program._cache_size() == 2  # all five at once, and every block of two (one padded)
 
 
 def test_neither_the_evaluation_block_nor_one_by_one_changes_a_weight(rng):

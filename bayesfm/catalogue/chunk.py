@@ -11,7 +11,6 @@ import pandas as pd
 from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.catalogue.outside_domain import record_amortized
 from bayesfm.catalogue.rows import empty_table, summarise_draws
-from bayesfm.common.devices import bucket_size, pad_leading
 from bayesfm.common.stopwatch import Stopwatch
 from bayesfm.infer.batched_nuts import chain_diagnostics, run_batched_nuts
 from bayesfm.infer.diagnostics import ConvergenceCriteria
@@ -92,16 +91,14 @@ def _sample(setup, in_play, inside, config, keys, table, draws, watch) -> dict:
     rows, data, mean, sigma = in_play
     (is_key, nuts_key), n = keys, len(rows)
     z_mean, z_sigma = setup.scaling.normalise(mean), sigma / setup.scaling.scale
-    padded = pad_leading((data, z_mean, z_sigma), bucket_size(n))
     evaluations = _mode_evaluations(n, config.importance)
     if config.method == "nuts":
         with watch("mode"):
-            proposal = laplace_proposal(setup, *padded, config.importance)
-        loc, chol = (a[:n] for a in proposal.main())
+            proposal = laplace_proposal(setup, data, z_mean, z_sigma, config.importance)
+        loc, chol = proposal.main()
         to_nuts = np.ones(n, bool)
     else:
-        result = run_importance(setup, *padded, is_key, config.importance, watch)
-        result = ImportanceResult(*(a[:n] for a in result))
+        result = run_importance(setup, data, z_mean, z_sigma, is_key, config.importance, watch)
         evaluations["importance_draws"] = int(result.evaluations.sum())
         loc, chol = result.loc, result.chol
         to_nuts = _record_importance(setup, table, draws, rows, result, inside, config)

@@ -24,7 +24,7 @@ import numpyro.distributions as dist
 from numpyro.infer.util import log_density
 
 from bayesfm.bayes.star_model import StarData
-from bayesfm.common.devices import full_precision, shard_stars
+from bayesfm.common.devices import bucket_size, full_precision, pad_leading, shard_stars
 from bayesfm.infer.mixture import Mixture, mixture_of_modes
 from bayesfm.tokens.labels import LABEL_INPUTS
 
@@ -35,6 +35,7 @@ _LOGG = LABEL_INPUTS.index("logg")
 _MIN_CONDITION = 1e-7  # smallest / largest Hessian eigenvalue for a Laplace proposal
 _SCOUT_SEED = 0  # the scouting offsets: the same for every star and run
 _SCOUT_EXCLUSION = 1.5  # scouted starts lie this many amortized sigma from the other starts
+CPU_STAR_BLOCK = 16  # stars per mode-search call on a CPU
 
 
 @full_precision
@@ -48,6 +49,9 @@ def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> Mixture:
     """
     find_mode = _compiled_mode_finder(setup, config.mode_rounds, config.quasi_newton_steps)
     n = len(z_mean)
+    # on a CPU in blocks of a fixed size, as fast per star as one batch of 64: one compiled
+    # search serves any number of sampled stars, with at most a block's worth of padding
+    block = CPU_STAR_BLOCK if jax.default_backend() == "cpu" else bucket_size(n)
     components = []
     # one search per start, each the same compiled program over the n stars
     z_mean = np.asarray(z_mean, np.float32)
@@ -56,8 +60,7 @@ def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> Mixture:
     if config.scout_draws:
         starts += _scouted_starts(setup, data, z_mean, z_sigma, config)
     for start in starts:
-        found = find_mode(*shard_stars((start, data)))
-        mode, hessian, value = (np.asarray(a)[:n] for a in found)
+        mode, hessian, value = in_star_blocks(find_mode, (start, data), n, block)
         loc, cov, laplace = proposal_covariance(mode, hessian, z_mean, z_sigma)
         evidence = np.where(laplace, 0.5 * np.linalg.slogdet(cov)[1] - value, -np.inf)
         components.append((loc, cov, evidence))
@@ -97,7 +100,8 @@ def _scouted_starts(setup, data, z_mean, z_sigma, config):
         (config.scout_draws, dim)
     )
     points = (np.asarray(z_mean)[:, None] + z_sigma[:, None] * offsets[None]).astype(np.float32)
-    values = np.asarray(_compiled_scout(setup)(*shard_stars((points, data))))[:n]
+    # all stars at once: a block of 16 stars scouted 27% slower per star than one of 64
+    values = in_star_blocks(_compiled_scout(setup), (points, data), n, bucket_size(n))
     values = np.where(np.isfinite(values), values, np.inf)
     allowed = np.broadcast_to(np.linalg.norm(offsets, axis=1) > _SCOUT_EXCLUSION, values.shape)
     starts = []
@@ -107,6 +111,19 @@ def _scouted_starts(setup, data, z_mean, z_sigma, config):
         distance = np.linalg.norm((points - chosen[:, None]) / z_sigma[:, None], axis=2)
         allowed = allowed & (distance > _SCOUT_EXCLUSION)
     return starts
+
+
+def in_star_blocks(program, arrays, n, size):
+    """``program``'s outputs (numpy) for the n stars of ``arrays`` (each with a leading star
+    axis), run on blocks of ``size`` stars, the last padded."""
+    parts = []
+    for first in range(0, n, size):
+        rows = slice(first, first + size)
+        block = jax.tree_util.tree_map(lambda a, rows=rows: np.asarray(a)[rows], arrays)
+        kept = min(size, n - first)
+        out = program(*shard_stars(pad_leading(block, size)))
+        parts.append(jax.tree_util.tree_map(lambda a, kept=kept: np.asarray(a)[:kept], out))
+    return jax.tree_util.tree_map(lambda *a: np.concatenate(a), *parts)
 
 
 @functools.lru_cache(maxsize=4)
