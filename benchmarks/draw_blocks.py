@@ -26,8 +26,16 @@ from bayesfm.infer.setup import StarInference, prepare_stars
 from bayesfm.sources.library import first_stars_of_split
 
 # (stars, draws per star) per block, one by one: the first is the accelerator's batching, the
-# second the CPU default until the stars went one by one, the last the CPU default now
-WAYS = (((8, 500), False), ((1, 64), False), ((1, 256), True), ((1, 64), True))
+# second the CPU default until the stars went one by one; then one star at a time in blocks of
+# 64 (the CPU default), 128, 256 and all 500 draws
+WAYS = (
+    ((8, 500), False),
+    ((1, 64), False),
+    ((1, 64), True),
+    ((1, 128), True),
+    ((1, 256), True),
+    ((1, 500), True),
+)
 
 
 def _describe(way) -> str:
