@@ -119,8 +119,8 @@ def test_model_trace_has_no_weight_params(tiny_setup):
 
 
 def test_target_density_whitens_without_a_triangular_solve(tiny_setup):
-    """The star's whitener is computed once; a triangular solve in every evaluation made the
-    density 1.7x the emulator's cost on a CPU (benchmarks/target_density.py)."""
+    """The star's whitener is computed once: on a CPU whose cores are shared, a triangular
+    solve in every evaluation takes 1.4-1.6x a product's time (benchmarks/target_density.py)."""
     star = _simulated_star(tiny_setup, (LOW + HIGH) / 2)
     anchor = np.asarray((LOW + HIGH) / 2)[None]
     data = jax.tree_util.tree_map(lambda a: a[0], prepare_stars(tiny_setup, star, anchor).data)

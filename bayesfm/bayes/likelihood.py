@@ -22,8 +22,8 @@ spectrum as much as any other's. Missing tokens are removed exactly: their rows 
 columns become the identity and their residual zero, which adds nothing to the
 log-density. Everything but the residual is fixed per star, so each star's whitener W, the
 inverse of its covariance's Cholesky factor L, is computed once, and each evaluation needs
-one product W u: neither a factorisation nor a triangular solve (on a CPU a triangular solve
-per evaluation made the density 1.27x the emulator's cost, the product 1.02x;
+one product W u: neither a factorisation nor a triangular solve (on a CPU whose cores other
+processes share, XLA's triangular solve takes 1.4-1.6x the product's time;
 ``benchmarks/target_density.py``).
 """
 
