@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.infer.util import log_density
 
-from bayesfm.bayes.likelihood import lower_triangular_inverse
+from bayesfm.bayes.likelihood import lower_triangular_inverse, whitened_residual
 from bayesfm.infer.setup import StarInference, prepare_stars
 from bayesfm.sources.library import first_stars_of_split
 
@@ -48,8 +48,10 @@ def kinds(setup):
     def target(z, data, chol):
         return log_density(setup.star_model, (data,), {}, {"z": z})[0]
 
-    def by_product(z, data, chol):
-        return jnp.sum((data.whitener @ scaled_residual(z, data)) ** 2)
+    def by_product(z, data, chol):  # as the likelihood whitens
+        sigma = data.emulator_sigma
+        args = (data.values, data.errors, data.mask, data.whitener, emulated(z), sigma)
+        return jnp.sum(whitened_residual(*args, error_scale)[0] ** 2)
 
     def by_solve(z, data, chol):
         residual = jax.scipy.linalg.solve_triangular(chol, scaled_residual(z, data), lower=True)

@@ -11,10 +11,11 @@ import pytest
 
 from bayesfm.bayes.noise_model import NoiseModel
 from bayesfm.bayes.star_model import StarData, normalised_prior, star_model
+from bayesfm.common.devices import in_star_blocks
 from bayesfm.common.errors import DataError
 from bayesfm.infer.importance import ImportanceConfig, run_importance, weigh_stars
 from bayesfm.infer.mixture import mixture_of_modes
-from bayesfm.infer.mode import in_star_blocks, mode_one_star, proposal_covariance
+from bayesfm.infer.mode import mode_one_star, proposal_covariance
 from bayesfm.model.emulator import Emulator
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.vocabulary import Scaling

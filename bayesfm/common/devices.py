@@ -6,7 +6,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-__all__ = ["pad_leading", "bucket_size", "shard_stars", "full_precision"]
+__all__ = ["pad_leading", "bucket_size", "shard_stars", "in_star_blocks", "full_precision"]
 
 
 def pad_leading(arrays, size):
@@ -44,6 +44,20 @@ def shard_stars(arrays):
         return jax.device_put(a, NamedSharding(mesh, spec))
 
     return jax.tree_util.tree_map(place, arrays)
+
+
+def in_star_blocks(program, arrays, n, size):
+    """``program``'s outputs (numpy) for the n stars of ``arrays`` (a pytree, each leaf with a
+    leading star axis), run on blocks of ``size`` stars spread over the local devices, the
+    last block padded: one compiled program serves any number of stars."""
+    parts = []
+    for first in range(0, n, size):
+        rows = slice(first, first + size)
+        block = jax.tree_util.tree_map(lambda a, rows=rows: np.asarray(a)[rows], arrays)
+        kept = min(size, n - first)
+        out = program(*shard_stars(pad_leading(block, size)))
+        parts.append(jax.tree_util.tree_map(lambda a, kept=kept: np.asarray(a)[:kept], out))
+    return jax.tree_util.tree_map(lambda *a: np.concatenate(a), *parts)
 
 
 def full_precision(fn):

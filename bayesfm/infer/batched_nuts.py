@@ -23,7 +23,7 @@ import numpy as np
 import numpyro.distributions as dist
 
 from bayesfm.bayes.star_model import StarData
-from bayesfm.common.devices import bucket_size, full_precision, pad_leading, shard_stars
+from bayesfm.common.devices import bucket_size, full_precision, in_star_blocks
 from bayesfm.infer.nuts_kernel import nuts_kernels, nuts_transitions
 from bayesfm.infer.settings import NutsConfig
 
@@ -91,13 +91,9 @@ def run_batched_nuts(
     size = lockstep_stars or (
         CPU_LOCKSTEP_STARS if jax.default_backend() == "cpu" else bucket_size(n)
     )
-    inputs = jax.tree_util.tree_map(np.asarray, (u_start, u_tril, data, keys))
-    parts = []
-    for start in range(0, n, size):
-        part = jax.tree_util.tree_map(lambda a, s=start: a[s : s + size], inputs)
-        drawn = sampler(*shard_stars(pad_leading(part, size)))
-        parts.append([np.asarray(a)[: min(size, n - start)] for a in drawn])
-    z, diverging, steps, warmup_steps = (np.concatenate(a) for a in zip(*parts, strict=True))
+    z, diverging, steps, warmup_steps = in_star_blocks(
+        sampler, (u_start, u_tril, data, keys), n, size
+    )
     leapfrog_steps = steps.sum(axis=(1, 2)) + warmup_steps.sum(axis=1)
     return ChainDraws(z, diverging, steps >= 2**config.max_tree_depth - 1, leapfrog_steps)
 

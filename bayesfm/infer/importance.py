@@ -25,7 +25,7 @@ import numpy as np
 from numpyro.infer.util import log_density
 
 from bayesfm.bayes.star_model import StarData
-from bayesfm.common.devices import bucket_size, full_precision, pad_leading, shard_stars
+from bayesfm.common.devices import bucket_size, full_precision, in_star_blocks
 from bayesfm.common.stopwatch import Stopwatch
 from bayesfm.infer.draw_pool import DrawPool, resample
 from bayesfm.infer.mixture import Mixture, refined_mixture, sample_mixture
@@ -161,9 +161,8 @@ def weigh_stars(
             for i in range(len(rows))
         ]
         return tuple(np.stack([np.asarray(r[j]) for r in results]) for j in (0, 1))
-    padded = pad_leading((keys, *subset), bucket_size(len(rows)))
     weigh = _compiled_weigher(setup, num_draws, df, (stars_per_block, draws_per_block))
-    return tuple(np.asarray(a)[: len(rows)] for a in weigh(*shard_stars(padded)))
+    return tuple(in_star_blocks(weigh, (keys, *subset), len(rows), bucket_size(len(rows))))
 
 
 @functools.lru_cache(maxsize=8)

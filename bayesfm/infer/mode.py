@@ -24,7 +24,7 @@ import numpyro.distributions as dist
 from numpyro.infer.util import log_density
 
 from bayesfm.bayes.star_model import StarData
-from bayesfm.common.devices import bucket_size, full_precision, pad_leading, shard_stars
+from bayesfm.common.devices import bucket_size, full_precision, in_star_blocks
 from bayesfm.infer.mixture import Mixture, mixture_of_modes
 from bayesfm.tokens.labels import LABEL_INPUTS
 
@@ -111,19 +111,6 @@ def _scouted_starts(setup, data, z_mean, z_sigma, config):
         distance = np.linalg.norm((points - chosen[:, None]) / z_sigma[:, None], axis=2)
         allowed = allowed & (distance > _SCOUT_EXCLUSION)
     return starts
-
-
-def in_star_blocks(program, arrays, n, size):
-    """``program``'s outputs (numpy) for the n stars of ``arrays`` (each with a leading star
-    axis), run on blocks of ``size`` stars, the last padded."""
-    parts = []
-    for first in range(0, n, size):
-        rows = slice(first, first + size)
-        block = jax.tree_util.tree_map(lambda a, rows=rows: np.asarray(a)[rows], arrays)
-        kept = min(size, n - first)
-        out = program(*shard_stars(pad_leading(block, size)))
-        parts.append(jax.tree_util.tree_map(lambda a, kept=kept: np.asarray(a)[:kept], out))
-    return jax.tree_util.tree_map(lambda *a: np.concatenate(a), *parts)
 
 
 @functools.lru_cache(maxsize=4)
