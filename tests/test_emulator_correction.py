@@ -2,6 +2,8 @@
 
 from dataclasses import replace
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -93,3 +95,56 @@ def test_a_correction_for_other_tokens_is_refused(tiny_model_path):
         make_emulator(replace(model, emulator_correction=wrong))
     with pytest.raises(DataError, match="takes"):
         make_emulator(replace(model, emulator_correction=wrong), inputs=LABEL_INPUTS[:4])
+
+
+def _flux_response_spread(model, labels):
+    """Median over stars and flux tokens of |J - the stars' median J|, J = d(-2.5 log10 flux)/d a_k
+    less its mean over the star's tokens (the RP normalisation's constant)."""
+    emulator = make_emulator(model, extinction_law=False)
+    flux = np.array([name.startswith("xp_") for name in emulator.outputs])
+
+    def magnitudes(x):
+        return -2.5 * jnp.log10(emulator.emulate(x)[0][flux])
+
+    response = np.asarray(jax.vmap(jax.jacfwd(magnitudes))(jnp.asarray(labels)))[..., -1]
+    response = response - response.mean(axis=1, keepdims=True)
+    return np.median(np.abs(response - np.median(response, axis=0)))
+
+
+def test_the_response_penalty_gives_every_star_one_extinction_response(rng):
+    # the shipped transformer, whose fluxes are positive as magnitudes need, and train stars
+    # whose fluxes it misses by a smooth factor of teff and logg (no a_k in it)
+    model = replace(FoundationModel.load(), emulator_correction=())
+    n = 400
+    inputs = np.column_stack(
+        [
+            rng.uniform(4200, 6000, n),
+            rng.uniform(1.5, 4.5, n),
+            rng.uniform(-1.0, 0.3, n),
+            rng.uniform(0.0, 0.3, n),
+            rng.uniform(0.0, 0.4, n),
+        ]
+    ).astype(np.float32)
+    plain = make_emulator(model, extinction_law=False)
+    mean = plain.batch(inputs)[0]
+    z = model.vocabulary.scaling(LABEL_INPUTS).normalise(inputs)
+    observed = mean * (1 + 0.1 * np.tanh(z[:, :1] - 0.5 * z[:, 1:2]))
+    errors = np.full_like(mean, 0.02) * model.vocabulary.scaling(plain.outputs).scale
+    train = StarTokens(
+        np.arange(n, dtype=np.int64),
+        (*LABEL_INPUTS, *plain.outputs),
+        np.column_stack([inputs, observed]),
+        np.column_stack([np.full_like(inputs, 0.01), errors]),
+    )
+    free = with_emulator_correction(model, train, TINY, progress=False)
+    tied = with_emulator_correction(
+        model, train, replace(TINY, response_tolerance=0.3), progress=False
+    )
+    assert tied.info["emulator_correction"]["response_tolerance"] == 0.3
+    spread_free, spread_tied = (_flux_response_spread(m, inputs) for m in (free, tied))
+    assert spread_tied < 0.5 * spread_free
+    rms_before, rms_tied = (
+        np.sqrt(np.mean((observed - make_emulator(m, extinction_law=False).batch(inputs)[0]) ** 2))
+        for m in (model, tied)
+    )
+    assert rms_tied < 0.7 * rms_before  # it still learns the misfit, which involves no a_k

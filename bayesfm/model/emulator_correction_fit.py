@@ -12,6 +12,7 @@ from bayesfm.model.emulator import make_emulator
 from bayesfm.model.extinction_fit import load_extinction
 from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.model.mlp import fit_on_minibatches, init_mlp, mlp
+from bayesfm.model.response_penalty import response_term
 from bayesfm.model.train_step import gaussian_nll
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.star_tokens import StarTokens
@@ -36,6 +37,9 @@ class CorrectionConfig:
     learning_rate: float = 2e-3  # peak of a one-cycle cosine schedule
     seed: int = 0
     reads_means: bool = True  # the transformer's means join the labels as inputs
+    # None: the a_k response is free; else one response for every star, within about this
+    # many magnitudes per unit a_k (bayesfm.model.response_penalty)
+    response_tolerance: float | None = None
 
 
 def fit_emulator_correction(
@@ -52,36 +56,45 @@ def fit_emulator_correction(
     complete, inputs = _complete_rows(train)
     columns = train.index(plain.outputs)
     out_scaling = model.vocabulary.scaling(plain.outputs)
+    in_scaling = model.vocabulary.scaling(LABEL_INPUTS)
     mean = plain.batch(inputs)[0]
     residual = (train.values[complete][:, columns] - mean) / out_scaling.scale
     error = train.errors[complete][:, columns] / out_scaling.scale
-    features = model.vocabulary.scaling(LABEL_INPUTS).normalise(inputs)
+    features = in_scaling.normalise(inputs)
     if config.reads_means:
         features = np.column_stack([features, out_scaling.normalise(mean)])
     present = np.isfinite(residual) & np.isfinite(error)
     features, residual, error = (
         jnp.asarray(a, jnp.float32)
-        for a in (
-            features,
-            np.where(present, residual, 0.0),
-            np.where(present, error, 1.0),
-        )
+        for a in (features, np.where(present, residual, 0.0), np.where(present, error, 1.0))
     )
     present = jnp.asarray(present)
     n_out = len(plain.outputs)
-    sizes = [features.shape[1], *config.hidden, 2 * n_out]
-    layers = init_mlp(jax.random.PRNGKey(config.seed), sizes)
-    layers[-1] = (_OUTPUT_INIT * layers[-1][0], layers[-1][1])
-
-    def loss(layers, rows):
-        shift, log_variance = mlp(layers, features[rows])
-        return gaussian_nll(shift, log_variance, residual[rows], error[rows], present[rows])
-
-    layers = fit_on_minibatches(
-        loss, layers, len(features), config, "emulator correction", progress
+    layers = init_mlp(
+        jax.random.PRNGKey(config.seed), [features.shape[1], *config.hidden, 2 * n_out]
     )
-    w, b = layers[-1]
-    hidden = [tuple(np.asarray(a) for a in layer) for layer in layers[:-1]]
+    params = {"layers": [*layers[:-1], (_OUTPUT_INIT * layers[-1][0], layers[-1][1])]}
+    penalty = None
+    if config.response_tolerance is not None:
+        params["curve"], penalty = response_term(
+            plain,
+            model.vocabulary,
+            inputs,
+            config.reads_means,
+            config.response_tolerance,
+            np.random.default_rng(config.seed),
+        )
+
+    def loss(params, rows):
+        shift, log_variance = mlp(params["layers"], features[rows])
+        nll = gaussian_nll(shift, log_variance, residual[rows], error[rows], present[rows])
+        return nll if penalty is None else nll + penalty(params["layers"], params["curve"], rows)
+
+    params = fit_on_minibatches(
+        loss, params, len(features), config, "emulator correction", progress
+    )
+    w, b = params["layers"][-1]
+    hidden = [tuple(np.asarray(a) for a in layer) for layer in params["layers"][:-1]]
     return (*hidden, (np.asarray(w[:, :n_out]), np.asarray(b[:n_out])))
 
 

@@ -1,0 +1,133 @@
+"""One extinction response for every star: a penalty the emulator's correction can be fitted with.
+
+Extinction dims each flux token's magnitude by r_k per magnitude of A_K, the same r for every
+star and at every A_K (up to one constant per star: the tokens are divided by the star's RP
+flux). The transformer's own a_k response is neither (docs/model_card.md): A(55)/A(K) from it
+runs from 5 for K giants to 6.8 for G dwarfs at A_K = 0.05 mag and changes with A_K. An
+extinction law imposed outright costs the posteriors 15-30% of their accuracy; this penalty
+asks the correction for one response softly instead:
+
+    penalty = mean_k ((d_k - mean_k' d_k') / tolerance)^2,  d_k = J_k - g_k,
+
+at each training star's labels, at its own a_k and at one drawn between the training a_k's
+2nd percentile and its own, where J_k = d(-2.5 log10 mean_k) / d a_k of the corrected
+emulator (flux tokens; a_k on the transformer's scale) and g is one curve for all stars,
+fitted with the correction. Colours are left free: a broad band's colour excess per A_K
+depends on the star's spectrum.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bayesfm.model.mlp import mlp
+from bayesfm.tokens.labels import LABEL_INPUTS
+from bayesfm.tokens.vocabulary import Scaling
+
+__all__ = ["response_term", "response_points", "magnitude_response", "response_penalty"]
+
+_MAG = 2.5 / np.log(10.0)  # d(-2.5 log10 f) = -_MAG df / f
+_LOW_QUANTILE = 0.02  # the drawn a_k lies between this training quantile and the star's own
+
+
+def response_term(plain, vocabulary, inputs, reads_means: bool, tolerance: float, rng):
+    """(curve [F], penalty(layers, curve, rows)) for the correction's fit on training stars
+    with physical ``inputs`` [N, 5]: the curve g starts at the transformer's median response.
+
+    Args:
+        plain: The transformer's emulator (``Emulator``, no correction, own a_k scale).
+        vocabulary: The model's vocabulary.
+        reads_means: Whether the correction reads the transformer's means.
+        tolerance: The penalty's scale [mag per unit a_k].
+        rng: numpy Generator for the drawn a_k.
+    """
+    flux_names = set(vocabulary.names_in_group("xp_bp", "xp_rp"))
+    flux = np.array([name in flux_names for name in plain.outputs])
+    in_scaling, out_scaling = vocabulary.scaling(LABEL_INPUTS), vocabulary.scaling(plain.outputs)
+    points = response_points(plain, inputs, in_scaling, out_scaling, flux, reads_means, rng)
+    n_out = len(plain.outputs)
+    unshifted = magnitude_response(
+        lambda f: jnp.zeros((*f.shape[:-1], n_out)), points, out_scaling, flux
+    )
+
+    def penalty(layers, curve, rows):
+        at = ResponsePoints(*(a[rows] for a in points))
+        response = magnitude_response(lambda f: mlp(layers, f)[0], at, out_scaling, flux)
+        return response_penalty(response, curve, tolerance)
+
+    return jnp.median(unshifted, axis=(0, 1)), penalty
+
+
+class ResponsePoints(NamedTuple):
+    """Where the penalty is taken, two points per training star [N, 2, ...].
+
+    Attributes:
+        features: The correction's normalised inputs (labels, then the transformer's means).
+        tangent: d features / d a_k (physical a_k).
+        mean: The transformer's normalised means of the flux tokens.
+        d_mean: Their derivative d mean / d a_k.
+    """
+
+    features: jnp.ndarray
+    tangent: jnp.ndarray
+    mean: jnp.ndarray
+    d_mean: jnp.ndarray
+
+
+def response_points(plain, inputs, in_scaling, out_scaling, flux, reads_means, rng):
+    """The penalty's points for training stars with physical ``inputs`` [N, 5].
+
+    Args:
+        plain: The transformer's emulator (``Emulator``, no correction, own a_k scale).
+        in_scaling, out_scaling: Normalisation of the five labels and of ``plain.outputs``.
+        flux: [K] bool, the flux tokens among ``plain.outputs``.
+        reads_means: Whether the correction reads the transformer's means.
+        rng: numpy Generator for the drawn a_k.
+    """
+    a_k_index = LABEL_INPUTS.index("a_k")
+    own = inputs[:, a_k_index]
+    low = np.quantile(own, _LOW_QUANTILE)
+    drawn = np.where(own > low, rng.uniform(low, np.maximum(own, low)), own)
+    both = np.stack([inputs, inputs], axis=1)
+    both[:, 1, a_k_index] = drawn
+    direction = jnp.zeros(len(LABEL_INPUTS)).at[a_k_index].set(1.0)
+
+    def value_and_slope(x):
+        return jax.jvp(lambda v: plain.emulate(v)[0], (x,), (direction,))
+
+    flat = both.reshape(-1, len(LABEL_INPUTS)).astype(np.float32)
+    batched = jax.jit(jax.vmap(value_and_slope))
+    parts = [batched(flat[i : i + 1024]) for i in range(0, len(flat), 1024)]
+    mean = np.concatenate([np.asarray(p[0]) for p in parts])
+    d_mean = np.concatenate([np.asarray(p[1]) for p in parts]) / np.asarray(out_scaling.scale)
+    mean = np.asarray(out_scaling.normalise(mean))
+    features = np.asarray(in_scaling.normalise(flat))
+    tangent = np.tile(np.asarray(direction) / np.asarray(in_scaling.scale), (len(flat), 1))
+    if reads_means:
+        features = np.column_stack([features, mean])
+        tangent = np.column_stack([tangent, d_mean])
+    shape = (len(inputs), 2, -1)
+    return ResponsePoints(
+        *(
+            jnp.asarray(a.reshape(shape), jnp.float32)
+            for a in (features, tangent, mean[:, flux], d_mean[:, flux])
+        )
+    )
+
+
+def magnitude_response(shift, points: ResponsePoints, out_scaling: Scaling, flux):
+    """J [..., F]: d(-2.5 log10 mean)/d a_k of the flux tokens of the transformer's means
+    plus ``shift(features) -> [..., K]`` (normalised units), at ``points``."""
+    value, slope = jax.jvp(shift, (points.features,), (points.tangent,))
+    loc, scale = (jnp.asarray(a)[flux] for a in out_scaling)
+    mean = loc + scale * (points.mean + value[..., flux])
+    return -_MAG * scale * (points.d_mean + slope[..., flux]) / mean
+
+
+def response_penalty(response, curve, tolerance: float):
+    """Mean over points of mean_k ((d_k - mean_k' d_k') / tolerance)^2, d = ``response`` - ``curve``."""
+    offset = response - curve
+    offset = offset - jnp.mean(offset, axis=-1, keepdims=True)
+    return jnp.mean((offset / tolerance) ** 2)
