@@ -138,13 +138,13 @@ def test_the_response_penalty_gives_every_star_one_extinction_response(rng):
     )
     free = with_emulator_correction(model, train, TINY, progress=False)
     tied = with_emulator_correction(
-        model, train, replace(TINY, response_tolerance=0.3), progress=False
+        model, train, replace(TINY, response_tolerance=30.0), progress=False
     )
-    assert tied.info["emulator_correction"]["response_tolerance"] == 0.3
+    assert tied.info["emulator_correction"]["response_tolerance"] == 30.0
     spread_free, spread_tied = (_flux_response_spread(m, inputs) for m in (free, tied))
-    assert spread_tied < 0.5 * spread_free
+    assert spread_tied < 0.7 * spread_free
     rms_before, rms_tied = (
         np.sqrt(np.mean((observed - make_emulator(m, extinction_law=False).batch(inputs)[0]) ** 2))
         for m in (model, tied)
     )
-    assert rms_tied < 0.7 * rms_before  # it still learns the misfit, which involves no a_k
+    assert rms_tied < 0.8 * rms_before  # it still learns the misfit, which involves no a_k

@@ -38,7 +38,7 @@ class CorrectionConfig:
     seed: int = 0
     reads_means: bool = True  # the transformer's means join the labels as inputs
     # None: the a_k response is free; else one response for every star, within about this
-    # many magnitudes per unit a_k (bayesfm.model.response_penalty)
+    # many observational errors per unit a_k (bayesfm.model.response_penalty)
     response_tolerance: float | None = None
 
 
@@ -80,6 +80,7 @@ def fit_emulator_correction(
             plain,
             model.vocabulary,
             inputs,
+            train.errors[complete][:, columns],
             config.reads_means,
             config.response_tolerance,
             np.random.default_rng(config.seed),

@@ -5,15 +5,22 @@ star and at every A_K (up to one constant per star: the tokens are divided by th
 flux). The transformer's own a_k response is neither (docs/model_card.md): A(55)/A(K) from it
 runs from 5 for K giants to 6.8 for G dwarfs at A_K = 0.05 mag and changes with A_K. An
 extinction law imposed outright costs the posteriors 15-30% of their accuracy; this penalty
-asks the correction for one response softly instead:
+asks the correction for one response softly instead. A law says
 
-    penalty = mean_k ((d_k - mean_k' d_k') / tolerance)^2,  d_k = J_k - g_k,
+    d mean_k / d a_k = -mean_k (g_k + c) / 1.0857
 
-at each training star's labels, at its own a_k and at one drawn between the training a_k's
-2nd percentile and its own, where J_k = d(-2.5 log10 mean_k) / d a_k of the corrected
-emulator (flux tokens; a_k on the transformer's scale) and g is one curve for all stars,
-fitted with the correction. Colours are left free: a broad band's colour excess per A_K
-depends on the star's spectrum.
+with g one curve [mag per unit a_k] for all stars and c one constant per star. The penalty
+is the mean square of each flux token's departure from it, in the star's observational
+errors per unit a_k, over the tolerance, c fitted per point by least squares:
+
+    penalty = mean_k ((d mean_k / d a_k + mean_k (g_k + c) / 1.0857) / error_k / tolerance)^2
+
+taken at each training star's labels, at its own a_k and at one drawn between the training
+a_k's 2nd percentile and its own (a_k on the transformer's scale). Weighing by the errors
+counts only departures the data could see: a faint token's magnitude response is ill-defined
+and tells the fit nothing. g is fitted with the correction, from the transformer's median
+response. Colours are left free: a broad band's colour excess per A_K depends on the star's
+spectrum.
 """
 
 from typing import NamedTuple
@@ -26,27 +33,30 @@ from bayesfm.model.mlp import mlp
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.vocabulary import Scaling
 
-__all__ = ["response_term", "response_points", "magnitude_response", "response_penalty"]
+__all__ = ["response_term", "response_points", "magnitude_response", "law_departure"]
 
 _MAG = 2.5 / np.log(10.0)  # d(-2.5 log10 f) = -_MAG df / f
 _LOW_QUANTILE = 0.02  # the drawn a_k lies between this training quantile and the star's own
 
 
-def response_term(plain, vocabulary, inputs, reads_means: bool, tolerance: float, rng):
+def response_term(plain, vocabulary, inputs, errors, reads_means: bool, tolerance: float, rng):
     """(curve [F], penalty(layers, curve, rows)) for the correction's fit on training stars
-    with physical ``inputs`` [N, 5]: the curve g starts at the transformer's median response.
+    with physical ``inputs`` [N, 5] and observational ``errors`` [N, K] of ``plain.outputs``
+    (NaN: absent, left out): the curve g starts at the transformer's median response.
 
     Args:
         plain: The transformer's emulator (``Emulator``, no correction, own a_k scale).
         vocabulary: The model's vocabulary.
         reads_means: Whether the correction reads the transformer's means.
-        tolerance: The penalty's scale [mag per unit a_k].
+        tolerance: The penalty's scale [observational errors per unit a_k].
         rng: numpy Generator for the drawn a_k.
     """
     flux_names = set(vocabulary.names_in_group("xp_bp", "xp_rp"))
     flux = np.array([name in flux_names for name in plain.outputs])
     in_scaling, out_scaling = vocabulary.scaling(LABEL_INPUTS), vocabulary.scaling(plain.outputs)
     points = response_points(plain, inputs, in_scaling, out_scaling, flux, reads_means, rng)
+    weight = 1.0 / np.where(np.isfinite(errors[:, flux]), errors[:, flux], np.inf)
+    weight = jnp.asarray(np.repeat(weight[:, None], 2, axis=1), jnp.float32)
     n_out = len(plain.outputs)
     unshifted = magnitude_response(
         lambda f: jnp.zeros((*f.shape[:-1], n_out)), points, out_scaling, flux
@@ -54,8 +64,10 @@ def response_term(plain, vocabulary, inputs, reads_means: bool, tolerance: float
 
     def penalty(layers, curve, rows):
         at = ResponsePoints(*(a[rows] for a in points))
-        response = magnitude_response(lambda f: mlp(layers, f)[0], at, out_scaling, flux)
-        return response_penalty(response, curve, tolerance)
+        departure = law_departure(
+            lambda f: mlp(layers, f)[0], at, out_scaling, flux, curve, weight[rows]
+        )
+        return jnp.mean((departure / tolerance) ** 2)
 
     return jnp.median(unshifted, axis=(0, 1)), penalty
 
@@ -117,17 +129,27 @@ def response_points(plain, inputs, in_scaling, out_scaling, flux, reads_means, r
     )
 
 
-def magnitude_response(shift, points: ResponsePoints, out_scaling: Scaling, flux):
-    """J [..., F]: d(-2.5 log10 mean)/d a_k of the flux tokens of the transformer's means
+def _flux_and_slope(shift, points: ResponsePoints, out_scaling: Scaling, flux):
+    """The flux tokens' physical means and d mean / d a_k [..., F] of the transformer's means
     plus ``shift(features) -> [..., K]`` (normalised units), at ``points``."""
     value, slope = jax.jvp(shift, (points.features,), (points.tangent,))
     loc, scale = (jnp.asarray(a)[flux] for a in out_scaling)
-    mean = loc + scale * (points.mean + value[..., flux])
-    return -_MAG * scale * (points.d_mean + slope[..., flux]) / mean
+    return loc + scale * (points.mean + value[..., flux]), scale * (
+        points.d_mean + slope[..., flux]
+    )
 
 
-def response_penalty(response, curve, tolerance: float):
-    """Mean over points of mean_k ((d_k - mean_k' d_k') / tolerance)^2, d = ``response`` - ``curve``."""
-    offset = response - curve
-    offset = offset - jnp.mean(offset, axis=-1, keepdims=True)
-    return jnp.mean((offset / tolerance) ** 2)
+def magnitude_response(shift, points: ResponsePoints, out_scaling: Scaling, flux):
+    """J [..., F]: d(-2.5 log10 mean)/d a_k of the flux tokens (``_flux_and_slope``)."""
+    mean, slope = _flux_and_slope(shift, points, out_scaling, flux)
+    return -_MAG * slope / mean
+
+
+def law_departure(shift, points: ResponsePoints, out_scaling: Scaling, flux, curve, weight):
+    """Each flux token's departure [..., F] from the law with response ``curve`` [F] (module
+    docstring), times ``weight`` [..., F] (1 / error), the star's constant c fitted."""
+    mean, slope = _flux_and_slope(shift, points, out_scaling, flux)
+    base = weight * (slope + mean * curve / _MAG)
+    lever = weight * mean / _MAG
+    c = -jnp.sum(base * lever, axis=-1, keepdims=True) / jnp.sum(lever**2, axis=-1, keepdims=True)
+    return base + lever * c
