@@ -3,9 +3,11 @@
 Run:  python benchmarks/catalogue_paths.py [--n 1000] [--nuts-stars 200]
           [--nuts-reference runs/validation_session/check_nuts]
 
-Three runs through ``run_catalogue`` (each resumes if interrupted; each star's row carries
+Four runs through ``run_catalogue`` (each resumes if interrupted; each star's row carries
 its chunk's wall time, compilation included, so stars/s survives a resume):
 - "default": the catalogue's default settings (importance sampling, NUTS fallback);
+- "modes with the emulator": the same, the modes found with the emulator itself instead of
+  the distilled proposal emulator (``bayesfm.model.proposal_emulator``);
 - "previous": the sampling budget of earlier releases, every star through three rounds of
   1,000 draws (the mode from 20 Newton steps, converged), on the same stars;
 - "nuts": batched NUTS on the first ``--nuts-stars``, or a finished NUTS catalogue of the
@@ -51,6 +53,7 @@ PREVIOUS = ImportanceConfig(
     top_up_draws=0,
     logg_starts=(),
     pool_rounds="none",
+    proposal_emulator=False,
 )
 
 
@@ -81,11 +84,20 @@ def main():
     reading = time.perf_counter() - start
 
     default = CatalogueConfig(chunk_size=args.chunk_size)
+    emulator_modes = dataclasses.replace(
+        default, importance=dataclasses.replace(default.importance, proposal_emulator=False)
+    )
     previous = dataclasses.replace(default, importance=PREVIOUS)
+    runs = (
+        ("default", default),
+        ("modes with the emulator", emulator_modes),
+        ("previous", previous),
+    )
     tables, figures = {}, {}
-    for name, config in (("default", default), ("previous", previous)):
-        tables[name] = run_catalogue(stars, args.out / name, config, setup)
-        figures[name] = _method_figures(tables[name]) | _cost_account(args.out / name)
+    for name, config in runs:
+        folder = args.out / name.replace(" ", "_")
+        tables[name] = run_catalogue(stars, folder, config, setup)
+        figures[name] = _method_figures(tables[name]) | _cost_account(folder)
     nuts = _nuts_reference(setup, stars.take(np.arange(args.nuts_stars)), args)
     agreement = {}
     if nuts is not None:
@@ -135,9 +147,8 @@ def _cost_account(out_dir: Path) -> dict:
             stages[stage] = stages.get(stage, 0.0) + seconds / n
     total = sum(c["seconds"] for c in costs) / n
     stages["writing and bookkeeping"] = total - sum(stages.values())
-    evaluations = {
-        kind: sum(c["evaluations"][kind] for c in costs) / n for kind in costs[0]["evaluations"]
-    }
+    kinds = sorted({kind for cost in costs for kind in cost["evaluations"]})
+    evaluations = {kind: sum(c["evaluations"].get(kind, 0) for c in costs) / n for kind in kinds}
     return {"seconds_per_star": stages, "evaluations_per_star": evaluations}
 
 

@@ -15,7 +15,7 @@ from bayesfm.common.devices import in_star_blocks
 from bayesfm.common.errors import DataError
 from bayesfm.infer.importance import ImportanceConfig, run_importance, weigh_stars
 from bayesfm.infer.mixture import mixture_of_modes
-from bayesfm.infer.mode import mode_one_star, proposal_covariance
+from bayesfm.infer.mode import laplace_proposal, mode_one_star, proposal_covariance
 from bayesfm.model.emulator import Emulator
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.vocabulary import Scaling
@@ -45,7 +45,7 @@ class _LinearSetup:
     a Gaussian prior and independent Gaussian tokens (``posterior``; with a ``warp`` of the
     standardised labels before the design matrix, the posterior is no longer Gaussian)."""
 
-    def __init__(self, rng, n_tokens=12, warp=lambda u: u):
+    def __init__(self, rng, n_tokens=12, warp=lambda u: u, emulator_shift=0.0, traces=None):
         self.design = rng.normal(size=(n_tokens, 5))
         self.offset = rng.normal(size=n_tokens)
         self.sigma = np.full(n_tokens, 0.3)
@@ -63,8 +63,14 @@ class _LinearSetup:
         emulator = Emulator(
             LABEL_INPUTS,
             names,
-            lambda x: (design @ warp((x - mean_sd[0]) / mean_sd[1]) + offset, sigma),
+            lambda x: (
+                design @ warp((x - mean_sd[0]) / mean_sd[1]) + offset + emulator_shift,
+                sigma,
+            ),
         )
+        if traces is not None:  # record each trace of the emulator into this list
+            plain = emulator.emulate
+            emulator = Emulator(LABEL_INPUTS, names, lambda x: traces.append(1) or plain(x))
         self.prior = dist.MultivariateNormal(
             jnp.asarray(self.prior_mean, jnp.float32),
             jnp.diag(jnp.asarray(self.prior_sd**2, jnp.float32)),
@@ -76,6 +82,7 @@ class _LinearSetup:
             noise=NoiseModel.independent(names),
             scaling=self.scaling,
         )
+        self.proposal_setup = self  # the modes are found with the emulator itself
 
     def z_support(self):
         return normalised_prior(self.prior, self.scaling).support
@@ -175,6 +182,41 @@ def test_importance_sampling_recovers_an_analytic_gaussian_posterior(rng, rounds
         draws = np.asarray(result.z[star], float)
         assert np.all(np.abs(draws.mean(axis=0) - mean) < 0.15 * sd)
         np.testing.assert_allclose(draws.std(axis=0), sd, rtol=0.12)
+
+
+def test_modes_searched_with_a_biased_proposal_emulator_still_give_the_exact_posterior():
+    setup = _LinearSetup(np.random.default_rng(7))
+    # the same setup but for an emulator off by 0.6 in every token: its posterior is elsewhere
+    traces = []
+    setup.proposal_setup = _LinearSetup(np.random.default_rng(7), emulator_shift=0.6, traces=traces)
+    observed, errors, data = _linear_stars(setup, np.random.default_rng(8))
+    n_stars = len(observed)
+    start, start_sigma = np.zeros((n_stars, 5), np.float32), np.ones((n_stars, 5), np.float32)
+    modes = laplace_proposal(setup, data, start, start_sigma, ImportanceConfig()).main()[0]
+    assert traces  # the proposal emulator searched
+    result = run_importance(setup, data, start, start_sigma, jax.random.PRNGKey(0))
+    assert result.accepted.all()
+    for star in range(n_stars):
+        mean, cov = setup.posterior(observed[star], errors[star])
+        biased_mean, _ = setup.posterior(observed[star] - 0.6, errors[star])
+        sd = np.sqrt(np.diag(cov))
+        assert np.max(np.abs(biased_mean - mean) / sd) > 1.0  # the proposal emulator's is off
+        np.testing.assert_allclose(modes[star], mean, atol=1e-3)  # one Newton round from it
+        draws = np.asarray(result.z[star], float)
+        # within four Monte Carlo errors (at least 100 effective draws: 0.4 sd at most)
+        assert np.all(np.abs(draws.mean(axis=0) - mean) < 4 * sd / np.sqrt(result.ess[star]))
+        np.testing.assert_allclose(draws.std(axis=0), sd, rtol=0.2)
+
+
+def test_without_the_proposal_emulator_the_modes_are_searched_with_the_emulator():
+    setup = _LinearSetup(np.random.default_rng(7))
+    traces = []
+    setup.proposal_setup = _LinearSetup(np.random.default_rng(7), emulator_shift=0.6, traces=traces)
+    _, _, data = _linear_stars(setup, np.random.default_rng(8))
+    start = np.zeros((3, 5), np.float32)
+    config = ImportanceConfig(proposal_emulator=False)
+    laplace_proposal(setup, data, start, np.ones_like(start), config)
+    assert not traces
 
 
 @pytest.mark.parametrize("top_up", [0, 1000])

@@ -15,7 +15,7 @@ from bayesfm.common.stopwatch import Stopwatch
 from bayesfm.infer.batched_nuts import chain_diagnostics, run_batched_nuts
 from bayesfm.infer.diagnostics import ConvergenceCriteria
 from bayesfm.infer.importance import ImportanceResult, run_importance
-from bayesfm.infer.mode import laplace_proposal
+from bayesfm.infer.mode import laplace_proposal, mode_search_evaluations
 from bayesfm.infer.setup import StarInference, prepare_stars
 from bayesfm.infer.trust import TrustCriteria, amortized_inside, assess, flag_notes
 from bayesfm.tokens.labels import LABEL_INPUTS
@@ -91,7 +91,7 @@ def _sample(setup, in_play, inside, config, keys, table, draws, watch) -> dict:
     rows, data, mean, sigma = in_play
     (is_key, nuts_key), n = keys, len(rows)
     z_mean, z_sigma = setup.scaling.normalise(mean), sigma / setup.scaling.scale
-    evaluations = _mode_evaluations(n, config.importance)
+    evaluations = mode_search_evaluations(setup, n, config.importance)
     if config.method == "nuts":
         with watch("mode"):
             proposal = laplace_proposal(setup, data, z_mean, z_sigma, config.importance)
@@ -114,17 +114,6 @@ def _sample(setup, in_play, inside, config, keys, table, draws, watch) -> dict:
         per_star = chains.z.reshape(len(picked), -1, len(LABEL_INPUTS))
         draws[rows[picked], : per_star.shape[1]] = _physical(setup, per_star)
     return evaluations
-
-
-def _mode_evaluations(n, config) -> dict:
-    """Densities, gradients and exact Hessians the mode searches of n stars take (the
-    densities: their scouting)."""
-    searches = n * config.mode_searches
-    return {
-        "mode_scout_densities": n * config.scout_draws,
-        "mode_gradients": searches * config.mode_rounds * (1 + config.quasi_newton_steps),
-        "mode_hessians": searches * (config.mode_rounds + 1),
-    }
 
 
 def _on_survey_scale(setup, draws, data, usable, key):

@@ -12,7 +12,11 @@ amortized prediction, the search starts from a few fixed logg values, so that a 
 (giant or dwarf) is found too, and from the densest of points scattered widely around the
 amortized prediction (``ImportanceConfig.scout_draws``): modes the amortized start cannot
 reach, behind a ridge of low density, in the teff / metallicity / extinction degeneracy of
-low-resolution spectra.
+low-resolution spectra (``bayesfm.infer.mode_starts``). Where the model has a proposal emulator
+(``bayesfm.model.proposal_emulator``, an MLP distilled from the emulator), it scouts and
+makes the searches from the other starts, and one round with the emulator's exact Hessian
+from each mode it finds gives the mode and curvature of the posterior itself; the amortized
+start's search stays the emulator's.
 """
 
 import functools
@@ -21,21 +25,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
-from numpyro.infer.util import log_density
 
 from bayesfm.bayes.star_model import StarData
 from bayesfm.common.devices import bucket_size, full_precision, in_star_blocks
 from bayesfm.infer.mixture import Mixture, mixture_of_modes
-from bayesfm.tokens.labels import LABEL_INPUTS
+from bayesfm.infer.mode_starts import logg_starts, neg_log_density, scouted_starts
 
-__all__ = ["laplace_proposal", "mode_one_star", "proposal_covariance"]
+__all__ = ["laplace_proposal", "mode_one_star", "mode_search_evaluations", "proposal_covariance"]
 
 _MAX_STEP = 1.0  # longest Newton step in the unconstrained space (normalised units)
-_LOGG = LABEL_INPUTS.index("logg")
 _MIN_CONDITION = 1e-7  # smallest / largest Hessian eigenvalue for a Laplace proposal
-_SCOUT_SEED = 0  # the scouting offsets: the same for every star and run
-_SCOUT_EXCLUSION = 1.5  # scouted starts lie this many amortized sigma from the other starts
 CPU_STAR_BLOCK = 16  # stars per mode-search call on a CPU
+_POLISH_STEPS = 10  # quasi-Newton steps after the Newton step from a proposal emulator's mode
 
 
 @full_precision
@@ -45,9 +46,12 @@ def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> Mixture:
     (``config.logg_starts``) and from scouted points (``config.scout_draws``).
 
     ``config``: an ``ImportanceConfig`` (its ``mode_rounds``, ``quasi_newton_steps``, starts,
-    scouting and ``inflation``).
+    scouting, ``inflation`` and ``proposal_emulator``).
     """
+    searcher = setup.proposal_setup if config.proposal_emulator else setup
     find_mode = _compiled_mode_finder(setup, config.mode_rounds, config.quasi_newton_steps)
+    fast_find_mode = _compiled_mode_finder(searcher, config.mode_rounds, config.quasi_newton_steps)
+    polish = None if searcher is setup else _compiled_mode_finder(setup, 1, _POLISH_STEPS)
     n = len(z_mean)
     # on a CPU in blocks of a fixed size, as fast per star as one batch of 64: one compiled
     # search serves any number of sampled stars, with at most a block's worth of padding
@@ -56,11 +60,14 @@ def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> Mixture:
     # one search per start, each the same compiled program over the n stars
     z_mean = np.asarray(z_mean, np.float32)
     starts = [z_mean]
-    starts += _logg_starts(setup, z_mean, config.logg_starts, config.farthest_logg_start_only)
+    starts += logg_starts(setup, z_mean, config.logg_starts, config.farthest_logg_start_only)
     if config.scout_draws:
-        starts += _scouted_starts(setup, data, z_mean, z_sigma, config)
-    for start in starts:
-        mode, hessian, value = in_star_blocks(find_mode, (start, data), n, block)
+        starts += scouted_starts(searcher, data, z_mean, z_sigma, config)
+    for index, start in enumerate(starts):
+        # the amortized start's search is the emulator's own: a proposal emulator's landscape
+        # can lead it to another mode, and a star whose main mode is missed goes to NUTS
+        searched = (find_mode, None) if index == 0 else (fast_find_mode, polish)
+        mode, hessian, value = _mode_from(start, data, n, block, *searched)
         loc, cov, laplace = proposal_covariance(mode, hessian, z_mean, z_sigma)
         evidence = np.where(laplace, 0.5 * np.linalg.slogdet(cov)[1] - value, -np.inf)
         components.append((loc, cov, evidence))
@@ -68,61 +75,39 @@ def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> Mixture:
     return mixture_of_modes(loc, cov, evidence, config.inflation)
 
 
-def _logg_starts(setup, z_mean, logg_starts, farthest_only):
-    """Mode-search starts, each [n, 5]: the amortized prediction with logg set to each of
-    ``logg_starts`` (physical), or with ``farthest_only`` to the one farthest from its own
-    logg per star (the other side of the giant/dwarf ambiguity)."""
-    if not logg_starts:
-        return []
-    physical = np.asarray(setup.scaling.physical(z_mean), np.float32)
-    values = np.asarray(logg_starts, np.float32)
-    if farthest_only:
-        distance = np.abs(values[None] - physical[:, _LOGG, None])
-        values = [values[distance.argmax(axis=1)]]
-    starts = []
-    for logg in values:
-        moved = physical.copy()
-        moved[:, _LOGG] = logg
-        starts.append(np.asarray(setup.scaling.normalise(moved), np.float32))
-    return starts
+def _mode_from(start, data, n, block, finder, polish):
+    """(mode, Hessian, -log p) of n stars from ``start``: ``finder``'s search, then, unless
+    ``polish`` is None, its round with the emulator from the mode found (or from the start)."""
+    mode, hessian, value = in_star_blocks(finder, (start, data), n, block)
+    if polish is None:
+        return mode, hessian, value
+    found = np.all(np.isfinite(mode), axis=1, keepdims=True)
+    return in_star_blocks(polish, (np.where(found, mode, start), data), n, block)
 
 
-def _scouted_starts(setup, data, z_mean, z_sigma, config):
-    """``config.scout_starts`` starts [n, 5] from ``config.scout_draws`` points around each
-    star's amortized prediction (its sigma widened ``config.scout_inflation`` times; the same
-    fixed offsets for every star): one after another, the point of lowest -log p that lies
-    more than ``_SCOUT_EXCLUSION`` amortized sigma from the amortized start and from the
-    starts already chosen. A mode the amortized start's search cannot reach across a ridge
-    of low density is often found from one of them."""
-    n, dim = np.shape(z_mean)
-    z_sigma = np.asarray(z_sigma, np.float32)
-    offsets = config.scout_inflation * np.random.default_rng(_SCOUT_SEED).standard_normal(
-        (config.scout_draws, dim)
-    )
-    points = (np.asarray(z_mean)[:, None] + z_sigma[:, None] * offsets[None]).astype(np.float32)
-    # all stars at once: a block of 16 stars scouted 27% slower per star than one of 64
-    values = in_star_blocks(_compiled_scout(setup), (points, data), n, bucket_size(n))
-    values = np.where(np.isfinite(values), values, np.inf)
-    allowed = np.broadcast_to(np.linalg.norm(offsets, axis=1) > _SCOUT_EXCLUSION, values.shape)
-    starts = []
-    for _ in range(config.scout_starts):
-        chosen = points[np.arange(n), np.argmin(np.where(allowed, values, np.inf), axis=1)]
-        starts.append(chosen)
-        distance = np.linalg.norm((points - chosen[:, None]) / z_sigma[:, None], axis=2)
-        allowed = allowed & (distance > _SCOUT_EXCLUSION)
-    return starts
-
-
-@functools.lru_cache(maxsize=4)
-def _compiled_scout(setup):
-    """-log p of z [n, S, 5] for n stars (the draws one after another, the stars batched)."""
-    neg_log_p = functools.partial(_neg_log_density, setup.star_model)
-
-    def all_stars(points, data):
-        per_draw = jax.vmap(neg_log_p)
-        return jax.lax.map(lambda z: per_draw(z, data), jnp.swapaxes(points, 0, 1)).T
-
-    return jax.jit(all_stars)
+def mode_search_evaluations(setup, n: int, config) -> dict:
+    """Densities (scouting), gradients and exact Hessians of the target that ``laplace_proposal``
+    takes for n stars; those of the proposal emulator, where it searches, under their own keys."""
+    searches = n * config.mode_searches
+    search = {
+        "mode_scout_densities": n * config.scout_draws,
+        "mode_gradients": searches * config.mode_rounds * (1 + config.quasi_newton_steps),
+        "mode_hessians": searches * (config.mode_rounds + 1),
+    }
+    if not config.proposal_emulator or setup.proposal_setup is setup:
+        return search
+    others = n * (config.mode_searches - 1)  # the amortized start's search is the emulator's
+    return {
+        "mode_scout_densities": 0,
+        "mode_gradients": n * config.mode_rounds * (1 + config.quasi_newton_steps)
+        + others * (1 + _POLISH_STEPS),
+        "mode_hessians": n * (config.mode_rounds + 1) + others * 2,
+        "proposal_emulator_mode_scout_densities": n * config.scout_draws,
+        "proposal_emulator_mode_gradients": others
+        * config.mode_rounds
+        * (1 + config.quasi_newton_steps),
+        "proposal_emulator_mode_hessians": others * (config.mode_rounds + 1),
+    }
 
 
 def proposal_covariance(mode, hessian, z_start, z_sigma):
@@ -164,7 +149,7 @@ def mode_one_star(setup, rounds, quasi_steps):
 
     def one_star(z_start, data):
         def neg_log_p(z):
-            return _neg_log_density(model, z, data)
+            return neg_log_density(model, z, data)
 
         def objective(u):
             return neg_log_p(to_z(u))
@@ -199,11 +184,6 @@ def mode_one_star(setup, rounds, quasi_steps):
         return mode, jax.hessian(neg_log_p)(mode), neg_log_p(mode)
 
     return one_star
-
-
-def _neg_log_density(model, z, data):
-    """-log p of one star's normalised labels z [5] (the density of z itself: no Jacobian)."""
-    return -log_density(model, (data,), {}, {"z": z})[0]
 
 
 def _abs_inverse(curvature):

@@ -35,6 +35,9 @@ class ImportanceConfig:
     scout_inflation: float = 3.0  # their spread / the amortized sigma
     scout_starts: int = 2  # mode searches from the scouted points of highest density
     pool_rounds: str = "none"  # rounds weighed together: none, refinements (after the first), all
+    # find the modes with the distilled proposal emulator where the model has one
+    # (bayesfm.model.proposal_emulator); the draws are always weighed with the emulator
+    proposal_emulator: bool = True
 
     @property
     def mode_searches(self) -> int:

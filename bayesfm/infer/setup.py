@@ -6,9 +6,10 @@ and the amortized model. ``prepare_stars`` turns stars into the arrays a sampler
 point (the amortized prediction), once, for one star or many.
 """
 
+import functools
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import NamedTuple
 
@@ -26,6 +27,7 @@ from bayesfm.common.jsonio import to_json
 from bayesfm.model.emulator import Emulator, a_k_scale_of, make_emulator
 from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.model.predict import predict
+from bayesfm.model.proposal_emulator import emulator_fingerprint, load_proposal_emulator
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.star_tokens import StarTokens
 from bayesfm.tokens.vocabulary import Scaling
@@ -77,6 +79,17 @@ class StarInference:
             noise=self.noise,
             scaling=self.scaling,
         )
+
+    @functools.cached_property
+    def proposal_setup(self) -> "StarInference":
+        """This setup with the proposal emulator distilled from its model
+        (``bayesfm.model.proposal_emulator``) in place of the emulator, or this setup itself
+        where none was. For finding modes only: draws are weighed with ``emulator``."""
+        out_scaling = self.model.vocabulary.scaling(self.emulator.outputs)
+        fast = load_proposal_emulator(
+            emulator_fingerprint(self.model), self.emulator, self.scaling, out_scaling
+        )
+        return self if fast is None else replace(self, emulator=fast)
 
     def z_support(self):
         return normalised_prior(self.prior, self.scaling).support
