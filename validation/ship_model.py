@@ -6,6 +6,8 @@ Run:  python validation/ship_model.py --run runs/default
       factors, prior and noise model only)
       python validation/ship_model.py --label-scatter-only   (the shipped likelihood: its
       label scatter only)
+      then  python validation/fit_proposal_emulator.py   (new weights or sigma factors leave
+      the old proposal emulator unused: catalogues search with the emulator until it is refit)
 
 Writes into bayesfm/data/:
 - foundation_model.safetensors / .json: the run's best (validation-split) weights, with the
