@@ -51,6 +51,7 @@ class _TwoModeSetup:
             scaling=self.scaling,
         )
         self.n_tokens, self.sigma = n_tokens, sigma
+        self.proposal_setup = self  # the modes are found with the emulator itself
 
     def z_support(self):
         return normalised_prior(self.prior, self.scaling).support
