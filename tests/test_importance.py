@@ -184,11 +184,16 @@ def test_importance_sampling_recovers_an_analytic_gaussian_posterior(rng, rounds
         np.testing.assert_allclose(draws.std(axis=0), sd, rtol=0.12)
 
 
-def test_modes_searched_with_a_biased_proposal_emulator_still_give_the_exact_posterior():
-    setup = _LinearSetup(np.random.default_rng(7))
-    # the same setup but for an emulator off by 0.6 in every token: its posterior is elsewhere
-    traces = []
+def _with_a_biased_proposal_emulator():
+    """A linear setup whose proposal setup is the same but for an emulator off by 0.6 in every
+    token (its posterior is elsewhere), and the list its emulator's traces go into."""
+    setup, traces = _LinearSetup(np.random.default_rng(7)), []
     setup.proposal_setup = _LinearSetup(np.random.default_rng(7), emulator_shift=0.6, traces=traces)
+    return setup, traces
+
+
+def test_modes_searched_with_a_biased_proposal_emulator_still_give_the_exact_posterior():
+    setup, traces = _with_a_biased_proposal_emulator()
     observed, errors, data = _linear_stars(setup, np.random.default_rng(8))
     n_stars = len(observed)
     start, start_sigma = np.zeros((n_stars, 5), np.float32), np.ones((n_stars, 5), np.float32)
@@ -209,9 +214,7 @@ def test_modes_searched_with_a_biased_proposal_emulator_still_give_the_exact_pos
 
 
 def test_without_the_proposal_emulator_the_modes_are_searched_with_the_emulator():
-    setup = _LinearSetup(np.random.default_rng(7))
-    traces = []
-    setup.proposal_setup = _LinearSetup(np.random.default_rng(7), emulator_shift=0.6, traces=traces)
+    setup, traces = _with_a_biased_proposal_emulator()
     _, _, data = _linear_stars(setup, np.random.default_rng(8))
     start = np.zeros((3, 5), np.float32)
     config = ImportanceConfig(proposal_emulator=False)
