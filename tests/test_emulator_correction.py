@@ -10,7 +10,13 @@ import pytest
 from bayesfm.common.errors import DataError
 from bayesfm.common.pytree_io import load_named_arrays, save_named_arrays
 from bayesfm.model.emulator import make_emulator
-from bayesfm.model.emulator_correction_fit import CorrectionConfig, with_emulator_correction
+from bayesfm.model.emulator_correction_fit import (
+    CorrectionConfig,
+    carrying_correction,
+    fit_emulator_correction,
+    with_emulator_correction,
+)
+from bayesfm.model.fitzpatrick import fit_to_fitzpatrick, fitzpatrick_on_tokens, token_centres_nm
 from bayesfm.model.foundation_model import FoundationModel, file_sha256
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.star_tokens import StarTokens
@@ -111,11 +117,11 @@ def _flux_response_spread(model, labels):
     return np.median(np.abs(response - np.median(response, axis=0)))
 
 
-def test_the_response_penalty_gives_every_star_one_extinction_response(rng):
-    # the shipped transformer, whose fluxes are positive as magnitudes need, and train stars
-    # whose fluxes it misses by a smooth factor of teff and logg (no a_k in it)
+def _stars_off_in_teff_and_logg(rng, n=400):
+    """The shipped transformer (no correction; its fluxes are positive, as magnitudes need),
+    train stars whose fluxes it misses by a smooth factor of teff and logg (no a_k in it),
+    their inputs [n, 5] and observed tokens [n, K]."""
     model = replace(FoundationModel.load(), emulator_correction=())
-    n = 400
     inputs = np.column_stack(
         [
             rng.uniform(4200, 6000, n),
@@ -136,6 +142,16 @@ def test_the_response_penalty_gives_every_star_one_extinction_response(rng):
         np.column_stack([inputs, observed]),
         np.column_stack([np.full_like(inputs, 0.01), errors]),
     )
+    return model, train, inputs, observed
+
+
+def _rms_misfit(model, inputs, observed):
+    mean = make_emulator(model, extinction_law=False).batch(inputs)[0]
+    return np.sqrt(np.mean((observed - mean) ** 2))
+
+
+def test_the_response_penalty_gives_every_star_one_extinction_response(rng):
+    model, train, inputs, observed = _stars_off_in_teff_and_logg(rng)
     free = with_emulator_correction(model, train, TINY, progress=False)
     tied = with_emulator_correction(
         model, train, replace(TINY, response_tolerance=30.0), progress=False
@@ -143,8 +159,58 @@ def test_the_response_penalty_gives_every_star_one_extinction_response(rng):
     assert tied.info["emulator_correction"]["response_tolerance"] == 30.0
     spread_free, spread_tied = (_flux_response_spread(m, inputs) for m in (free, tied))
     assert spread_tied < 0.7 * spread_free
-    rms_before, rms_tied = (
-        np.sqrt(np.mean((observed - make_emulator(m, extinction_law=False).batch(inputs)[0]) ** 2))
-        for m in (model, tied)
+    # it still learns the misfit, which involves no a_k
+    assert _rms_misfit(tied, inputs, observed) < 0.8 * _rms_misfit(model, inputs, observed)
+
+
+def _a55_over_ak(model, labels):
+    """Each star's A(55)/A(K) [n]: its emulator's d(-2.5 log10 flux)/d a_k fitted to
+    Fitzpatrick (2019)'s shape, as the report's extinction curve does for five types."""
+    emulator = make_emulator(model, extinction_law=False)
+    names = [name for name in emulator.outputs if name.startswith("xp_")]
+    flux = np.array([name in names for name in emulator.outputs])
+    f19 = fitzpatrick_on_tokens(token_centres_nm(names), model.vocabulary.binning.width_nm)
+
+    def magnitudes(x):
+        return -2.5 * jnp.log10(emulator.emulate(x)[0][flux])
+
+    response = np.asarray(jax.vmap(jax.jacfwd(magnitudes))(jnp.asarray(labels)))[..., -1]
+    return np.array([fit_to_fitzpatrick(curve, f19)[0] for curve in response])
+
+
+def test_the_scale_penalty_gives_every_star_one_a55_over_ak(rng):
+    model, train, inputs, observed = _stars_off_in_teff_and_logg(rng)
+    free = with_emulator_correction(model, train, TINY, progress=False)
+    config = replace(TINY, scale_tolerance=0.3, latent_a_k=0.05)
+    fit = fit_emulator_correction(model, train, config, progress=False)
+    tied = carrying_correction(model, fit, config)
+    assert tied.info["emulator_correction"]["scale_tolerance"] == 0.3
+
+    def spread(m):
+        low, high = np.percentile(_a55_over_ak(m, inputs), [10, 90])
+        return high / low
+
+    assert spread(tied) - 1 < 0.5 * (spread(free) - 1)
+    # it still learns the misfit, at the a_k it fitted
+    at_fitted = inputs.copy()
+    at_fitted[:, LABEL_INPUTS.index("a_k")] = fit.a_k
+    assert _rms_misfit(tied, at_fitted, observed) < 0.25 * _rms_misfit(model, inputs, observed)
+
+
+def test_latent_a_k_recovers_the_extinction_the_labels_miss(rng):
+    # train stars observed at a_k + an unknown offset: a correction of the labels alone
+    # cannot learn it, the fitted a_k must
+    model = replace(FoundationModel.load(), emulator_correction=())
+    _, train, inputs, _ = _stars_off_in_teff_and_logg(rng)
+    plain = make_emulator(model, extinction_law=False)
+    missed = rng.normal(0.0, 0.05, len(inputs)).astype(np.float32)
+    observed = plain.batch(inputs + np.outer(missed, np.eye(5)[LABEL_INPUTS.index("a_k")]))[0]
+    train = StarTokens(
+        train.source_id, train.names, np.column_stack([inputs, observed]), train.errors
     )
-    assert rms_tied < 0.8 * rms_before  # it still learns the misfit, which involves no a_k
+    config = replace(TINY, latent_a_k=0.1)
+    fit = fit_emulator_correction(model, train, config, progress=False)
+    found = fit.a_k - inputs[:, LABEL_INPUTS.index("a_k")]
+    assert np.corrcoef(found, missed)[0, 1] > 0.9
+    assert np.all((fit.a_k_err > 0) & (fit.a_k_err < 0.1))
+    assert carrying_correction(model, fit, config).info["emulator_correction"]["train_stars"] == 400

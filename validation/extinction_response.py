@@ -12,9 +12,10 @@ import argparse
 import jax
 import jax.numpy as jnp
 import numpy as np
-from sections.extinction_curve import STELLAR_TYPES, fitzpatrick_on_tokens
+from sections.extinction_curve import STELLAR_TYPES
 
 from bayesfm.model.emulator import make_emulator
+from bayesfm.model.fitzpatrick import fit_to_fitzpatrick, fitzpatrick_on_tokens, token_centres_nm
 from bayesfm.model.foundation_model import FoundationModel
 
 
@@ -26,9 +27,8 @@ def main():
     model = FoundationModel.load(args.model)
     emulator = make_emulator(model)
     flux = np.array([i for i, name in enumerate(emulator.outputs) if name.startswith("xp_")])
-    centres = np.array([float(emulator.outputs[i][3:]) for i in flux])
+    centres = token_centres_nm([emulator.outputs[i] for i in flux])
     f19 = fitzpatrick_on_tokens(centres, model.vocabulary.binning.width_nm)
-    design = np.stack([f19, np.ones_like(f19)], axis=1)
 
     def magnitudes(a_k, labels):
         return -2.5 * jnp.log10(emulator.emulate(jnp.append(labels, a_k))[0][flux])
@@ -39,7 +39,7 @@ def main():
         ratios = []
         for labels in STELLAR_TYPES.values():
             curve = np.asarray(slope(jnp.float32(a_k), jnp.asarray(labels, jnp.float32)))
-            ratios.append(np.linalg.lstsq(design, curve, rcond=None)[0][0])
+            ratios.append(fit_to_fitzpatrick(curve, f19)[0])
         row = "  ".join(f"{r:9.2f}" for r in ratios)
         print(f"{a_k:9.2f}  {row}  {max(ratios) / min(ratios):7.3f}")
 

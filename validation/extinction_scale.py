@@ -24,11 +24,16 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sections.extinction_curve import STELLAR_TYPES, fitzpatrick_on_tokens  # noqa: E402
+from sections.extinction_curve import STELLAR_TYPES  # noqa: E402
 
 from bayesfm.model.emulator import make_emulator  # noqa: E402
 from bayesfm.model.extinction_anchor import ExtinctionFit, anchor_to_label  # noqa: E402
 from bayesfm.model.extinction_fit import default_extinction_path  # noqa: E402
+from bayesfm.model.fitzpatrick import (  # noqa: E402
+    fit_to_fitzpatrick,
+    fitzpatrick_on_tokens,
+    token_centres_nm,
+)
 from bayesfm.model.foundation_model import FoundationModel  # noqa: E402
 from bayesfm.sources.library import load_library  # noqa: E402
 from bayesfm.tokens.labels import LABEL_INPUTS  # noqa: E402
@@ -41,12 +46,6 @@ CLASSES = {  # name -> (logg range, teff range)
     "dwarfs, teff >= 5500 K": ((3.5, 9), (5500, 1e5)),
 }
 EMULATOR_A_K = (0.0, 0.05, 0.1, 0.2, 0.4)  # [mag] where the emulator's slope is taken
-
-
-def f19_slope(curve, f19):
-    """s of the least-squares fit curve = s x A(lambda)/A(55) + c."""
-    (s, _), *_ = np.linalg.lstsq(np.stack([f19, np.ones_like(f19)], 1), curve, rcond=None)
-    return float(s)
 
 
 def label_scale(labels, raw, cleaned):
@@ -73,7 +72,7 @@ def data_slopes(labels, magnitudes, f19, extinctions: dict):
         for a_k in extinctions.values():
             design = np.column_stack([np.ones(box.sum()), a_k[box], offset[box]])
             coef, *_ = np.linalg.lstsq(design, magnitudes[box], rcond=None)
-            cells.append(f"{f19_slope(coef[1, :-1], f19):.2f} [{coef[1, -1]:.2f}]")
+            cells.append(f"{fit_to_fitzpatrick(coef[1, :-1], f19)[0]:.2f} [{coef[1, -1]:.2f}]")
         print(f"   {name:<10}{box.sum():>7}" + "".join(f"{c:>22}" for c in cells))
 
 
@@ -88,7 +87,9 @@ def emulator_slopes(model, f19):
     print(f"3. The emulator's A(55)/A(K) at a_k = {', '.join(map(str, EMULATOR_A_K))} mag")
     for name, labels in STELLAR_TYPES.items():
         at = jnp.asarray(labels, jnp.float32)
-        row = [f19_slope(np.asarray(slope(jnp.float32(a), at)), f19) for a in EMULATOR_A_K]
+        row = [
+            fit_to_fitzpatrick(np.asarray(slope(jnp.float32(a), at)), f19)[0] for a in EMULATOR_A_K
+        ]
         print(f"   {name:<10}" + "".join(f"{s:>8.2f}" for s in row))
 
 
@@ -111,8 +112,7 @@ def main():
         magnitudes = np.column_stack(
             [-2.5 * np.log10(train.values[:, train.index(flux_names)]), train.column("bp_rp")[0]]
         )
-    centres = np.array([float(n.split("_")[1]) for n in flux_names])
-    f19 = fitzpatrick_on_tokens(centres, model.vocabulary.binning.width_nm)
+    f19 = fitzpatrick_on_tokens(token_centres_nm(flux_names), model.vocabulary.binning.width_nm)
     label_scale(labels, raw, cleaned)
     extinctions = {"ak_targ": raw, "cleaned": cleaned, "cleaned, anchored": anchored}
     data_slopes(labels, magnitudes, f19, extinctions)

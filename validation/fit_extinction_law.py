@@ -12,20 +12,20 @@ Fitzpatrick (2019).
 """
 
 import argparse
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from sections.extinction_curve import fitzpatrick_on_tokens  # noqa: E402
-
-from bayesfm.model.extinction_fit import default_extinction_path, load_extinction  # noqa: E402
-from bayesfm.model.extinction_law_fit import fit_extinction_law  # noqa: E402
-from bayesfm.model.foundation_model import FoundationModel, default_model_path  # noqa: E402
-from bayesfm.sources.library import load_library  # noqa: E402
-from bayesfm.tokens.split import split_mask  # noqa: E402
+from bayesfm.model.extinction_fit import default_extinction_path, load_extinction
+from bayesfm.model.extinction_law_fit import fit_extinction_law
+from bayesfm.model.fitzpatrick import (
+    fit_to_fitzpatrick,
+    fitzpatrick_on_tokens,
+    token_centres_nm,
+)
+from bayesfm.model.foundation_model import FoundationModel, default_model_path
+from bayesfm.sources.library import load_library
+from bayesfm.tokens.split import split_mask
 
 SEED = 0
 
@@ -56,10 +56,9 @@ def main():
         f"(transformer a_k - {law.transformer_a_k})"
     )
     flux = model.vocabulary.names_in_group("xp_bp", "xp_rp")
-    centres = np.array([float(n.split("_")[1]) for n in flux])
-    f19 = fitzpatrick_on_tokens(centres, model.vocabulary.binning.width_nm)
+    f19 = fitzpatrick_on_tokens(token_centres_nm(flux), model.vocabulary.binning.width_nm)
     curve = np.array([law.response[n] for n in flux])
-    (s, c), *_ = np.linalg.lstsq(np.stack([f19, np.ones_like(f19)], 1), curve, rcond=None)
+    s = fit_to_fitzpatrick(curve, f19)[0]
     print(
         f"A(55)/A(K) = {s:.2f} (fit to F19's shape: correlation {np.corrcoef(curve, f19)[0, 1]:.4f}); "
         + ", ".join(f"{n} {law.response[n]:.3f}" for n in model.vocabulary.names_in_group("colour"))

@@ -21,6 +21,12 @@ counts only departures the data could see: a faint token's magnitude response is
 and tells the fit nothing. g is fitted with the correction, from the transformer's median
 response. Colours are left free: a broad band's colour excess per A_K depends on the star's
 spectrum.
+
+A softer form asks only for the scale (``scale_term``): each point's response, fitted as
+s x A(lambda)/A(55) of Fitzpatrick (2019) + c by least squares in observational errors,
+gives A(55)/A(K) = s, and the penalty is its fractional departure from one shared value,
+over a tolerance. The curve's shape stays free, as broad bins' responses depend a little
+on the star's spectrum.
 """
 
 from typing import NamedTuple
@@ -29,13 +35,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bayesfm.model.fitzpatrick import fitzpatrick_on_tokens, token_centres_nm
+from bayesfm.model.latent_a_k import mean_and_a_k_slope
 from bayesfm.model.mlp import mlp
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.vocabulary import Scaling
 
-__all__ = ["response_term", "response_points", "magnitude_response", "law_departure"]
+__all__ = [
+    "response_term",
+    "scale_term",
+    "response_points",
+    "magnitude_response",
+    "law_departure",
+    "point_scale",
+]
 
 _MAG = 2.5 / np.log(10.0)  # d(-2.5 log10 f) = -_MAG df / f
+_SNR_CAP = 20.0  # the scale's fit weighs tokens above this S/N alike, as magnitudes
 _LOW_QUANTILE = 0.02  # the drawn a_k lies between this training quantile and the star's own
 
 
@@ -51,16 +67,10 @@ def response_term(plain, vocabulary, inputs, errors, reads_means: bool, toleranc
         tolerance: The penalty's scale [observational errors per unit a_k].
         rng: numpy Generator for the drawn a_k.
     """
-    flux_names = set(vocabulary.names_in_group("xp_bp", "xp_rp"))
-    flux = np.array([name in flux_names for name in plain.outputs])
-    in_scaling, out_scaling = vocabulary.scaling(LABEL_INPUTS), vocabulary.scaling(plain.outputs)
-    points = response_points(plain, inputs, in_scaling, out_scaling, flux, reads_means, rng)
-    weight = 1.0 / np.where(np.isfinite(errors[:, flux]), errors[:, flux], np.inf)
-    weight = jnp.asarray(np.repeat(weight[:, None], 2, axis=1), jnp.float32)
-    n_out = len(plain.outputs)
-    unshifted = magnitude_response(
-        lambda f: jnp.zeros((*f.shape[:-1], n_out)), points, out_scaling, flux
+    points, weight, flux, out_scaling = _penalty_points(
+        plain, vocabulary, inputs, errors, reads_means, rng
     )
+    unshifted = magnitude_response(_no_shift(plain), points, out_scaling, flux)
 
     def penalty(layers, curve, rows):
         at = ResponsePoints(*(a[rows] for a in points))
@@ -70,6 +80,53 @@ def response_term(plain, vocabulary, inputs, errors, reads_means: bool, toleranc
         return jnp.mean((departure / tolerance) ** 2)
 
     return jnp.median(unshifted, axis=(0, 1)), penalty
+
+
+def scale_term(plain, vocabulary, inputs, errors, reads_means: bool, tolerance: float, rng):
+    """(A(55)/A(K) [1], penalty(layers, a55, rows)): ``response_term``'s arguments, the penalty
+    the mean square of each point's A(55)/A(K) (``point_scale``) over the shared one, minus
+    one, over ``tolerance`` (a fraction); the shared one starts at the transformer's median.
+
+    The fit weighs each flux token by 1 / (error + flux / 20): tokens measured to better than
+    5% count alike, as in a fit of magnitudes (the report's), and faint ones by their S/N,
+    whose magnitude response the data cannot tell."""
+    points, weight, flux, out_scaling = _penalty_points(
+        plain, vocabulary, inputs, errors, reads_means, rng
+    )
+    loc, scale = (np.asarray(a)[flux] for a in out_scaling)
+    brightness = np.abs(loc + scale * np.asarray(points.mean))
+    weight = 1.0 / (0.1 / weight + brightness / _SNR_CAP)
+    shape = jnp.asarray(
+        fitzpatrick_on_tokens(
+            token_centres_nm(np.asarray(plain.outputs)[flux]), vocabulary.binning.width_nm
+        ),
+        jnp.float32,
+    )
+    unshifted = point_scale(_no_shift(plain), points, out_scaling, flux, shape, weight)
+
+    def penalty(layers, a55, rows):
+        at = ResponsePoints(*(a[rows] for a in points))
+        scale = point_scale(lambda f: mlp(layers, f)[0], at, out_scaling, flux, shape, weight[rows])
+        return jnp.mean(((scale / a55 - 1.0) / tolerance) ** 2)
+
+    return jnp.median(unshifted, keepdims=True).reshape(1), penalty
+
+
+def _penalty_points(plain, vocabulary, inputs, errors, reads_means, rng):
+    """(``response_points``, weights 1 / error [N, 2, F], flux [K] bool, output scaling)."""
+    flux_names = set(vocabulary.names_in_group("xp_bp", "xp_rp"))
+    flux = np.array([name in flux_names for name in plain.outputs])
+    in_scaling, out_scaling = vocabulary.scaling(LABEL_INPUTS), vocabulary.scaling(plain.outputs)
+    points = response_points(plain, inputs, in_scaling, out_scaling, flux, reads_means, rng)
+    weight = 1.0 / np.where(np.isfinite(errors[:, flux]), errors[:, flux], np.inf)
+    weight = jnp.asarray(np.repeat(weight[:, None], 2, axis=1), jnp.float32)
+    return points, weight, flux, out_scaling
+
+
+def _no_shift(plain):
+    """A shift of nothing: the transformer's own response."""
+    n_out = len(plain.outputs)
+    return lambda f: jnp.zeros((*f.shape[:-1], n_out))
 
 
 class ResponsePoints(NamedTuple):
@@ -104,19 +161,13 @@ def response_points(plain, inputs, in_scaling, out_scaling, flux, reads_means, r
     drawn = np.where(own > low, rng.uniform(low, np.maximum(own, low)), own)
     both = np.stack([inputs, inputs], axis=1)
     both[:, 1, a_k_index] = drawn
-    direction = jnp.zeros(len(LABEL_INPUTS)).at[a_k_index].set(1.0)
-
-    def value_and_slope(x):
-        return jax.jvp(lambda v: plain.emulate(v)[0], (x,), (direction,))
-
+    direction = np.eye(len(LABEL_INPUTS))[a_k_index]
     flat = both.reshape(-1, len(LABEL_INPUTS)).astype(np.float32)
-    batched = jax.jit(jax.vmap(value_and_slope))
-    parts = [batched(flat[i : i + 1024]) for i in range(0, len(flat), 1024)]
-    mean = np.concatenate([np.asarray(p[0]) for p in parts])
-    d_mean = np.concatenate([np.asarray(p[1]) for p in parts]) / np.asarray(out_scaling.scale)
+    mean, d_mean = mean_and_a_k_slope(plain, flat)
+    d_mean = d_mean / np.asarray(out_scaling.scale)
     mean = np.asarray(out_scaling.normalise(mean))
     features = np.asarray(in_scaling.normalise(flat))
-    tangent = np.tile(np.asarray(direction) / np.asarray(in_scaling.scale), (len(flat), 1))
+    tangent = np.tile(direction / np.asarray(in_scaling.scale), (len(flat), 1))
     if reads_means:
         features = np.column_stack([features, mean])
         tangent = np.column_stack([tangent, d_mean])
@@ -153,3 +204,15 @@ def law_departure(shift, points: ResponsePoints, out_scaling: Scaling, flux, cur
     lever = weight * mean / _MAG
     c = -jnp.sum(base * lever, axis=-1, keepdims=True) / jnp.sum(lever**2, axis=-1, keepdims=True)
     return base + lever * c
+
+
+def point_scale(shift, points: ResponsePoints, out_scaling: Scaling, flux, shape, weight):
+    """A(55)/A(K) [...] at each point: s of the fit d mean_k / d a_k = -mean_k (s shape_k + c)
+    / 1.0857, by least squares in ``weight`` (1 / error) units, with ``shape`` [F]
+    A(lambda)/A(55)."""
+    mean, slope = _flux_and_slope(shift, points, out_scaling, flux)
+    lever = weight * mean / _MAG
+    a, b, y = lever * shape, lever, -weight * slope
+    aa, ab, bb = (jnp.sum(u * v, axis=-1) for u, v in ((a, a), (a, b), (b, b)))
+    ay, by = jnp.sum(a * y, axis=-1), jnp.sum(b * y, axis=-1)
+    return (bb * ay - ab * by) / (aa * bb - ab**2)

@@ -13,7 +13,7 @@ import numpy as np
 from report_context import timed
 
 from bayesfm.model.emulator import extinction_law_of
-from bayesfm.sources.library import data_file
+from bayesfm.model.fitzpatrick import fit_to_fitzpatrick, fitzpatrick_on_tokens, token_centres_nm
 from sections.shared import table
 
 NAME = "extinction_curve"
@@ -25,27 +25,16 @@ STELLAR_TYPES = {  # name -> teff, logg, fe_h, alpha_m
     "F dwarf": (6400, 4.2, -0.2, 0.0),
     "K dwarf": (4600, 4.6, 0.1, 0.0),
 }
-F19_R55 = 3.02  # Fitzpatrick et al. (2019) average R(55)
 
 
 def compute(ctx, results) -> dict:
     return timed("extinction curve", _compute, ctx.setup)
 
 
-def fitzpatrick_on_tokens(centres_nm, width_nm):
-    """A(lambda)/A(55) of Fitzpatrick (2019), averaged over each flux token's bin."""
-    from astropy.io import fits
-
-    with fits.open(data_file("fitzpatrick2019_gaiabprp_extinction.fits")) as hdul:
-        wave_nm = np.asarray(hdul[1].data["wave"], float) / 10.0
-        ratio = 1.0 + np.asarray(hdul[1].data["klambda55"], float) / F19_R55
-    return np.array([ratio[np.abs(wave_nm - c) <= width_nm / 2].mean() for c in centres_nm])
-
-
 def _compute(setup) -> dict:
     names = [n for n in setup.emulator.outputs if n.startswith("xp_")]
     index = np.array([setup.emulator.outputs.index(n) for n in names])
-    centres = np.array([float(n.split("_")[1]) for n in names])
+    centres = token_centres_nm(names)
     f19 = fitzpatrick_on_tokens(centres, setup.model.vocabulary.binning.width_nm)
 
     def magnitudes(a_k, labels):
@@ -59,15 +48,14 @@ def _compute(setup) -> dict:
         "fitzpatrick2019_A_over_A55": f19.tolist(),
         "types": {},
     }
-    design = np.stack([f19, np.ones_like(f19)], axis=1)
     for name, labels in STELLAR_TYPES.items():
         curve = np.asarray(slope_of(0.05, jnp.asarray(labels, jnp.float32)))
-        (s, c), *_ = np.linalg.lstsq(design, curve, rcond=None)
-        fitted = design @ [s, c]
+        s, c = fit_to_fitzpatrick(curve, f19)
+        fitted = s * f19 + c
         out["types"][name] = {
             "curve": curve.tolist(),
-            "A55_over_AK": float(s),
-            "offset": float(c),
+            "A55_over_AK": s,
+            "offset": c,
             "rms_residual_over_A55": float(np.sqrt(np.mean((curve - fitted) ** 2)) / s),
             "correlation": float(np.corrcoef(curve, f19)[0, 1]),
         }
