@@ -4,7 +4,7 @@ import numpy as np
 
 from bayesfm.sources.library import data_file
 
-__all__ = ["F19_R55", "token_centres_nm", "fitzpatrick_on_tokens"]
+__all__ = ["F19_R55", "token_centres_nm", "fitzpatrick_on_tokens", "fit_to_fitzpatrick"]
 
 F19_R55 = 3.02  # Fitzpatrick et al. (2019) average R(55)
 

@@ -23,8 +23,7 @@ response. Colours are left free: a broad band's colour excess per A_K depends on
 spectrum.
 
 A softer form asks only for the scale (``scale_term``): each point's response, fitted as
-s x A(lambda)/A(55) of Fitzpatrick (2019) + c by least squares in observational errors,
-gives A(55)/A(K) = s, and the penalty is its fractional departure from one shared value,
+s x A(lambda)/A(55) of Fitzpatrick (2019) + c by weighted least squares, gives A(55)/A(K) = s, and the penalty is its fractional departure from one shared value,
 over a tolerance. The curve's shape stays free, as broad bins' responses depend a little
 on the star's spectrum.
 """
@@ -51,7 +50,8 @@ __all__ = [
 ]
 
 _MAG = 2.5 / np.log(10.0)  # d(-2.5 log10 f) = -_MAG df / f
-_SNR_CAP = 20.0  # the scale's fit weighs tokens above this S/N alike, as magnitudes
+# the scale's fit weighs a token by 1 / (_ERROR_SHARE x error + flux / _SNR_CAP)
+_SNR_CAP, _ERROR_SHARE = 20.0, 0.1
 _LOW_QUANTILE = 0.02  # the drawn a_k lies between this training quantile and the star's own
 
 
@@ -87,15 +87,15 @@ def scale_term(plain, vocabulary, inputs, errors, reads_means: bool, tolerance: 
     the mean square of each point's A(55)/A(K) (``point_scale``) over the shared one, minus
     one, over ``tolerance`` (a fraction); the shared one starts at the transformer's median.
 
-    The fit weighs each flux token by 1 / (error + flux / 20): tokens measured to better than
-    5% count alike, as in a fit of magnitudes (the report's), and faint ones by their S/N,
-    whose magnitude response the data cannot tell."""
+    The fit weighs each flux token by 1 / (0.1 x error + flux / 20): tokens with S/N above
+    about 2 count alike, as in the report's fit of magnitudes, and fainter ones by their S/N,
+    since near-zero fluxes leave a magnitude response undefined."""
     points, weight, flux, out_scaling = _penalty_points(
         plain, vocabulary, inputs, errors, reads_means, rng
     )
     loc, scale = (np.asarray(a)[flux] for a in out_scaling)
     brightness = np.abs(loc + scale * np.asarray(points.mean))
-    weight = 1.0 / (0.1 / weight + brightness / _SNR_CAP)
+    weight = 1.0 / (_ERROR_SHARE / weight + brightness / _SNR_CAP)
     shape = jnp.asarray(
         fitzpatrick_on_tokens(
             token_centres_nm(np.asarray(plain.outputs)[flux]), vocabulary.binning.width_nm
