@@ -103,16 +103,23 @@ def test_a_correction_for_other_tokens_is_refused(tiny_model_path):
         make_emulator(replace(model, emulator_correction=wrong), inputs=LABEL_INPUTS[:4])
 
 
-def _flux_response_spread(model, labels):
-    """Median over stars and flux tokens of |J - the stars' median J|, J = d(-2.5 log10 flux)/d a_k
-    less its mean over the star's tokens (the RP normalisation's constant)."""
+def _magnitude_responses(model, labels):
+    """Each star's J = d(-2.5 log10 flux)/d a_k [n, F] from its emulator, and the flux
+    tokens' names [F]."""
     emulator = make_emulator(model, extinction_law=False)
-    flux = np.array([name.startswith("xp_") for name in emulator.outputs])
+    names = [name for name in emulator.outputs if name.startswith("xp_")]
+    flux = np.array([name in names for name in emulator.outputs])
 
     def magnitudes(x):
         return -2.5 * jnp.log10(emulator.emulate(x)[0][flux])
 
-    response = np.asarray(jax.vmap(jax.jacfwd(magnitudes))(jnp.asarray(labels)))[..., -1]
+    return np.asarray(jax.vmap(jax.jacfwd(magnitudes))(jnp.asarray(labels)))[..., -1], names
+
+
+def _flux_response_spread(model, labels):
+    """Median over stars and flux tokens of |J - the stars' median J|, J = d(-2.5 log10 flux)/d a_k
+    less its mean over the star's tokens (the RP normalisation's constant)."""
+    response = _magnitude_responses(model, labels)[0]
     response = response - response.mean(axis=1, keepdims=True)
     return np.median(np.abs(response - np.median(response, axis=0)))
 
@@ -166,15 +173,8 @@ def test_the_response_penalty_gives_every_star_one_extinction_response(rng):
 def _a55_over_ak(model, labels):
     """Each star's A(55)/A(K) [n]: its emulator's d(-2.5 log10 flux)/d a_k fitted to
     Fitzpatrick (2019)'s shape, as the report's extinction curve does for five types."""
-    emulator = make_emulator(model, extinction_law=False)
-    names = [name for name in emulator.outputs if name.startswith("xp_")]
-    flux = np.array([name in names for name in emulator.outputs])
+    response, names = _magnitude_responses(model, labels)
     f19 = fitzpatrick_on_tokens(token_centres_nm(names), model.vocabulary.binning.width_nm)
-
-    def magnitudes(x):
-        return -2.5 * jnp.log10(emulator.emulate(x)[0][flux])
-
-    response = np.asarray(jax.vmap(jax.jacfwd(magnitudes))(jnp.asarray(labels)))[..., -1]
     return np.array([fit_to_fitzpatrick(curve, f19)[0] for curve in response])
 
 
@@ -200,8 +200,7 @@ def test_the_scale_penalty_gives_every_star_one_a55_over_ak(rng):
 def test_latent_a_k_recovers_the_extinction_the_labels_miss(rng):
     # train stars observed at a_k + an unknown offset: a correction of the labels alone
     # cannot learn it, the fitted a_k must
-    model = replace(FoundationModel.load(), emulator_correction=())
-    _, train, inputs, _ = _stars_off_in_teff_and_logg(rng)
+    model, train, inputs, _ = _stars_off_in_teff_and_logg(rng)
     plain = make_emulator(model, extinction_law=False)
     missed = rng.normal(0.0, 0.05, len(inputs)).astype(np.float32)
     observed = plain.batch(inputs + np.outer(missed, np.eye(5)[LABEL_INPUTS.index("a_k")]))[0]
