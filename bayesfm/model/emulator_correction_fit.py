@@ -44,8 +44,8 @@ class CorrectionConfig:
     # None: the a_k response is free; else one response for every star, within about this
     # many observational errors per unit a_k (bayesfm.model.response_penalty)
     response_tolerance: float | None = None
-    # None: free; else one A(55)/A(K) for every star, within about this fraction (the
-    # response's shape stays free)
+    # None: free; else one A(55)/A(K) for every star at a given a_k, within about this
+    # fraction (the response's shape stays free)
     scale_tolerance: float | None = None
     # None: each star's a_k is its cleaned A_K; else an offset from it is fitted too, with
     # this prior sd [transformer a_k] (bayesfm.model.latent_a_k)

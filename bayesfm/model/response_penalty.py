@@ -23,9 +23,12 @@ response. Colours are left free: a broad band's colour excess per A_K depends on
 spectrum.
 
 A softer form asks only for the scale (``scale_term``): each point's response, fitted as
-s x A(lambda)/A(55) of Fitzpatrick (2019) + c by weighted least squares, gives A(55)/A(K) = s, and the penalty is its fractional departure from one shared value,
-over a tolerance. The curve's shape stays free, as broad bins' responses depend a little
-on the star's spectrum.
+s x A(lambda)/A(55) of Fitzpatrick (2019) + c by weighted least squares, gives A(55)/A(K) = s,
+and the penalty is its fractional departure from the value all stars share at that a_k, over
+a tolerance. That value may change with a_k (``shared_scale``): the transformer's a_k is
+stretched against A_K, and one value for every a_k too costs the reddened stars' posteriors
+their accuracy. The curve's shape stays free, as broad bins' responses depend a little on the
+star's spectrum.
 """
 
 from typing import NamedTuple
@@ -47,6 +50,7 @@ __all__ = [
     "magnitude_response",
     "law_departure",
     "point_scale",
+    "shared_scale",
 ]
 
 _MAG = 2.5 / np.log(10.0)  # d(-2.5 log10 f) = -_MAG df / f
@@ -83,9 +87,10 @@ def response_term(plain, vocabulary, inputs, errors, reads_means: bool, toleranc
 
 
 def scale_term(plain, vocabulary, inputs, errors, reads_means: bool, tolerance: float, rng):
-    """(A(55)/A(K) [1], penalty(layers, a55, rows)): ``response_term``'s arguments, the penalty
-    the mean square of each point's A(55)/A(K) (``point_scale``) over the shared one, minus
-    one, over ``tolerance`` (a fraction); the shared one starts at the transformer's median.
+    """(coefficients [3], penalty(layers, coefficients, rows)): ``response_term``'s arguments,
+    the penalty the mean square of each point's A(55)/A(K) (``point_scale``) over the shared
+    one at its a_k (``shared_scale``), minus one, over ``tolerance`` (a fraction); the shared
+    one starts flat at the transformer's median.
 
     The fit weighs each flux token by 1 / (0.1 x error + flux / 20): tokens with S/N above
     about 2 count alike, as in the report's fit of magnitudes, and fainter ones by their S/N,
@@ -107,9 +112,17 @@ def scale_term(plain, vocabulary, inputs, errors, reads_means: bool, tolerance: 
     def penalty(layers, a55, rows):
         at = ResponsePoints(*(a[rows] for a in points))
         scale = point_scale(lambda f: mlp(layers, f)[0], at, out_scaling, flux, shape, weight[rows])
-        return jnp.mean(((scale / a55 - 1.0) / tolerance) ** 2)
+        return jnp.mean(((scale / shared_scale(a55, at.features) - 1.0) / tolerance) ** 2)
 
-    return jnp.median(unshifted, keepdims=True).reshape(1), penalty
+    return jnp.array([jnp.median(unshifted), 0.0, 0.0]), penalty
+
+
+def shared_scale(coefficients, features):
+    """The A(55)/A(K) shared by every star at each point's a_k [...]: a quadratic in the
+    normalised a_k of ``features`` [..., n] (the transformer's a_k need not be linear in A_K,
+    so the scale per unit a_k may change with it; at one a_k it is one for all stars)."""
+    a_k = features[..., LABEL_INPUTS.index("a_k")]
+    return coefficients[0] + coefficients[1] * a_k + coefficients[2] * a_k**2
 
 
 def _penalty_points(plain, vocabulary, inputs, errors, reads_means, rng):
