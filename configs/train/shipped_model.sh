@@ -29,3 +29,5 @@ python validation/fit_sigma_scale.py
 # Stage 15: an MLP correction of stage 11's means, then the likelihood refitted on it.
 python validation/fit_emulator_correction.py --out bayesfm/data/foundation_model
 python validation/ship_model.py --likelihood-only
+# The catalogues' mode searches start from an MLP distilled from the emulator just installed.
+python validation/fit_proposal_emulator.py
