@@ -101,3 +101,13 @@ def test_the_free_a_k_search_spans_the_same_transformer_contexts_on_any_scale():
     assert free_range_of(_on_scale(model, None)) == FREE_RANGE_MAG
     on_scale = free_range_of(_on_scale(model, SCALE))
     np.testing.assert_allclose([SCALE.transformer_a_k(a) for a in on_scale], FREE_RANGE_MAG)
+
+
+def test_a_refitted_scale_follows_the_one_it_refits():
+    recalibration = AKScale(slope=1.1, intercept=-0.01)
+    a_k = np.array([-0.1, 0.0, 0.3, 1.2])
+    refitted = SCALE.then(recalibration)
+    assert np.allclose(
+        refitted.true_a_k(a_k), recalibration.true_a_k(SCALE.true_a_k(a_k)), atol=1e-12
+    )
+    assert np.allclose(refitted.transformer_a_k(refitted.true_a_k(a_k)), a_k, atol=1e-12)

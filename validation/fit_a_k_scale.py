@@ -1,6 +1,6 @@
 """Put the shipped model's A_K on ak_targ's scale (``bayesfm.model.a_k_scale``).
 
-Run:  python validation/fit_a_k_scale.py [--stars 1000]   (about 25 min; resumes)
+Run:  python validation/fit_a_k_scale.py [--stars 1000] [--refit]   (about 25 min; resumes)
 
 Samples the posteriors of ``--stars`` random validation stars that have ak_targ with the
 catalogue's default settings (in runs/a_k_scale, resumable), regresses ak_targ on their
@@ -8,7 +8,9 @@ posterior medians of a_k, and records the line in the shipped model's info: its 
 amortized labels and posteriors then give A_K on ak_targ's scale, and the medians are
 unbiased against it. The shipped label prior is mapped onto the same scale exactly (the
 noise model has no A_K term), so the posteriors are the same up to that map; the weights
-are unchanged. A model that already records a scale or an extinction law is left alone.
+are unchanged. A model that records an extinction law is left alone; one that records a
+scale already is left alone too unless ``--refit``: then the line is fitted on its A_K and
+follows its scale (new weights or a new correction on a transformer whose scale was fitted).
 """
 
 import argparse
@@ -35,12 +37,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stars", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=Path("runs/a_k_scale"))
+    parser.add_argument(
+        "--refit", action="store_true", help="refit the scale of a model that records one"
+    )
     args = parser.parse_args()
     setup = StarInference.default()
-    if a_k_scale_of(setup.model) is not None:
+    current = a_k_scale_of(setup.model)
+    if current is not None and not args.refit:
         raise DataError(
-            f"{default_model_path()} already gives A_K on ak_targ's scale "
-            f"({a_k_scale_of(setup.model)}), and its prior is on that scale: nothing to do"
+            f"{default_model_path()} already gives A_K on ak_targ's scale ({current}), and "
+            "its prior is on that scale: nothing to do (--refit fits it again)"
         )
     tokens = load_library(binning=setup.model.vocabulary.binning).tokens
     with_ak_targ = split_mask(tokens.source_id, "validation") & np.isfinite(tokens.column("a_k")[0])
@@ -48,8 +54,9 @@ def main():
     stars = tokens.take(np.sort(rows))
     table = run_catalogue(stars, args.out, CatalogueConfig(outside_domain="posterior"), setup)
     slope, intercept = calibrate_scale(table["a_k_median"], None, stars.column("a_k")[0])
-    scale = AKScale.from_info({"slope": slope, "intercept": intercept})
-    prior = GaussianMixturePrior.load().mapped("a_k", scale.slope, scale.intercept)
+    line = AKScale.from_info({"slope": slope, "intercept": intercept})
+    scale = line if current is None else current.then(line)
+    prior = GaussianMixturePrior.load().mapped("a_k", line.slope, line.intercept)
     model = replace(setup.model, info={**setup.model.info, "a_k_scale": scale.to_info()})
     model.save(default_model_path())
     prior.save(default_prior_path())

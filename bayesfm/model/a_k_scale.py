@@ -34,6 +34,14 @@ class AKScale:
     def transformer_a_k(self, true_a_k):
         return (true_a_k - self.intercept) / self.slope
 
+    def then(self, recalibration: "AKScale") -> "AKScale":
+        """This scale followed by ``recalibration``, a line from this scale's A_K to
+        ak_targ's (a refit of a model that records a scale already)."""
+        return AKScale(
+            recalibration.slope * self.slope,
+            recalibration.intercept + recalibration.slope * self.intercept,
+        )
+
     def to_info(self) -> dict:
         return {"slope": self.slope, "intercept": self.intercept}
 
