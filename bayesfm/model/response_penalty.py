@@ -109,10 +109,11 @@ def scale_term(plain, vocabulary, inputs, errors, reads_means: bool, tolerance: 
     )
     unshifted = point_scale(_no_shift(plain), points, out_scaling, flux, shape, weight)
 
-    def penalty(layers, a55, rows):
+    def penalty(layers, coefficients, rows):
         at = ResponsePoints(*(a[rows] for a in points))
         scale = point_scale(lambda f: mlp(layers, f)[0], at, out_scaling, flux, shape, weight[rows])
-        return jnp.mean(((scale / shared_scale(a55, at.features) - 1.0) / tolerance) ** 2)
+        shared = shared_scale(coefficients, at.features)
+        return jnp.mean(((scale / shared - 1.0) / tolerance) ** 2)
 
     return jnp.array([jnp.median(unshifted), 0.0, 0.0]), penalty
 
