@@ -3,7 +3,7 @@
 # one before (docs/model_card.md says what each adds; stages 7 and 9 were not kept, stage 8
 # starts from stage 6), then installed with its label prior, emulator sigma factors, A_K scale,
 # noise model and label sigma factors fitted on the validation split, and given the emulator
-# correction of stage 15 (the likelihood refitted on it). About 12 hours on a
+# correction of stage 16 (the likelihood and A_K scale refitted on it). About 13 hours on a
 # 2-core CPU; every stage checkpoints, so rerunning this script resumes where it stopped.
 #
 # Run from the repository root:  bash configs/train/shipped_model.sh
@@ -26,8 +26,13 @@ python validation/ship_model.py --run runs/emulator_focus_continue
 python validation/fit_a_k_scale.py --out runs/a_k_scale_stage11
 python validation/ship_model.py --likelihood-only
 python validation/fit_sigma_scale.py
-# Stage 15: an MLP correction of stage 11's means, then the likelihood refitted on it.
-python validation/fit_emulator_correction.py --out bayesfm/data/foundation_model
+# Stage 16: an MLP correction of stage 11's means, fitted with the train stars' A_K latent
+# and one A(55)/A(K) for every star at each a_k (it replaces stage 15's, which had neither);
+# then the likelihood refitted on it, the A_K scale refitted and the label scatter after it.
+python validation/fit_emulator_correction.py \
+    --config configs/train/emulator_correction_scale_latent.json --out bayesfm/data/foundation_model
 python validation/ship_model.py --likelihood-only
+python validation/fit_a_k_scale.py --refit
+python validation/ship_model.py --label-scatter-only
 # The catalogues' mode searches start from an MLP distilled from the emulator just installed.
 python validation/fit_proposal_emulator.py
