@@ -20,7 +20,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import numpyro.distributions as dist  # noqa: E402
-from numpyro.infer import MCMC, NUTS  # noqa: E402
+from numpyro.infer import MCMC, NUTS, init_to_median  # noqa: E402
 
 from bayesfm import FoundationModel, NoiseModel, load_example_stars, make_emulator  # noqa: E402
 from bayesfm.bayes.likelihood import CorrelatedTokens, masked_correlation_whitener  # noqa: E402
@@ -67,8 +67,11 @@ def cluster_model(observed, errors, whitener, emulator_sigma, emulator, noise, s
 
 
 def sample(model_fn, steps, quiet, *data):
+    # chains start at the priors' medians: NumPyro's default, uniform in [-2, 2] of the
+    # unconstrained space, puts a_k anywhere up to 7 mag, far beyond the emulator's training
+    # extinction, where its response is an extrapolation with modes of its own
     mcmc = MCMC(
-        NUTS(model_fn, dense_mass=True),
+        NUTS(model_fn, dense_mass=True, init_strategy=init_to_median),
         num_warmup=steps[0],
         num_samples=steps[1],
         num_chains=2,
