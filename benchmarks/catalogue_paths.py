@@ -3,9 +3,11 @@
 Run:  python benchmarks/catalogue_paths.py [--n 1000] [--nuts-stars 200]
           [--nuts-reference runs/validation_session/check_nuts]
 
-Four runs through ``run_catalogue`` (each resumes if interrupted; each star's row carries
-its chunk's wall time, compilation included, so stars/s survives a resume):
-- "default": the catalogue's default settings (importance sampling, NUTS fallback);
+Four runs through ``run_catalogue`` with ``--workers`` chunks at once (default: as
+``bayesfm catalogue``, one per CPU core), each resumable; stars/s is stars over wall time,
+compilation included, added up over a run's resumed calls (``wall.json`` in its folder):
+- "default": the catalogue's default settings (importance sampling, NUTS fallback), and
+  with several workers the same one chunk at a time;
 - "modes with the emulator": the same, the modes found with the emulator itself instead of
   the distilled proposal emulator (``bayesfm.model.proposal_emulator``);
 - "previous": the sampling budget of earlier releases, every star through three rounds of
@@ -14,8 +16,9 @@ its chunk's wall time, compilation included, so stars/s survives a resume):
   same model given by ``--nuts-reference`` (checked against the setup's fingerprint).
 ``--compile-cache`` keeps the compiled programs on disk as ``bayesfm catalogue`` does; a
 second run with the same folder (and another ``--out``) measures a warm cache.
-Prints and writes (benchmarks/catalogue_paths.json): stars/s, the wall-time split per
-stage and target-density evaluations per star (from the chunks' cost accounts), the
+Prints and writes (benchmarks/catalogue_paths.json): stars/s, the time split per stage
+(worker seconds: with several workers they add up to more than the wall time) and
+target-density evaluations per star (from the chunks' cost accounts), the
 fraction on each path and passing its checks, accuracy of the medians against APOGEE, and
 on stars accepted by both, the agreement with NUTS: median |difference of medians| / NUTS
 sd and median width ratio per label.
@@ -36,6 +39,7 @@ from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.catalogue.run import run_catalogue
 from bayesfm.catalogue.store import load_costs
 from bayesfm.common.compile_cache import CACHE_ENV, enable_compilation_cache
+from bayesfm.common.devices import default_workers
 from bayesfm.common.errors import DataError
 from bayesfm.common.metrics import residual_stats, robust_sigma
 from bayesfm.infer.importance import ImportanceConfig
@@ -65,6 +69,7 @@ def main():
     )
     parser.add_argument("--nuts-reference", type=Path, help="a finished NUTS catalogue of them")
     parser.add_argument("--chunk-size", type=int, default=CatalogueConfig().chunk_size)
+    parser.add_argument("--workers", type=int, help="chunks at once (default: as the CLI)")
     parser.add_argument("--out", type=Path, default=Path("runs/catalogue_bench"))
     parser.add_argument("--json", default="benchmarks/catalogue_paths.json")
     parser.add_argument(
@@ -79,6 +84,7 @@ def main():
         enable_compilation_cache()
 
     setup = StarInference.default()
+    workers = args.workers or default_workers()
     start = time.perf_counter()
     stars = first_stars_of_split("test", args.n, setup.model.vocabulary.binning)
     reading = time.perf_counter() - start
@@ -88,16 +94,18 @@ def main():
         default, importance=dataclasses.replace(default.importance, proposal_emulator=False)
     )
     previous = dataclasses.replace(default, importance=PREVIOUS)
-    runs = (
-        ("default", default),
-        ("modes with the emulator", emulator_modes),
-        ("previous", previous),
-    )
+    runs = [
+        ("default", default, workers),
+        ("modes with the emulator", emulator_modes, workers),
+        ("previous", previous, workers),
+    ]
+    if workers > 1:  # after the default run, whose first chunks traced the programs it reuses
+        runs.insert(1, ("default, one chunk at a time", default, 1))
     tables, figures = {}, {}
-    for name, config in runs:
-        folder = args.out / name.replace(" ", "_")
-        tables[name] = run_catalogue(stars, folder, config, setup)
-        figures[name] = _method_figures(tables[name]) | _cost_account(folder)
+    for name, config, run_workers in runs:
+        folder = args.out / name.replace(" ", "_").replace(",", "")
+        tables[name] = _timed_run(stars, folder, config, setup, run_workers)
+        figures[name] = _method_figures(tables[name], folder) | _cost_account(folder)
     nuts = _nuts_reference(setup, stars.take(np.arange(args.nuts_stars)), args)
     agreement = {}
     if nuts is not None:
@@ -106,6 +114,7 @@ def main():
         "n_stars": len(stars),
         "device": jax.devices()[0].platform,
         "chunk_size": args.chunk_size,
+        "workers": workers,
         "compile_cache": None if args.compile_cache is None else str(args.compile_cache),
         "reading_seconds_per_star": reading / len(stars),
         "methods": figures,
@@ -117,6 +126,23 @@ def main():
     _print(results)
     Path(args.json).write_text(json.dumps(results, indent=1))
     print(f"wrote {args.json}")
+
+
+def _timed_run(stars, folder: Path, config, setup, workers: int) -> pd.DataFrame:
+    """``run_catalogue``, its wall time and the stars it fitted added to ``folder/wall.json``."""
+    record = folder / "wall.json"
+    wall = json.loads(record.read_text()) if record.exists() else {"stars": 0, "seconds": 0.0}
+    before = _stars_written(folder)
+    start = time.perf_counter()
+    table = run_catalogue(stars, folder, config, setup, workers=workers)
+    wall["seconds"] += time.perf_counter() - start
+    wall["stars"] += len(table) - before
+    record.write_text(json.dumps(wall))
+    return table
+
+
+def _stars_written(folder: Path) -> int:
+    return sum(len(pd.read_csv(p)) for p in (folder / "chunks").glob("chunk_*[0-9].csv"))
 
 
 def _nuts_reference(setup, stars, args) -> pd.DataFrame | None:
@@ -138,7 +164,8 @@ def _nuts_reference(setup, stars, args) -> pd.DataFrame | None:
 
 
 def _cost_account(out_dir: Path) -> dict:
-    """Seconds per star of each stage and density evaluations per star, over all chunks."""
+    """Worker seconds per star of each stage and density evaluations per star, over all
+    chunks."""
     costs = load_costs(out_dir)
     n = sum(c["stars"] for c in costs)
     stages = {}
@@ -149,7 +176,7 @@ def _cost_account(out_dir: Path) -> dict:
     stages["writing and bookkeeping"] = total - sum(stages.values())
     kinds = sorted({kind for cost in costs for kind in cost["evaluations"]})
     evaluations = {kind: sum(c["evaluations"].get(kind, 0) for c in costs) / n for kind in kinds}
-    return {"seconds_per_star": stages, "evaluations_per_star": evaluations}
+    return {"worker_seconds_per_star": stages, "evaluations_per_star": evaluations}
 
 
 def _accuracy_change(figures) -> dict:
@@ -178,9 +205,10 @@ def _accuracy_change_interval(tables, resamples=1000, seed=0) -> dict:
     return out
 
 
-def _method_figures(table):
+def _method_figures(table, folder: Path):
+    wall = json.loads((folder / "wall.json").read_text())
     figures = {
-        "stars_per_second": len(table) / table["seconds"].sum(),
+        "stars_per_second": wall["stars"] / wall["seconds"],
         "path_fractions": (table["path"].value_counts() / len(table)).to_dict(),
         "pass_fraction": float(table["ok"].mean()),
         # stars outside the training domain get the amortized labels (path "amortized"), unchecked
@@ -210,15 +238,18 @@ def _agreement(auto, nuts):
 
 
 def _print(results):
-    print(f"\n{results['n_stars']} test-split stars on {results['device']}")
+    print(
+        f"\n{results['n_stars']} test-split stars on {results['device']}, "
+        f"{results['workers']} chunks at once"
+    )
     for method, r in results["methods"].items():
         paths = ", ".join(f"{p} {f:.0%}" for p, f in r["path_fractions"].items())
         print(
             f"  {method:<8} {r['stars_per_second']:.2f} stars/s; paths: {paths}; "
             f"pass checks {r['pass_fraction']:.1%} ({r['pass_fraction_sampled']:.1%} of those sampled)"
         )
-        split = ", ".join(f"{k} {1e3 * v:.0f}" for k, v in r["seconds_per_star"].items())
-        print(f"           ms per star: {split}")
+        split = ", ".join(f"{k} {1e3 * v:.0f}" for k, v in r["worker_seconds_per_star"].items())
+        print(f"           worker ms per star: {split}")
         drawn = ", ".join(f"{k} {v:.0f}" for k, v in r["evaluations_per_star"].items())
         print(f"           evaluations per star: {drawn}")
         for name, s in r["median_vs_apogee"].items():

@@ -35,6 +35,7 @@ def run_catalogue_parts(
     *,
     input_name: str = "",
     client=None,
+    workers: int = 1,
     progress: bool = True,
 ) -> dict:
     """Posteriors for every star of every part, written under ``out_dir``; resumes.
@@ -43,7 +44,7 @@ def run_catalogue_parts(
         parts: The input, part by part (e.g. ``xp_file_parts`` or ``parquet_parts``).
         out_dir: Output folder: run.json, parts/<name>/ (each a ``run_catalogue`` folder)
             and the joined catalogue.csv.
-        config, setup, model_path, client: As for ``run_catalogue``, per part.
+        config, setup, model_path, client, workers: As for ``run_catalogue``, per part.
         input_name: What the input is (a path or pattern), recorded in run.json.
         progress: Show a progress bar in stars/s.
 
@@ -68,7 +69,16 @@ def run_catalogue_parts(
         folder = out / "parts" / part.name
         if not _finished(folder, part):
             stars = part.load()
-            run_catalogue(stars, folder, config, setup, model_path, client=client, progress=False)
+            run_catalogue(
+                stars,
+                folder,
+                config,
+                setup,
+                model_path,
+                client=client,
+                workers=workers,
+                progress=False,
+            )
         folders.append(folder)
         bar.update(_count_rows(folder / "catalogue.csv"))
         bar.set_postfix(parts=len(folders))

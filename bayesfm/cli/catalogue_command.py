@@ -59,8 +59,10 @@ def _run(args, parts, stars, config, setup, client) -> dict:
     """Run the catalogue, streamed part by part or whole; its summary."""
     from bayesfm.catalogue.run import run_catalogue
     from bayesfm.catalogue.stream import run_catalogue_parts
+    from bayesfm.common.devices import default_workers
 
-    common = dict(client=client, progress=not args.quiet)
+    workers = args.workers or default_workers()
+    common = dict(client=client, workers=workers, progress=not args.quiet)
     if parts is not None:
         source = args.xp or args.table
         return run_catalogue_parts(

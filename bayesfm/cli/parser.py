@@ -56,6 +56,12 @@ def _add_catalogue_parser(commands) -> None:
     cat.add_argument("--limit", type=count(1), help="only the first N stars")
     cat.add_argument("--model", help="model .safetensors (default: the shipped one)")
     cat.add_argument(
+        "--workers",
+        type=count(1),
+        help="chunks fitted at once in this process (default: one per CPU core on a CPU, "
+        "one on an accelerator)",
+    )
+    cat.add_argument(
         "--dask-workers", type=count(1), help="run on a local Dask cluster of N workers"
     )
     cat.add_argument("--scheduler", help="address of a running Dask scheduler")

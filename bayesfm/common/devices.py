@@ -1,12 +1,20 @@
 """Batch shapes for stars: padding to fixed sizes, and spreading over the local devices."""
 
 import functools
+import os
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-__all__ = ["pad_leading", "bucket_size", "shard_stars", "in_star_blocks", "full_precision"]
+__all__ = [
+    "pad_leading",
+    "bucket_size",
+    "shard_stars",
+    "in_star_blocks",
+    "full_precision",
+    "default_workers",
+]
 
 
 def pad_leading(arrays, size):
@@ -70,3 +78,11 @@ def full_precision(fn):
             return fn(*args, **kwargs)
 
     return wrapped
+
+
+def default_workers() -> int:
+    """Catalogue chunks to fit at once: on a CPU one per core this process may use (XLA
+    runs a chunk's small programs on one core), on an accelerator one."""
+    if jax.default_backend() != "cpu":
+        return 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
