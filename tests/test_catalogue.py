@@ -1,4 +1,5 @@
-"""Catalogue mode: every star exactly once, resumable after a kill, Dask == in-process."""
+"""Catalogue mode: every star exactly once, resumable after a kill, Dask and worker processes
+== one chunk at a time in this process."""
 
 import dataclasses
 import json
@@ -249,6 +250,29 @@ def test_dask_cluster_of_two_workers_matches_in_process(
     pd.testing.assert_frame_equal(
         table.drop(columns=timing), expected.drop(columns=timing), check_exact=False, rtol=1e-5
     )
+
+
+@pytest.mark.slow
+def test_two_worker_processes_give_the_same_catalogue(in_process, stars, tiny_model_path, tmp_path):
+    _, expected = in_process
+    setup = StarInference.default(tiny_model_path)
+    table = run_catalogue(stars, tmp_path, FAST, setup, tiny_model_path, workers=2, progress=False)
+    timing = ["seconds"]
+    pd.testing.assert_frame_equal(
+        table.drop(columns=timing), expected.drop(columns=timing), check_exact=False, rtol=1e-5
+    )
+
+
+@pytest.mark.slow
+def test_worker_processes_refuse_a_setup_they_cannot_rebuild(stars, tiny_model_path, tmp_path):
+    setup = StarInference.default(tiny_model_path)
+    other = dataclasses.replace(
+        setup, noise=dataclasses.replace(setup.noise, inflation=setup.noise.inflation * 2)
+    )
+    with pytest.raises(DataError, match="run it with workers=1"):
+        run_catalogue(stars, tmp_path, FAST, other, tiny_model_path, workers=2, progress=False)
+    with pytest.raises(DataError, match="workers must be at least 1"):
+        run_catalogue(stars, tmp_path / "none", FAST, setup, tiny_model_path, workers=0)
 
 
 @pytest.mark.slow

@@ -9,16 +9,13 @@ without losing or repeating a star. ``catalogue.csv`` / ``catalogue.fits`` join 
 at the end. On a CPU a chunk whose fit stops using the CPU for minutes (an XLA stall) ends
 the process with a message (``bayesfm.common.stall_watch``): the rerun resumes.
 
-``workers`` chunks are fitted at once, each in a thread of this process: XLA runs a
-chunk's small batched programs on one core, so on a CPU the chunks in flight share the
-cores (benchmarks/catalogue_paths.py measures it). A chunk's numbers do not depend on it.
+With ``workers`` above one, that many chunks are fitted at once in worker processes
+(``bayesfm.catalogue.workers``); a chunk's numbers do not depend on where it was fitted.
 
 With a ``dask.distributed.Client`` each chunk is one task; workers build the emulator
 from the model file once, and the client writes what they return.
 """
 
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +25,13 @@ from tqdm.auto import tqdm
 from bayesfm.catalogue.chunk import fit_chunk
 from bayesfm.catalogue.config import CatalogueConfig
 from bayesfm.catalogue.store import check_run_manifest, chunk_path, join_chunks, write_chunk
+from bayesfm.catalogue.workers import fit_in_processes, worker_setup
 from bayesfm.common.errors import DataError
-from bayesfm.common.stall_watch import watch_on_cpu
+from bayesfm.common.stall_watch import CHUNK_STALL_SECONDS, watch_on_cpu
 from bayesfm.infer.setup import StarInference
 from bayesfm.tokens.star_tokens import StarTokens
 
 __all__ = ["run_catalogue"]
-
-_STALL_SECONDS = 300.0  # a CPU chunk's fit never idles this long unless XLA has stalled
 
 
 def run_catalogue(
@@ -60,8 +56,9 @@ def run_catalogue(
             prior and noise model). Dask runs rebuild it on the workers from ``model_path``.
         model_path: Model .safetensors (default: the shipped one).
         client: A ``dask.distributed.Client``: one task per chunk on its workers.
-        workers: Chunks fitted at once in this process (without ``client``); e.g. the
-            number of CPU cores (``bayesfm.common.devices.default_workers``).
+        workers: Chunks fitted at once, in as many worker processes (without ``client``),
+            e.g. the number of CPU cores (``bayesfm.common.devices.default_workers``).
+            They build the default setup of ``model_path`` and refuse another ``setup``.
         progress: Show a progress bar in stars/s.
         anchors: Physical labels [len(stars), 5] at which each star's emulator sigma is
             taken (default: its amortized prediction); e.g. the truth of simulated stars.
@@ -69,6 +66,8 @@ def run_catalogue(
     Returns:
         The catalogue, one row per star in input order.
     """
+    if workers < 1:
+        raise DataError(f"workers must be at least 1, not {workers}")
     out = Path(out_dir)
     chunk_dir = out / "chunks"
     chunk_dir.mkdir(parents=True, exist_ok=True)
@@ -81,13 +80,11 @@ def run_catalogue(
     bar = tqdm(
         total=len(stars), initial=done_stars, unit="star", desc="catalogue", disable=not progress
     )
-    if workers < 1:
-        raise DataError(f"workers must be at least 1, not {workers}")
     if client is None:
-        with _stall_watch(out):
-            for i, result in _fitted_chunks(setup, stars, config, todo, anchors, workers):
-                write_chunk(chunk_dir, i, result)
-                bar.update(len(result.table))
+        chunks = _fitted_chunks(setup, stars, config, todo, anchors, workers, model_path, out)
+        for i, result in chunks:
+            write_chunk(chunk_dir, i, result)
+            bar.update(len(result.table))
     else:
         _run_on_dask(client, model_path, stars, config, todo, anchors, chunk_dir, bar)
     bar.close()
@@ -97,26 +94,26 @@ def run_catalogue(
 def _stall_watch(out: Path):
     """On a CPU, a watchdog that ends a chunk's fit when it stalls."""
     hint = f"The finished chunks are saved in {out}; run the same command again to resume."
-    return watch_on_cpu(_STALL_SECONDS, "a catalogue chunk", hint)
+    return watch_on_cpu(CHUNK_STALL_SECONDS, "a catalogue chunk", hint)
 
 
-def _fitted_chunks(setup, stars, config, todo, anchors, workers: int):
-    """(index, result) of each chunk of ``todo``, ``workers`` at a time, as they finish."""
+def _fitted_chunks(setup, stars, config, todo, anchors, workers, model_path, out: Path):
+    """(index, result) of each chunk of ``todo``, as they finish."""
 
-    def fit(i):
+    def chunk_of(i):
         rows = _chunk_rows(stars, config, i)
-        return fit_chunk(setup, stars.take(rows), config, i, _rows_of(anchors, rows))
+        return stars.take(rows), _rows_of(anchors, rows)
 
-    if workers == 1:
-        yield from ((i, fit(i)) for i in todo)
+    if workers > 1:
+        fingerprint = setup.fingerprint()
+        yield from fit_in_processes(todo, chunk_of, model_path, fingerprint, config, workers)
         return
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="catalogue-chunk")
-    try:
-        futures = {pool.submit(fit, i): i for i in todo}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
-    finally:  # an error or an interrupt: the chunks not started are dropped, not fitted
-        pool.shutdown(wait=True, cancel_futures=True)
+    watch = _stall_watch(out)
+    for i in todo:
+        chunk_stars, chunk_anchors = chunk_of(i)
+        with watch:
+            result = fit_chunk(setup, chunk_stars, config, i, chunk_anchors)
+        yield i, result
 
 
 def _run_on_dask(client, model_path, stars, config, todo, anchors, chunk_dir: Path, bar):
@@ -134,13 +131,8 @@ def _run_on_dask(client, model_path, stars, config, todo, anchors, chunk_dir: Pa
         bar.update(len(result.table))
 
 
-@lru_cache(maxsize=2)
-def _worker_setup(model_path):
-    return StarInference.default(model_path)
-
-
 def _fit_chunk_on_worker(model_path, stars, config, index, anchors):
-    return fit_chunk(_worker_setup(model_path), stars, config, index, anchors)
+    return fit_chunk(worker_setup(model_path), stars, config, index, anchors)
 
 
 def _rows_of(anchors, rows):

@@ -15,9 +15,10 @@ import time
 
 import jax
 
-__all__ = ["StallWatch", "STALL_EXIT_CODE", "watch_on_cpu"]
+__all__ = ["StallWatch", "STALL_EXIT_CODE", "CHUNK_STALL_SECONDS", "watch_on_cpu"]
 
 STALL_EXIT_CODE = 75  # EX_TEMPFAIL: try again
+CHUNK_STALL_SECONDS = 300.0  # a catalogue chunk's fit never idles this long unless XLA stalled
 
 
 class StallWatch:
