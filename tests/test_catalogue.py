@@ -261,6 +261,11 @@ def test_two_worker_processes_give_the_same_catalogue(in_process, stars, tiny_mo
     pd.testing.assert_frame_equal(
         table.drop(columns=timing), expected.drop(columns=timing), check_exact=False, rtol=1e-5
     )
+    # more chunks than are handed over at once: every one is fitted, once
+    single = dataclasses.replace(FAST, chunk_size=1)
+    table = run_catalogue(stars, tmp_path / "single", single, setup, tiny_model_path, workers=2)
+    assert table["source_id"].tolist() == stars.source_id.astype(np.int64).tolist()
+    assert np.isfinite(table["teff_median"]).all()
 
 
 @pytest.mark.slow

@@ -43,9 +43,10 @@ def fit_in_processes(todo, chunk_of, model_path, fingerprint: str, config, worke
     left = list(todo)
     for restart in range(_RESTARTS + 1):
         try:
-            for index, result in _fit_in_pool(
-                left, chunk_of, model_path, fingerprint, config, workers
-            ):
+            pool_results = _fit_in_pool(
+                list(left), chunk_of, model_path, fingerprint, config, workers
+            )
+            for index, result in pool_results:
                 left.remove(index)
                 yield index, result
             return
