@@ -3,6 +3,7 @@
 
 import dataclasses
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -266,6 +267,7 @@ def test_two_worker_processes_give_the_same_catalogue(in_process, stars, tiny_mo
     table = run_catalogue(stars, tmp_path / "single", single, setup, tiny_model_path, workers=2)
     assert table["source_id"].tolist() == stars.source_id.astype(np.int64).tolist()
     assert np.isfinite(table["teff_median"]).all()
+    assert not multiprocessing.active_children()  # the workers ended with the run
 
 
 @pytest.mark.slow
@@ -278,6 +280,7 @@ def test_worker_processes_refuse_a_setup_they_cannot_rebuild(stars, tiny_model_p
         run_catalogue(stars, tmp_path, FAST, other, tiny_model_path, workers=2, progress=False)
     with pytest.raises(DataError, match="workers must be at least 1"):
         run_catalogue(stars, tmp_path / "none", FAST, setup, tiny_model_path, workers=0)
+    assert not multiprocessing.active_children()
 
 
 @pytest.mark.slow

@@ -58,8 +58,8 @@ def _add_catalogue_parser(commands) -> None:
     cat.add_argument(
         "--workers",
         type=count(1),
-        help="chunks fitted at once in this process (default: one per CPU core on a CPU, "
-        "one on an accelerator)",
+        help="chunks fitted at once, in as many worker processes (default: one per CPU core, "
+        "up to 8, on a CPU; one on an accelerator)",
     )
     cat.add_argument(
         "--dask-workers", type=count(1), help="run on a local Dask cluster of N workers"

@@ -80,9 +80,10 @@ def full_precision(fn):
     return wrapped
 
 
-def default_workers() -> int:
-    """Catalogue chunks to fit at once: on a CPU one per core this process may use (XLA
-    runs a chunk's small programs on one core), on an accelerator one."""
+def default_workers(most: int = 8) -> int:
+    """Catalogue chunks to fit at once: on a CPU one per core this process may use, up to
+    ``most`` (each worker process holds about 1.5 GB), on an accelerator one."""
     if jax.default_backend() != "cpu":
         return 1
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(most, cores or 1))
