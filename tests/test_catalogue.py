@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -268,6 +269,25 @@ def test_two_worker_processes_give_the_same_catalogue(in_process, stars, tiny_mo
     assert table["source_id"].tolist() == stars.source_id.astype(np.int64).tolist()
     assert np.isfinite(table["teff_median"]).all()
     assert not multiprocessing.active_children()  # the workers ended with the run
+
+
+@pytest.mark.slow
+def test_a_killed_worker_process_leaves_its_chunks_to_fresh_workers(
+    stars, tiny_model_path, tmp_path, capfd
+):
+    setup = StarInference.default(tiny_model_path)
+    single = dataclasses.replace(FAST, chunk_size=1)
+    with ThreadPoolExecutor(1) as runner:
+        args = (stars, tmp_path, single, setup, tiny_model_path)
+        run = runner.submit(run_catalogue, *args, workers=2, progress=False)
+        deadline = time.monotonic() + 300
+        while not multiprocessing.active_children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)
+        table = run.result(timeout=900)
+    assert table["source_id"].tolist() == stars.source_id.astype(np.int64).tolist()
+    assert np.isfinite(table["teff_median"]).all()
+    assert "unfinished chunks go to fresh workers" in capfd.readouterr().err
 
 
 @pytest.mark.slow
