@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 from dask import distributed
 
@@ -221,8 +222,11 @@ def test_killed_run_resumes_with_every_star_once(tiny_model_path, in_process, tm
     while not first.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert first.exists(), "the first chunk was never written"
+    workers = psutil.Process(process.pid).children(recursive=True)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, "worker processes outlived the killed run"
     assert not (out / "catalogue.csv").exists()
     left = sorted(os.listdir(out / "chunks"))
     finished = (".csv", "_cost.json")

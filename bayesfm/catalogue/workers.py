@@ -14,6 +14,8 @@ import functools
 import multiprocessing
 import os
 import sys
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -98,11 +100,20 @@ def _fit_in_pool(todo, chunk_of, model_path, fingerprint, config, workers):
 
 
 def _start_worker(cache_dir):
+    threading.Thread(target=_end_with_parent, args=(os.getppid(),), daemon=True).start()
     if cache_dir is not None:
         from bayesfm.common.compile_cache import CACHE_ENV, enable_compilation_cache
 
         os.environ[CACHE_ENV] = cache_dir
         enable_compilation_cache()
+
+
+def _end_with_parent(parent: int):
+    """End this worker once its parent is gone (killed: SIGKILL leaves it no time to stop
+    its workers, which would otherwise wait for chunks for ever)."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 @functools.lru_cache(maxsize=2)
