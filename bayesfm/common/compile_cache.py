@@ -15,7 +15,7 @@ from pathlib import Path
 __all__ = ["CACHE_ENV", "enable_compilation_cache"]
 
 CACHE_ENV = "BAYESFM_COMPILATION_CACHE"
-_MIN_COMPILE_SECONDS = 1.0  # cheaper programs are recompiled rather than stored
+_MIN_COMPILE_SECONDS = 0.0  # every program is stored: many small ones added up to seconds
 
 
 def enable_compilation_cache() -> Path | None:

@@ -53,7 +53,14 @@ def domain_threshold(prior, quantile: float, n: int = 20000, seed: int = 0) -> f
     """Prior log-density [physical units] that a fraction ``1 - quantile`` of its draws exceed
     (kept per prior object: every chunk of a catalogue asks for it twice)."""
     x = prior.sample(jax.random.PRNGKey(seed), (n,))
-    return float(np.quantile(np.asarray(prior.log_prob(x)), quantile))
+    return float(np.quantile(np.asarray(_log_prob(prior)(x)), quantile))
+
+
+@functools.lru_cache(maxsize=8)
+def _log_prob(prior):
+    """The prior's log-density, compiled once per prior (op by op, its first call in a
+    process took seconds)."""
+    return jax.jit(prior.log_prob)
 
 
 def fit_chi_square(setup, data, x):
@@ -103,7 +110,7 @@ def _finite_log_prior(prior, points):
     points = np.asarray(points, np.float32)
     finite = np.isfinite(points).all(axis=-1)
     safe = jnp.asarray(np.where(finite[..., None], points, 0.0))
-    return np.asarray(prior.log_prob(safe)), finite
+    return np.asarray(_log_prob(prior)(safe)), finite
 
 
 def trust_columns(
