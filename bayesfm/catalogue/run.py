@@ -104,7 +104,7 @@ def _fitted_chunks(setup, stars, config, todo, anchors, workers, model_path, out
         rows = _chunk_rows(stars, config, i)
         return stars.take(rows), _rows_of(anchors, rows)
 
-    if workers > 1:
+    if min(workers, len(todo)) > 1:  # one chunk left is fitted here: no workers to start
         fingerprint = setup.fingerprint()
         yield from fit_in_processes(todo, chunk_of, model_path, fingerprint, config, workers)
         return
