@@ -57,7 +57,7 @@ def main():
     data, _, _, mean, sigma = prepare_stars(setup, stars)
     config = importance.ImportanceConfig()
     z_mean, z_sigma = setup.scaling.normalise(mean), sigma / setup.scaling.scale
-    proposal = full_precision(laplace_proposal)(setup, data, z_mean, z_sigma, config)
+    proposal = full_precision(laplace_proposal)(setup, data, z_mean, z_sigma, config).mixture
     key = jax.random.PRNGKey(0)
     print(f"{jax.devices()[0].platform}, {args.draws} draws per star")
     for n_rows in (len(mean), min(args.round_stars, len(mean))):

@@ -45,7 +45,7 @@ def main():
     config = importance.ImportanceConfig()
     z_mean = setup.scaling.normalise(mean[inside])
     z_sigma = sigma[inside] / setup.scaling.scale
-    proposal = full_precision(laplace_proposal)(setup, data, z_mean, z_sigma, config)
+    proposal = full_precision(laplace_proposal)(setup, data, z_mean, z_sigma, config).mixture
     rows = np.arange(len(z_mean))
     print(f"{len(rows)} of {len(inside)} stars inside the domain")
 

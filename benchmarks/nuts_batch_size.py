@@ -39,7 +39,7 @@ def main():
     data, usable, _, mean, sigma = prepare_stars(setup, library.tokens.take(rows))
     loc, chol = laplace_proposal(
         setup, data, setup.scaling.normalise(mean), sigma / setup.scaling.scale, ImportanceConfig()
-    )
+    ).mixture.main()
     config = NutsConfig(num_warmup=args.warmup, num_samples=args.samples)
     print(f"{len(usable)} test stars, {args.warmup} warm-up + {args.samples} draws x 2 chains")
 

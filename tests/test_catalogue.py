@@ -333,6 +333,7 @@ def test_a_failed_star_outside_the_domain_keeps_its_importance_draws_instead_of_
         loc=np.zeros((n, 5)),
         chol=np.tile(np.eye(5), (n, 1, 1)),
         evaluations=np.full(n, 100),
+        mode_evaluations={},
     )
     table = pd.DataFrame(
         {"khat": np.nan, "importance_ess": np.nan, "path": "", "ok": False, "flags": ""},

@@ -15,7 +15,12 @@ from bayesfm.common.devices import in_star_blocks
 from bayesfm.common.errors import DataError
 from bayesfm.infer.importance import ImportanceConfig, run_importance, weigh_stars
 from bayesfm.infer.mixture import mixture_of_modes
-from bayesfm.infer.mode import laplace_proposal, mode_one_star, proposal_covariance
+from bayesfm.infer.mode import (
+    POLISH_STEPS,
+    laplace_proposal,
+    mode_one_star,
+    proposal_covariance,
+)
 from bayesfm.model.emulator import Emulator
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.vocabulary import Scaling
@@ -197,7 +202,8 @@ def test_modes_searched_with_a_biased_proposal_emulator_still_give_the_exact_pos
     observed, errors, data = _linear_stars(setup, np.random.default_rng(8))
     n_stars = len(observed)
     start, start_sigma = np.zeros((n_stars, 5), np.float32), np.ones((n_stars, 5), np.float32)
-    modes = laplace_proposal(setup, data, start, start_sigma, ImportanceConfig()).main()[0]
+    modes = laplace_proposal(setup, data, start, start_sigma, ImportanceConfig())
+    modes = modes.mixture.main()[0]
     assert traces  # the proposal emulator searched
     result = run_importance(setup, data, start, start_sigma, jax.random.PRNGKey(0))
     assert result.accepted.all()
@@ -211,6 +217,22 @@ def test_modes_searched_with_a_biased_proposal_emulator_still_give_the_exact_pos
         # within four Monte Carlo errors (at least 100 effective draws: 0.4 sd at most)
         assert np.all(np.abs(draws.mean(axis=0) - mean) < 4 * sd / np.sqrt(result.ess[star]))
         np.testing.assert_allclose(draws.std(axis=0), sd, rtol=0.2)
+
+
+@pytest.mark.parametrize("shift, polished", [(0.0, 0), (5.0, 3)])
+def test_a_proposal_emulators_mode_at_the_emulators_own_is_not_polished_again(shift, polished):
+    setup = _LinearSetup(np.random.default_rng(7))
+    setup.proposal_setup = _LinearSetup(np.random.default_rng(7), emulator_shift=shift)
+    _, _, data = _linear_stars(setup, np.random.default_rng(8))
+    start = np.zeros((3, 5), np.float32)
+    config = ImportanceConfig()
+    mixture, evaluations = laplace_proposal(setup, data, start, np.ones_like(start), config)
+    searches = config.mode_rounds * (1 + config.quasi_newton_steps)
+    # exact: every other start ends at the main mode; off by 5 in every token: none does
+    polishes = 3 * polished * (1 + POLISH_STEPS)
+    assert evaluations["mode_gradients"] == 3 * searches + polishes
+    assert evaluations["proposal_emulator_mode_gradients"] == 3 * 3 * searches
+    assert np.isfinite(mixture.log_weight[:, 0]).all()
 
 
 def test_without_the_proposal_emulator_the_modes_are_searched_with_the_emulator():

@@ -15,7 +15,7 @@ from bayesfm.common.stopwatch import Stopwatch
 from bayesfm.infer.batched_nuts import chain_diagnostics, run_batched_nuts
 from bayesfm.infer.diagnostics import ConvergenceCriteria
 from bayesfm.infer.importance import ImportanceResult, run_importance
-from bayesfm.infer.mode import laplace_proposal, mode_search_evaluations
+from bayesfm.infer.mode import laplace_proposal
 from bayesfm.infer.setup import StarInference, prepare_stars
 from bayesfm.infer.trust import TrustCriteria, amortized_inside, assess, flag_notes
 from bayesfm.tokens.labels import LABEL_INPUTS
@@ -91,15 +91,16 @@ def _sample(setup, in_play, inside, config, keys, table, draws, watch) -> dict:
     rows, data, mean, sigma = in_play
     (is_key, nuts_key), n = keys, len(rows)
     z_mean, z_sigma = setup.scaling.normalise(mean), sigma / setup.scaling.scale
-    evaluations = mode_search_evaluations(setup, n, config.importance)
     if config.method == "nuts":
         with watch("mode"):
-            proposal = laplace_proposal(setup, data, z_mean, z_sigma, config.importance)
+            proposal, evaluations = laplace_proposal(
+                setup, data, z_mean, z_sigma, config.importance
+            )
         loc, chol = proposal.main()
         to_nuts = np.ones(n, bool)
     else:
         result = run_importance(setup, data, z_mean, z_sigma, is_key, config.importance, watch)
-        evaluations["importance_draws"] = int(result.evaluations.sum())
+        evaluations = result.mode_evaluations | {"importance_draws": int(result.evaluations.sum())}
         loc, chol = result.loc, result.chol
         to_nuts = _record_importance(setup, table, draws, rows, result, inside, config)
     if to_nuts.any():

@@ -46,8 +46,8 @@ CPU_DRAWS_PER_BLOCK = 64  # target evaluations batched at once on a CPU (cache-s
 class ImportanceResult(NamedTuple):
     """Per star: equal-weight draws z [n, num_keep, 5], k-hat [n], ESS [n], accepted [n],
     the centre [n, 5] and Cholesky factor [n, 5, 5] of the last proposal's heaviest
-    component (which start and precondition NUTS for the stars that fail), and the target
-    densities evaluated [n]."""
+    component (which start and precondition NUTS for the stars that fail), the target
+    densities evaluated [n], and the mode searches' evaluations by kind (all stars)."""
 
     z: np.ndarray
     khat: np.ndarray
@@ -56,6 +56,7 @@ class ImportanceResult(NamedTuple):
     loc: np.ndarray
     chol: np.ndarray
     evaluations: np.ndarray
+    mode_evaluations: dict
 
 
 @full_precision
@@ -75,7 +76,7 @@ def run_importance(
     watch = watch or Stopwatch()
     n = len(z_mean)
     with watch("mode"):
-        proposal = laplace_proposal(setup, data, z_mean, z_sigma, config)
+        proposal, mode_evaluations = laplace_proposal(setup, data, z_mean, z_sigma, config)
     rng = np.random.default_rng(np.asarray(key))
     kept = np.full((n, config.num_keep, proposal.loc.shape[-1]), np.nan, np.float32)
     khat, ess, evaluations = np.full(n, np.inf), np.zeros(n), np.zeros(n, np.int64)
@@ -108,7 +109,9 @@ def run_importance(
         khat[rows], ess[rows], kept[rows] = more
         evaluations[rows] += _top_up_parts(config) * config.refine_draws
     accepted = (khat <= config.max_khat) & (ess >= config.min_ess)
-    return ImportanceResult(kept, khat, ess, accepted, *proposal.main(), evaluations)
+    return ImportanceResult(
+        kept, khat, ess, accepted, *proposal.main(), evaluations, mode_evaluations
+    )
 
 
 def _top_up(setup, data, rows, pool: DrawPool, proposal, key, config, rng):

@@ -21,6 +21,7 @@ from scipy.special import gammaln, logsumexp
 __all__ = [
     "Mixture",
     "mixture_of_modes",
+    "same_mode",
     "refined_mixture",
     "sample_mixture",
     "student_t_log_pdf",
@@ -86,11 +87,17 @@ def _distinct_modes(loc, cov, evidence):
     for k in range(1, k_max):
         candidate = np.isfinite(evidence[:, k]) & (evidence[:, k] > best + _MIN_EVIDENCE)
         for j in range(k):
-            gap = loc[:, k] - loc[:, j]
-            distance = np.einsum("ni,nij,nj->n", gap, np.linalg.inv(cov[:, j]), gap)
-            candidate &= ~(keep[:, j] & (distance < _SAME_MODE**2))
+            candidate &= ~(keep[:, j] & same_mode(loc[:, k], loc[:, j], cov[:, j]))
         keep[:, k] = candidate
     return keep
+
+
+def same_mode(loc, mode, cov):
+    """Whether each of the points ``loc`` [n, d] lies within ``_SAME_MODE`` sds of ``mode``
+    [n, d], whose covariance is ``cov`` [n, d, d]: the same mode, for a mixture [n]."""
+    gap = np.asarray(loc, np.float64) - mode
+    distance = np.einsum("ni,nij,nj->n", gap, np.linalg.inv(cov), gap)
+    return distance < _SAME_MODE**2
 
 
 def sample_mixture(key, mixture_one_star, df, num_draws):

@@ -16,10 +16,12 @@ low-resolution spectra (``bayesfm.infer.mode_starts``). Where the model has a pr
 (``bayesfm.model.proposal_emulator``, an MLP distilled from the emulator), it scouts and
 makes the searches from the other starts, and one round with the emulator's exact Hessian
 from each mode it finds gives the mode and curvature of the posterior itself; the amortized
-start's search stays the emulator's.
+start's search stays the emulator's. A mode the proposal emulator finds within a few sds of
+that one is that mode (the mixture would merge them): it gets no round of its own.
 """
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,19 +30,27 @@ import numpyro.distributions as dist
 
 from bayesfm.bayes.star_model import StarData
 from bayesfm.common.devices import bucket_size, full_precision, in_star_blocks
-from bayesfm.infer.mixture import Mixture, mixture_of_modes
+from bayesfm.infer.mixture import Mixture, mixture_of_modes, same_mode
 from bayesfm.infer.mode_starts import logg_starts, neg_log_density, scouted_starts
 
-__all__ = ["laplace_proposal", "mode_one_star", "mode_search_evaluations", "proposal_covariance"]
+__all__ = ["LaplaceProposal", "laplace_proposal", "mode_one_star", "proposal_covariance"]
 
 _MAX_STEP = 1.0  # longest Newton step in the unconstrained space (normalised units)
 _MIN_CONDITION = 1e-7  # smallest / largest Hessian eigenvalue for a Laplace proposal
 CPU_STAR_BLOCK = 16  # stars per mode-search call on a CPU
-_POLISH_STEPS = 10  # quasi-Newton steps after the Newton step from a proposal emulator's mode
+POLISH_STEPS = 10  # quasi-Newton steps after the Newton step from a proposal emulator's mode
+
+
+class LaplaceProposal(NamedTuple):
+    """The stars' mixture proposal, and the target-density evaluations its mode searches took
+    by kind (densities, gradients, exact Hessians; the proposal emulator's under their own keys)."""
+
+    mixture: Mixture
+    evaluations: dict
 
 
 @full_precision
-def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> Mixture:
+def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> LaplaceProposal:
     """Each star's mixture proposal (normalised units): a component at every distinct mode
     reached from the amortized prediction ``z_mean``, from it with logg moved
     (``config.logg_starts``) and from scouted points (``config.scout_draws``).
@@ -51,12 +61,12 @@ def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> Mixture:
     searcher = setup.proposal_setup if config.proposal_emulator else setup
     find_mode = _compiled_mode_finder(setup, config.mode_rounds, config.quasi_newton_steps)
     fast_find_mode = _compiled_mode_finder(searcher, config.mode_rounds, config.quasi_newton_steps)
-    polish = None if searcher is setup else _compiled_mode_finder(setup, 1, _POLISH_STEPS)
+    polish = None if searcher is setup else _compiled_mode_finder(setup, 1, POLISH_STEPS)
     n = len(z_mean)
     # on a CPU in blocks of a fixed size, as fast per star as one batch of 64: one compiled
     # search serves any number of sampled stars, with at most a block's worth of padding
     block = CPU_STAR_BLOCK if jax.default_backend() == "cpu" else bucket_size(n)
-    components = []
+    components, polished = [], 0
     # one search per start, each the same compiled program over the n stars
     z_mean = np.asarray(z_mean, np.float32)
     starts = [z_mean]
@@ -66,47 +76,74 @@ def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> Mixture:
     for index, start in enumerate(starts):
         # the amortized start's search is the emulator's own: a proposal emulator's landscape
         # can lead it to another mode, and a star whose main mode is missed goes to NUTS
-        searched = (find_mode, None) if index == 0 else (fast_find_mode, polish)
-        mode, hessian, value = _mode_from(start, data, n, block, *searched)
+        if index == 0 or polish is None:
+            mode, hessian, value = in_star_blocks(find_mode, (start, data), n, block)
+        else:
+            mode, hessian, value = in_star_blocks(fast_find_mode, (start, data), n, block)
+            rows = _to_polish(mode, components[0])
+            mode, hessian, value = _polished(
+                polish, (mode, hessian, value), start, data, rows, block
+            )
+            polished += len(rows)
         loc, cov, laplace = proposal_covariance(mode, hessian, z_mean, z_sigma)
         evidence = np.where(laplace, 0.5 * np.linalg.slogdet(cov)[1] - value, -np.inf)
         components.append((loc, cov, evidence))
     loc, cov, evidence = (np.stack(parts, axis=1) for parts in zip(*components, strict=True))
-    return mixture_of_modes(loc, cov, evidence, config.inflation)
+    mixture = mixture_of_modes(loc, cov, evidence, config.inflation)
+    return LaplaceProposal(mixture, _evaluations(setup, n, config, polished))
 
 
-def _mode_from(start, data, n, block, finder, polish):
-    """(mode, Hessian, -log p) of n stars from ``start``: ``finder``'s search, then, unless
-    ``polish`` is None, its round with the emulator from the mode found (or from the start)."""
-    mode, hessian, value = in_star_blocks(finder, (start, data), n, block)
-    if polish is None:
-        return mode, hessian, value
-    found = np.all(np.isfinite(mode), axis=1, keepdims=True)
-    return in_star_blocks(polish, (np.where(found, mode, start), data), n, block)
+def _to_polish(mode, main):
+    """Stars whose proposal emulator's mode ``mode`` [n, 5] needs the emulator's round: all but
+    those found within ``same_mode`` of the Laplace component ``main`` (centres, covariances,
+    evidences) from the amortized start, which is that mode already and would be merged
+    into it."""
+    loc, cov, evidence = main
+    found = np.all(np.isfinite(mode), axis=1)
+    return np.flatnonzero(~(found & np.isfinite(evidence) & same_mode(mode, loc, cov)))
 
 
-def mode_search_evaluations(setup, n: int, config) -> dict:
-    """Densities (scouting), gradients and exact Hessians of the target that ``laplace_proposal``
-    takes for n stars; those of the proposal emulator, where it searches, under their own keys."""
+def _polished(polish, searched, start, data, rows, block):
+    """(mode, Hessian, -log p) of each star: ``polish``'s round with the emulator from the
+    ``searched`` mode (or, where none was found, from ``start``) for stars ``rows``; no mode
+    for the others."""
+    mode = searched[0]
+    found = np.all(np.isfinite(mode[rows]), axis=1, keepdims=True)
+    begin = np.where(found, mode[rows], np.asarray(start)[rows])
+    subset = jax.tree_util.tree_map(lambda a: np.asarray(a)[rows], data)
+    out = tuple(
+        np.full_like(a, fill) for a, fill in zip(searched, (np.nan, np.nan, np.inf), strict=True)
+    )
+    if len(rows):
+        found_modes = in_star_blocks(polish, (begin, subset), len(rows), block)
+        for whole, part in zip(out, found_modes, strict=True):
+            whole[rows] = part
+    return out
+
+
+def _evaluations(setup, n: int, config, polished: int) -> dict:
+    """Densities (scouting), gradients and exact Hessians of the target that the mode
+    searches of n stars took, ``polished`` of them finished by the emulator; those of the
+    proposal emulator, where it searches, under their own keys."""
     searches = n * config.mode_searches
-    search = {
-        "mode_scout_densities": n * config.scout_draws,
-        "mode_gradients": searches * config.mode_rounds * (1 + config.quasi_newton_steps),
-        "mode_hessians": searches * (config.mode_rounds + 1),
+    per_search = {
+        "gradients": config.mode_rounds * (1 + config.quasi_newton_steps),
+        "hessians": config.mode_rounds + 1,
     }
     if not config.proposal_emulator or setup.proposal_setup is setup:
-        return search
+        return {
+            "mode_scout_densities": n * config.scout_draws,
+            "mode_gradients": searches * per_search["gradients"],
+            "mode_hessians": searches * per_search["hessians"],
+        }
     others = n * (config.mode_searches - 1)  # the amortized start's search is the emulator's
     return {
         "mode_scout_densities": 0,
-        "mode_gradients": n * config.mode_rounds * (1 + config.quasi_newton_steps)
-        + others * (1 + _POLISH_STEPS),
-        "mode_hessians": n * (config.mode_rounds + 1) + others * 2,
+        "mode_gradients": n * per_search["gradients"] + polished * (1 + POLISH_STEPS),
+        "mode_hessians": n * per_search["hessians"] + polished * 2,
         "proposal_emulator_mode_scout_densities": n * config.scout_draws,
-        "proposal_emulator_mode_gradients": others
-        * config.mode_rounds
-        * (1 + config.quasi_newton_steps),
-        "proposal_emulator_mode_hessians": others * (config.mode_rounds + 1),
+        "proposal_emulator_mode_gradients": others * per_search["gradients"],
+        "proposal_emulator_mode_hessians": others * per_search["hessians"],
     }
 
 
