@@ -202,8 +202,8 @@ def test_modes_searched_with_a_biased_proposal_emulator_still_give_the_exact_pos
     observed, errors, data = _linear_stars(setup, np.random.default_rng(8))
     n_stars = len(observed)
     start, start_sigma = np.zeros((n_stars, 5), np.float32), np.ones((n_stars, 5), np.float32)
-    modes = laplace_proposal(setup, data, start, start_sigma, ImportanceConfig())
-    modes = modes.mixture.main()[0]
+    proposal = laplace_proposal(setup, data, start, start_sigma, ImportanceConfig())
+    modes = proposal.mixture.main()[0]
     assert traces  # the proposal emulator searched
     result = run_importance(setup, data, start, start_sigma, jax.random.PRNGKey(0))
     assert result.accepted.all()

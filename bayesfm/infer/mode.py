@@ -107,16 +107,16 @@ def _polished(polish, searched, start, data, rows, block):
     """(mode, Hessian, -log p) of each star: ``polish``'s round with the emulator from the
     ``searched`` mode (or, where none was found, from ``start``) for stars ``rows``; no mode
     for the others."""
-    mode = searched[0]
-    found = np.all(np.isfinite(mode[rows]), axis=1, keepdims=True)
-    begin = np.where(found, mode[rows], np.asarray(start)[rows])
-    subset = jax.tree_util.tree_map(lambda a: np.asarray(a)[rows], data)
     out = tuple(
         np.full_like(a, fill) for a, fill in zip(searched, (np.nan, np.nan, np.inf), strict=True)
     )
     if len(rows):
-        found_modes = in_star_blocks(polish, (begin, subset), len(rows), block)
-        for whole, part in zip(out, found_modes, strict=True):
+        mode = searched[0][rows]
+        found = np.all(np.isfinite(mode), axis=1, keepdims=True)
+        begin = np.where(found, mode, np.asarray(start)[rows])
+        subset = jax.tree_util.tree_map(lambda a: np.asarray(a)[rows], data)
+        modes = in_star_blocks(polish, (begin, subset), len(rows), block)
+        for whole, part in zip(out, modes, strict=True):
             whole[rows] = part
     return out
 
