@@ -88,6 +88,7 @@ class _LinearSetup:
             scaling=self.scaling,
         )
         self.proposal_setup = self  # the modes are found with the emulator itself
+        self.program_key = None  # its programs are traced afresh, never stored
 
     def z_support(self):
         return normalised_prior(self.prior, self.scaling).support

@@ -52,6 +52,7 @@ class _TwoModeSetup:
         )
         self.n_tokens, self.sigma = n_tokens, sigma
         self.proposal_setup = self  # the modes are found with the emulator itself
+        self.program_key = None  # its programs are traced afresh, never stored
 
     def z_support(self):
         return normalised_prior(self.prior, self.scaling).support

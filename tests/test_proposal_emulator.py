@@ -9,11 +9,11 @@ import pytest
 
 from bayesfm.common.errors import DataError
 from bayesfm.infer.setup import StarInference
+from bayesfm.model.emulator import emulator_fingerprint
 from bayesfm.model.proposal_emulator import (
     ProposalEmulatorConfig,
     as_emulator,
     distil_proposal_emulator,
-    emulator_fingerprint,
     load_proposal_emulator,
     save_proposal_emulator,
 )

@@ -16,12 +16,12 @@ import numpy as np
 
 from bayesfm.common.jsonio import from_json, load_json
 from bayesfm.infer.setup import StarInference, prepare_stars
+from bayesfm.model.emulator import emulator_fingerprint
 from bayesfm.model.proposal_emulator import (
     ProposalEmulatorConfig,
     as_emulator,
     default_proposal_emulator_path,
     distil_proposal_emulator,
-    emulator_fingerprint,
     save_proposal_emulator,
 )
 from bayesfm.sources.library import first_stars_of_split, load_library

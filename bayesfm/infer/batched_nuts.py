@@ -24,6 +24,7 @@ import numpyro.distributions as dist
 
 from bayesfm.bayes.star_model import StarData
 from bayesfm.common.devices import bucket_size, full_precision, in_star_blocks
+from bayesfm.common.stored_programs import stored_jit
 from bayesfm.infer.nuts_kernel import nuts_kernels, nuts_transitions
 from bayesfm.infer.settings import NutsConfig
 
@@ -103,7 +104,8 @@ def run_batched_nuts(
 def _compiled_sampler(setup, config: NutsConfig):
     """``nuts_one_star`` mapped over stars and jitted, once per (setup, config); the cache
     keeps the last few setups only."""
-    return jax.jit(jax.vmap(nuts_one_star(setup, config)))
+    sampler = jax.vmap(nuts_one_star(setup, config))
+    return stored_jit(sampler, "nuts", setup.program_key, config)
 
 
 def nuts_one_star(setup, config: NutsConfig):

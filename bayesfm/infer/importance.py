@@ -27,6 +27,7 @@ from numpyro.infer.util import log_density
 from bayesfm.bayes.star_model import StarData
 from bayesfm.common.devices import bucket_size, full_precision, in_star_blocks
 from bayesfm.common.stopwatch import Stopwatch
+from bayesfm.common.stored_programs import stored_jit
 from bayesfm.infer.draw_pool import DrawPool, resample
 from bayesfm.infer.mixture import Mixture, refined_mixture, sample_mixture
 from bayesfm.infer.mode import laplace_proposal
@@ -171,7 +172,9 @@ def weigh_stars(
 @functools.lru_cache(maxsize=8)
 def _compiled_star_weigher(setup, num_draws, df, draws_per_block):
     """``weigh_one_star``, jitted for one star at a time."""
-    return jax.jit(weigh_one_star(setup, num_draws, df, draws_per_block))
+    one_star = weigh_one_star(setup, num_draws, df, draws_per_block)
+    settings = (setup.program_key, num_draws, df, draws_per_block)
+    return stored_jit(one_star, "star_weigher", *settings)
 
 
 @functools.lru_cache(maxsize=8)
@@ -189,7 +192,7 @@ def _compiled_weigher(setup, num_draws, df, block):
         stars = (keys, mixtures, data)
         return jax.lax.map(lambda a: one_star(*a), stars, batch_size=stars_per_block)
 
-    return jax.jit(all_stars)
+    return stored_jit(all_stars, "weigher", setup.program_key, num_draws, df, block)
 
 
 def evaluation_block(num_draws) -> tuple[int, int]:

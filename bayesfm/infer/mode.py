@@ -1,23 +1,21 @@
 """Each star's posterior modes and the Laplace mixture proposal built on them.
 
-From the transformer's amortized prediction, a damped quasi-Newton method finds the mode
-of the density of z in the unconstrained space of the prior's support (a bounded prior is
-never left): a few rounds, each starting from the exact 5 x 5 Hessian and updating it by
-BFGS from the gradients for some steps (an exact Hessian costs 10-20 gradients). Far from
-the mode the Hessian may not be positive definite: its eigenvalues are taken in absolute
-value (a descent direction whatever the curvature), steps are capped in length, and a step
-that does not lower -log p is shortened and retried. The Hessian at a mode gives the covariance
-of its component of the importance proposal (``bayesfm.infer.mixture``); besides the
-amortized prediction, the search starts from a few fixed logg values, so that a second mode
-(giant or dwarf) is found too, and from the densest of points scattered widely around the
-amortized prediction (``ImportanceConfig.scout_draws``): modes the amortized start cannot
-reach, behind a ridge of low density, in the teff / metallicity / extinction degeneracy of
-low-resolution spectra (``bayesfm.infer.mode_starts``). Where the model has a proposal emulator
-(``bayesfm.model.proposal_emulator``, an MLP distilled from the emulator), it scouts and
-makes the searches from the other starts, and one round with the emulator's exact Hessian
-from each mode it finds gives the mode and curvature of the posterior itself; the amortized
-start's search stays the emulator's. A mode the proposal emulator finds within a few sds of
-that one is that mode (the mixture would merge them): it gets no round of its own.
+From the transformer's amortized prediction, a damped quasi-Newton method finds the mode of the
+density of z in the unconstrained space of the prior's support (a bounded prior is never left):
+a few rounds, each starting from the exact 5 x 5 Hessian and updating it by BFGS from the
+gradients for some steps (an exact Hessian costs 10-20 gradients). Far from the mode the Hessian
+may not be positive definite: its eigenvalues are taken in absolute value (a descent direction
+whatever the curvature), steps are capped in length, and a step that does not lower -log p is
+shortened and retried. The Hessian at a mode gives its component's covariance in the importance
+proposal (``bayesfm.infer.mixture``); besides the amortized prediction, the search starts from a
+few fixed logg values, for a second mode (giant or dwarf), and from the densest of points
+scattered widely around the amortized prediction (``ImportanceConfig.scout_draws``): modes the
+amortized start cannot reach, behind a ridge of low density, in the teff / metallicity /
+extinction degeneracy of low-resolution spectra (``bayesfm.infer.mode_starts``). A model's
+proposal emulator (an MLP distilled from it, ``bayesfm.model.proposal_emulator``) scouts and
+searches from the other starts, and a round with the emulator's exact Hessian from each of its
+modes gives the posterior's own; the amortized start's search stays the emulator's (a mode
+within a few sds of that one, which the mixture would merge into it, gets no round).
 """
 
 import functools
@@ -30,6 +28,7 @@ import numpyro.distributions as dist
 
 from bayesfm.bayes.star_model import StarData
 from bayesfm.common.devices import bucket_size, full_precision, in_star_blocks
+from bayesfm.common.stored_programs import stored_jit
 from bayesfm.infer.mixture import Mixture, mixture_of_modes, same_mode
 from bayesfm.infer.mode_starts import logg_starts, neg_log_density, scouted_starts
 
@@ -168,7 +167,8 @@ def proposal_covariance(mode, hessian, z_start, z_sigma):
 
 @functools.lru_cache(maxsize=4)
 def _compiled_mode_finder(setup, rounds, quasi_steps):
-    return jax.jit(jax.vmap(mode_one_star(setup, rounds, quasi_steps)))
+    finder = jax.vmap(mode_one_star(setup, rounds, quasi_steps))
+    return stored_jit(finder, "mode_finder", setup.program_key, rounds, quasi_steps)
 
 
 def mode_one_star(setup, rounds, quasi_steps):

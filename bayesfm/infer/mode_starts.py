@@ -15,6 +15,7 @@ import numpy as np
 from numpyro.infer.util import log_density
 
 from bayesfm.common.devices import bucket_size, in_star_blocks
+from bayesfm.common.stored_programs import stored_jit
 from bayesfm.tokens.labels import LABEL_INPUTS
 
 __all__ = ["logg_starts", "scouted_starts", "neg_log_density"]
@@ -78,7 +79,7 @@ def _compiled_scout(setup):
         per_draw = jax.vmap(neg_log_p)
         return jax.lax.map(lambda z: per_draw(z, data), jnp.swapaxes(points, 0, 1)).T
 
-    return jax.jit(all_stars)
+    return stored_jit(all_stars, "scout_densities", setup.program_key)
 
 
 def neg_log_density(model, z, data):

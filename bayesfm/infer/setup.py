@@ -24,10 +24,10 @@ from bayesfm.bayes.star_model import StarData, normalised_prior, stacked_star_da
 from bayesfm.common.devices import bucket_size
 from bayesfm.common.errors import DataError
 from bayesfm.common.jsonio import to_json
-from bayesfm.model.emulator import Emulator, a_k_scale_of, make_emulator
+from bayesfm.model.emulator import Emulator, a_k_scale_of, emulator_fingerprint, make_emulator
 from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.model.predict import predict
-from bayesfm.model.proposal_emulator import emulator_fingerprint, load_proposal_emulator
+from bayesfm.model.proposal_emulator import load_proposal_emulator
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.star_tokens import StarTokens
 from bayesfm.tokens.vocabulary import Scaling
@@ -93,6 +93,15 @@ class StarInference:
 
     def z_support(self):
         return normalised_prior(self.prior, self.scaling).support
+
+    @functools.cached_property
+    def program_key(self) -> str | None:
+        """What the programs built on this setup close over (``fingerprint`` and the
+        emulator's), as ``bayesfm.common.stored_programs`` keys them; None where the emulator
+        has no fingerprint."""
+        if self.emulator.fingerprint is None:
+            return None
+        return hashlib.sha256((self.fingerprint() + self.emulator.fingerprint).encode()).hexdigest()
 
     def fingerprint(self) -> str:
         """SHA-256 of what shapes a posterior: weights, vocabulary, the emulator's context

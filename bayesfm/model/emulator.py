@@ -15,6 +15,8 @@ that of a model that records an ``a_k_scale`` (``bayesfm.model.a_k_scale``).
 """
 
 import functools
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -31,7 +33,14 @@ from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.vocabulary import Scaling
 
-__all__ = ["Emulator", "make_emulator", "context_errors", "extinction_law_of", "a_k_scale_of"]
+__all__ = [
+    "Emulator",
+    "make_emulator",
+    "emulator_fingerprint",
+    "context_errors",
+    "extinction_law_of",
+    "a_k_scale_of",
+]
 
 
 @dataclass(frozen=True)
@@ -42,11 +51,15 @@ class Emulator:
         inputs: Names of the input tokens [n_in], in the order ``emulate`` takes them.
         outputs: Names of the predicted tokens [K].
         emulate: ``x [n_in] (physical units) -> (mean [K], sigma [K])`` (physical units).
+        fingerprint: SHA-256 of what ``emulate`` computes (weights and settings), where
+            known; programs built on an emulator without one are traced afresh in every
+            process (``bayesfm.common.stored_programs``).
     """
 
     inputs: tuple
     outputs: tuple
     emulate: Callable
+    fingerprint: str | None = None
 
     def __call__(self, x):
         return self.emulate(x)
@@ -104,7 +117,25 @@ def make_emulator(
 
     if extinction_law:
         emulate = _on_ak_targ_scale(emulate, model, inputs, outputs)
-    return Emulator(tuple(inputs), tuple(outputs), jax.jit(emulate) if jit else emulate)
+    fingerprint = None
+    if model.weights_sha256 is not None:
+        settings = [emulator_fingerprint(model), list(inputs), list(outputs), extinction_law]
+        fingerprint = hashlib.sha256(json.dumps(settings).encode()).hexdigest()
+    emulate = jax.jit(emulate) if jit else emulate
+    return Emulator(tuple(inputs), tuple(outputs), emulate, fingerprint)
+
+
+def emulator_fingerprint(model: FoundationModel) -> str:
+    """SHA-256 of what ``make_emulator(model)`` computes: the weights file's hash and the
+    model's emulator settings (sigma factors, context errors, correction record, A_K scale,
+    extinction law)."""
+    settings = {
+        key: value
+        for key, value in model.info.items()
+        if key.startswith("emulator_") or key in ("a_k_scale", "extinction_law")
+    }
+    text = json.dumps([model.weights_sha256, settings], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _on_ak_targ_scale(emulate_at, model: FoundationModel, inputs, outputs):

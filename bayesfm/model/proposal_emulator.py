@@ -31,13 +31,11 @@ from bayesfm.common.files import shipped_data_path
 from bayesfm.common.jsonio import to_json
 from bayesfm.common.pytree_io import load_named_arrays, save_named_arrays
 from bayesfm.model.emulator import Emulator
-from bayesfm.model.foundation_model import FoundationModel
 from bayesfm.model.mlp import fit_on_minibatches, init_mlp, mlp, mlp_arrays, mlp_from_arrays
 from bayesfm.tokens.vocabulary import Scaling
 
 __all__ = [
     "ProposalEmulatorConfig",
-    "emulator_fingerprint",
     "distil_proposal_emulator",
     "save_proposal_emulator",
     "load_proposal_emulator",
@@ -58,19 +56,6 @@ class ProposalEmulatorConfig:
     batch_size: int = 1024
     learning_rate: float = 1e-3  # peak of a one-cycle cosine schedule
     seed: int = 0
-
-
-def emulator_fingerprint(model: FoundationModel) -> str:
-    """SHA-256 of what ``make_emulator(model)`` computes: the weights file's hash and the
-    model's emulator settings (sigma factors, context errors, correction record, A_K scale,
-    extinction law)."""
-    settings = {
-        key: value
-        for key, value in model.info.items()
-        if key.startswith("emulator_") or key in ("a_k_scale", "extinction_law")
-    }
-    text = json.dumps([model.weights_sha256, settings], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def distil_proposal_emulator(
@@ -123,7 +108,11 @@ def as_emulator(layers, emulator: Emulator, in_scaling: Scaling, out_scaling: Sc
         m, log_sigma = mlp(layers, (jnp.asarray(x) - in_loc) / in_scale)
         return out_loc + out_scale * m, out_scale * jnp.exp(log_sigma)
 
-    return Emulator(emulator.inputs, emulator.outputs, jax.jit(emulate))
+    digest = hashlib.sha256()
+    for array in jax.tree_util.tree_leaves((layers, in_scaling, out_scaling)):
+        digest.update(f"{np.shape(array)}".encode())
+        digest.update(np.ascontiguousarray(array, np.float32).tobytes())
+    return Emulator(emulator.inputs, emulator.outputs, jax.jit(emulate), digest.hexdigest())
 
 
 def save_proposal_emulator(path, layers, fingerprint: str, config) -> None:
