@@ -15,12 +15,8 @@ from bayesfm.common.devices import in_star_blocks
 from bayesfm.common.errors import DataError
 from bayesfm.infer.importance import ImportanceConfig, run_importance, weigh_stars
 from bayesfm.infer.mixture import mixture_of_modes
-from bayesfm.infer.mode import (
-    POLISH_STEPS,
-    laplace_proposal,
-    mode_one_star,
-    proposal_covariance,
-)
+from bayesfm.infer.mode import POLISH_STEPS, laplace_proposal, proposal_covariance
+from bayesfm.infer.mode_search import mode_one_star, mode_search
 from bayesfm.model.emulator import Emulator
 from bayesfm.tokens.labels import LABEL_INPUTS
 from bayesfm.tokens.vocabulary import Scaling
@@ -145,6 +141,19 @@ def test_the_mode_search_in_blocks_of_stars_matches_one_batch(rng):
         assert len(b) == 5  # batch sizes round differently: agreement to float32 noise
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
     assert program._cache_size() == 2  # all five at once, and every block of two (one padded)
+
+
+def test_one_compiled_search_serves_any_numbers_of_rounds_and_steps(rng):
+    setup = _LinearSetup(rng, warp=lambda u: u + 0.3 * u**3)
+    _, _, data = _linear_stars(setup, rng, n_stars=3)
+    z_start = (0.3 * rng.normal(size=(3, 5))).astype(np.float32)
+    program = jax.jit(jax.vmap(mode_search(setup), in_axes=(0, 0, None, None)))
+    for rounds, steps in ((2, 5), (1, 3)):
+        searched = program(z_start, data, np.int32(rounds), np.int32(steps))
+        fixed = jax.vmap(mode_one_star(setup, rounds, steps))(z_start, data)
+        for a, b in zip(searched, fixed, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # jit against eager
+    assert program._cache_size() == 1
 
 
 def test_neither_the_evaluation_block_nor_one_by_one_changes_a_weight(rng):

@@ -54,16 +54,17 @@ def shard_stars(arrays):
     return jax.tree_util.tree_map(place, arrays)
 
 
-def in_star_blocks(program, arrays, n, size):
+def in_star_blocks(program, arrays, n, size, shared=()):
     """``program``'s outputs (numpy) for the n stars of ``arrays`` (a pytree, each leaf with a
     leading star axis), run on blocks of ``size`` stars spread over the local devices, the
-    last block padded: one compiled program serves any number of stars."""
+    last block padded: one compiled program serves any number of stars. ``shared``: further
+    arguments, the same for every star."""
     parts = []
     for first in range(0, n, size):
         rows = slice(first, first + size)
         block = jax.tree_util.tree_map(lambda a, rows=rows: np.asarray(a)[rows], arrays)
         kept = min(size, n - first)
-        out = program(*shard_stars(pad_leading(block, size)))
+        out = program(*shard_stars(pad_leading(block, size)), *shared)
         parts.append(jax.tree_util.tree_map(lambda a, kept=kept: np.asarray(a)[:kept], out))
     return jax.tree_util.tree_map(lambda *a: np.concatenate(a), *parts)
 

@@ -1,40 +1,34 @@
 """Each star's posterior modes and the Laplace mixture proposal built on them.
 
-From the transformer's amortized prediction, a damped quasi-Newton method finds the mode of the
-density of z in the unconstrained space of the prior's support (a bounded prior is never left):
-a few rounds, each starting from the exact 5 x 5 Hessian and updating it by BFGS from the
-gradients for some steps (an exact Hessian costs 10-20 gradients). Far from the mode the Hessian
-may not be positive definite: its eigenvalues are taken in absolute value (a descent direction
-whatever the curvature), steps are capped in length, and a step that does not lower -log p is
-shortened and retried. The Hessian at a mode gives its component's covariance in the importance
-proposal (``bayesfm.infer.mixture``); besides the amortized prediction, the search starts from a
-few fixed logg values, for a second mode (giant or dwarf), and from the densest of points
-scattered widely around the amortized prediction (``ImportanceConfig.scout_draws``): modes the
-amortized start cannot reach, behind a ridge of low density, in the teff / metallicity /
-extinction degeneracy of low-resolution spectra (``bayesfm.infer.mode_starts``). A model's
-proposal emulator (an MLP distilled from it, ``bayesfm.model.proposal_emulator``) scouts and
-searches from the other starts, and a round with the emulator's exact Hessian from each of its
-modes gives the posterior's own; the amortized start's search stays the emulator's (a mode
-within a few sds of that one, which the mixture would merge into it, gets no round).
+From the transformer's amortized prediction, a damped quasi-Newton search
+(``bayesfm.infer.mode_search``) finds the mode of the density of z; the Hessian at a mode gives
+its component's covariance in the importance proposal (``bayesfm.infer.mixture``). Besides the
+amortized prediction, the search starts from a few fixed logg values, for a second mode (giant
+or dwarf), and from the densest of points scattered widely around the amortized prediction
+(``ImportanceConfig.scout_draws``): modes the amortized start cannot reach, behind a ridge of
+low density, in the teff / metallicity / extinction degeneracy of low-resolution spectra
+(``bayesfm.infer.mode_starts``). A model's proposal emulator (an MLP distilled from it,
+``bayesfm.model.proposal_emulator``) scouts and searches from the other starts, and a round with
+the emulator's exact Hessian from each of its modes gives the posterior's own; the amortized
+start's search stays the emulator's (a mode within a few sds of that one, which the mixture
+would merge into it, gets no round).
 """
 
 import functools
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import numpyro.distributions as dist
 
 from bayesfm.bayes.star_model import StarData
 from bayesfm.common.devices import bucket_size, full_precision, in_star_blocks
 from bayesfm.common.stored_programs import stored_jit
 from bayesfm.infer.mixture import Mixture, mixture_of_modes, same_mode
-from bayesfm.infer.mode_starts import logg_starts, neg_log_density, scouted_starts
+from bayesfm.infer.mode_search import mode_search
+from bayesfm.infer.mode_starts import logg_starts, scouted_starts
 
-__all__ = ["LaplaceProposal", "laplace_proposal", "mode_one_star", "proposal_covariance"]
+__all__ = ["LaplaceProposal", "laplace_proposal", "proposal_covariance"]
 
-_MAX_STEP = 1.0  # longest Newton step in the unconstrained space (normalised units)
 _MIN_CONDITION = 1e-7  # smallest / largest Hessian eigenvalue for a Laplace proposal
 CPU_STAR_BLOCK = 16  # stars per mode-search call on a CPU
 POLISH_STEPS = 10  # quasi-Newton steps after the Newton step from a proposal emulator's mode
@@ -58,9 +52,10 @@ def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> LaplaceP
     scouting, ``inflation`` and ``proposal_emulator``).
     """
     searcher = setup.proposal_setup if config.proposal_emulator else setup
-    find_mode = _compiled_mode_finder(setup, config.mode_rounds, config.quasi_newton_steps)
-    fast_find_mode = _compiled_mode_finder(searcher, config.mode_rounds, config.quasi_newton_steps)
-    polish = None if searcher is setup else _compiled_mode_finder(setup, 1, POLISH_STEPS)
+    find_mode = _compiled_mode_finder(setup)
+    fast_find_mode = _compiled_mode_finder(searcher)
+    polish = searcher is not setup
+    search_lengths = (np.int32(config.mode_rounds), np.int32(config.quasi_newton_steps))
     n = len(z_mean)
     # on a CPU in blocks of a fixed size, as fast per star as one batch of 64: one compiled
     # search serves any number of sampled stars, with at most a block's worth of padding
@@ -75,14 +70,14 @@ def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> LaplaceP
     for index, start in enumerate(starts):
         # the amortized start's search is the emulator's own: a proposal emulator's landscape
         # can lead it to another mode, and a star whose main mode is missed goes to NUTS
-        if index == 0 or polish is None:
-            mode, hessian, value = in_star_blocks(find_mode, (start, data), n, block)
-        else:
-            mode, hessian, value = in_star_blocks(fast_find_mode, (start, data), n, block)
-            rows = _to_polish(mode, components[0])
-            mode, hessian, value = _polished(
-                polish, (mode, hessian, value), start, data, rows, block
+        if index == 0 or not polish:
+            mode, hessian, value = in_star_blocks(
+                find_mode, (start, data), n, block, search_lengths
             )
+        else:
+            searched = in_star_blocks(fast_find_mode, (start, data), n, block, search_lengths)
+            rows = _to_polish(searched[0], components[0])
+            mode, hessian, value = _polished(find_mode, searched, start, data, rows, block)
             polished += len(rows)
         loc, cov, laplace = proposal_covariance(mode, hessian, z_mean, z_sigma)
         evidence = np.where(laplace, 0.5 * np.linalg.slogdet(cov)[1] - value, -np.inf)
@@ -102,10 +97,10 @@ def _to_polish(mode, main):
     return np.flatnonzero(~(found & np.isfinite(evidence) & same_mode(mode, loc, cov)))
 
 
-def _polished(polish, searched, start, data, rows, block):
-    """(mode, Hessian, -log p) of each star: ``polish``'s round with the emulator from the
-    ``searched`` mode (or, where none was found, from ``start``) for stars ``rows``; no mode
-    for the others."""
+def _polished(find_mode, searched, start, data, rows, block):
+    """(mode, Hessian, -log p) of each star: a polishing round of ``find_mode`` (the
+    emulator's) from the ``searched`` mode (or, where none was found, from ``start``) for
+    stars ``rows``; no mode for the others."""
     out = tuple(
         np.full_like(a, fill) for a, fill in zip(searched, (np.nan, np.nan, np.inf), strict=True)
     )
@@ -114,7 +109,8 @@ def _polished(polish, searched, start, data, rows, block):
         found = np.all(np.isfinite(mode), axis=1, keepdims=True)
         begin = np.where(found, mode, np.asarray(start)[rows])
         subset = jax.tree_util.tree_map(lambda a: np.asarray(a)[rows], data)
-        modes = in_star_blocks(polish, (begin, subset), len(rows), block)
+        lengths = (np.int32(1), np.int32(POLISH_STEPS))
+        modes = in_star_blocks(find_mode, (begin, subset), len(rows), block, lengths)
         for whole, part in zip(out, modes, strict=True):
             whole[rows] = part
     return out
@@ -166,85 +162,8 @@ def proposal_covariance(mode, hessian, z_start, z_sigma):
 
 
 @functools.lru_cache(maxsize=4)
-def _compiled_mode_finder(setup, rounds, quasi_steps):
-    finder = jax.vmap(mode_one_star(setup, rounds, quasi_steps))
-    return stored_jit(finder, "mode_finder", setup.program_key, rounds, quasi_steps)
-
-
-def mode_one_star(setup, rounds, quasi_steps):
-    """The pure one-star ``(z_start [5], data) -> (mode [5], Hessian of -log p there [5, 5],
-    -log p there)`` after ``rounds`` of damped quasi-Newton steps; the objective is the
-    density of z itself (no Jacobian), whose mode and curvature the Laplace approximation
-    needs.
-
-    Each round takes the exact Hessian once, then ``1 + quasi_steps`` steps, the first with
-    it, the others with its BFGS updates from the gradients: an exact Hessian costs as much
-    as 10-20 gradients, and BFGS keeps most of Newton's progress per step.
-    ``quasi_steps=0`` is Newton's method."""
-    model = setup.star_model
-    to_z = dist.biject_to(setup.z_support())
-
-    def one_star(z_start, data):
-        def neg_log_p(z):
-            return neg_log_density(model, z, data)
-
-        def objective(u):
-            return neg_log_p(to_z(u))
-
-        value_and_grad, hessian = jax.value_and_grad(objective), jax.hessian(objective)
-
-        def step(carry, _):
-            u, value, grad, inverse, shrink = carry
-            trial = u + shrink * _descent(inverse, grad)
-            trial_value, trial_grad = value_and_grad(trial)
-            better = jnp.isfinite(trial_value) & (trial_value <= value)
-            keep = functools.partial(jnp.where, better)
-            carry = (
-                keep(trial, u),
-                keep(trial_value, value),
-                keep(trial_grad, grad),
-                keep(_bfgs_update(inverse, trial - u, trial_grad - grad), inverse),
-                jnp.where(better, jnp.minimum(1.0, 2.0 * shrink), 0.25 * shrink),
-            )
-            return carry, None
-
-        def round_(carry, _):
-            u, value, grad, _, shrink = carry
-            carry = (u, value, grad, _abs_inverse(hessian(u)), shrink)
-            carry, _ = jax.lax.scan(step, carry, None, length=1 + quasi_steps)
-            return carry, None
-
-        u = to_z.inv(z_start)
-        start = (u, *value_and_grad(u), jnp.eye(len(u)), jnp.float32(1.0))
-        (u, *_), _ = jax.lax.scan(round_, start, None, length=rounds)
-        mode = to_z(u)
-        return mode, jax.hessian(neg_log_p)(mode), neg_log_p(mode)
-
-    return one_star
-
-
-def _abs_inverse(curvature):
-    """|H|^-1 (eigenvalues in absolute value, floored): a descent metric whatever the
-    curvature."""
-    eigenvalues, vectors = jnp.linalg.eigh(0.5 * (curvature + curvature.T))
-    magnitude = jnp.maximum(jnp.abs(eigenvalues), 1e-6 * jnp.max(jnp.abs(eigenvalues)) + 1e-12)
-    inverse = (vectors / magnitude) @ vectors.T
-    return jnp.where(jnp.all(jnp.isfinite(inverse)), inverse, jnp.eye(len(curvature)))
-
-
-def _bfgs_update(inverse, s, y):
-    """BFGS's inverse-Hessian update for step s and gradient change y (skipped where
-    s.y <= 0, which would lose positive definiteness)."""
-    sy = s @ y
-    rho = 1.0 / jnp.where(sy > 1e-10, sy, 1.0)
-    left = jnp.eye(len(s)) - rho * jnp.outer(s, y)
-    updated = left @ inverse @ left.T + rho * jnp.outer(s, s)
-    return jnp.where(sy > 1e-10, updated, inverse)
-
-
-def _descent(inverse, grad):
-    """-H^-1 g (-g where that is not finite), at most ``_MAX_STEP`` long."""
-    direction = -inverse @ grad
-    direction = jnp.where(jnp.all(jnp.isfinite(direction)), direction, -grad)
-    length = jnp.linalg.norm(direction)
-    return direction * jnp.minimum(1.0, _MAX_STEP / jnp.maximum(length, 1e-12))
+def _compiled_mode_finder(setup):
+    """``mode_search`` over stars, jitted: ``(z_start [n, 5], data, rounds, quasi_steps)``, one
+    program for any numbers of rounds and steps (the searches and the polishing rounds)."""
+    finder = jax.vmap(mode_search(setup), in_axes=(0, 0, None, None))
+    return stored_jit(finder, "mode_finder", setup.program_key)
