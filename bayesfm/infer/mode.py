@@ -60,31 +60,35 @@ def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> LaplaceP
     # on a CPU in blocks of a fixed size, as fast per star as one batch of 64: one compiled
     # search serves any number of sampled stars, with at most a block's worth of padding
     block = CPU_STAR_BLOCK if jax.default_backend() == "cpu" else bucket_size(n)
-    components, polished = [], 0
     # one search per start, each the same compiled program over the n stars
     z_mean = np.asarray(z_mean, np.float32)
     starts = [z_mean]
     starts += logg_starts(setup, z_mean, config.logg_starts, config.farthest_logg_start_only)
     if config.scout_draws:
         starts += scouted_starts(searcher, data, z_mean, z_sigma, config)
-    for index, start in enumerate(starts):
-        # the amortized start's search is the emulator's own: a proposal emulator's landscape
-        # can lead it to another mode, and a star whose main mode is missed goes to NUTS
-        if index == 0 or not polish:
-            mode, hessian, value = in_star_blocks(
-                find_mode, (start, data), n, block, search_lengths
-            )
-        else:
-            searched = in_star_blocks(fast_find_mode, (start, data), n, block, search_lengths)
-            rows = _to_polish(searched[0], components[0])
-            mode, hessian, value = _polished(find_mode, searched, start, data, rows, block)
-            polished += len(rows)
-        loc, cov, laplace = proposal_covariance(mode, hessian, z_mean, z_sigma)
-        evidence = np.where(laplace, 0.5 * np.linalg.slogdet(cov)[1] - value, -np.inf)
-        components.append((loc, cov, evidence))
+    # the amortized start's search is the emulator's own: a proposal emulator's landscape
+    # can lead it to another mode, and a star whose main mode is missed goes to NUTS
+    searches = [in_star_blocks(find_mode, (z_mean, data), n, block, search_lengths)]
+    searches += [
+        in_star_blocks(fast_find_mode, (start, data), n, block, search_lengths)
+        for start in starts[1:]
+    ]
+    main = _component(searches[0], z_mean, z_sigma)
+    polished = 0
+    if polish:
+        searches[1:], polished = _polished(find_mode, searches[1:], starts[1:], data, main, block)
+    components = [main] + [_component(searched, z_mean, z_sigma) for searched in searches[1:]]
     loc, cov, evidence = (np.stack(parts, axis=1) for parts in zip(*components, strict=True))
     mixture = mixture_of_modes(loc, cov, evidence, config.inflation)
     return LaplaceProposal(mixture, _evaluations(setup, n, config, polished))
+
+
+def _component(searched, z_mean, z_sigma):
+    """(centres, covariances, Laplace log evidences) of the proposal's components at the
+    ``searched`` (mode, Hessian, -log p) of each star."""
+    mode, hessian, value = searched
+    loc, cov, laplace = proposal_covariance(mode, hessian, z_mean, z_sigma)
+    return loc, cov, np.where(laplace, 0.5 * np.linalg.slogdet(cov)[1] - value, -np.inf)
 
 
 def _to_polish(mode, main):
@@ -97,23 +101,30 @@ def _to_polish(mode, main):
     return np.flatnonzero(~(found & np.isfinite(evidence) & same_mode(mode, loc, cov)))
 
 
-def _polished(find_mode, searched, start, data, rows, block):
-    """(mode, Hessian, -log p) of each star: a polishing round of ``find_mode`` (the
-    emulator's) from the ``searched`` mode (or, where none was found, from ``start``) for
-    stars ``rows``; no mode for the others."""
-    out = tuple(
-        np.full_like(a, fill) for a, fill in zip(searched, (np.nan, np.nan, np.inf), strict=True)
-    )
-    if len(rows):
-        mode = searched[0][rows]
-        found = np.all(np.isfinite(mode), axis=1, keepdims=True)
-        begin = np.where(found, mode, np.asarray(start)[rows])
-        subset = jax.tree_util.tree_map(lambda a: np.asarray(a)[rows], data)
-        lengths = (np.int32(1), np.int32(POLISH_STEPS))
-        modes = in_star_blocks(find_mode, (begin, subset), len(rows), block, lengths)
-        for whole, part in zip(out, modes, strict=True):
-            whole[rows] = part
-    return out
+def _polished(find_mode, searches, starts, data, main, block):
+    """The proposal emulator's ``searches`` (mode, Hessian, -log p) from ``starts``, each
+    star's replaced by a polishing round of ``find_mode`` (the emulator's) from its mode (or,
+    where none was found, from its start), or by no mode where ``_to_polish`` finds it the
+    ``main`` one already; and the number of rounds run. All the rounds go in one call, so
+    that the blocks of stars are padded once."""
+    fills = (np.nan, np.nan, np.inf)
+    out = [tuple(np.full_like(a, f) for a, f in zip(s, fills, strict=True)) for s in searches]
+    rows = [_to_polish(searched[0], main) for searched in searches]
+    every = np.concatenate([np.zeros(0, int), *rows])
+    if not len(every):
+        return out, 0
+    modes = np.concatenate([searched[0][r] for searched, r in zip(searches, rows, strict=True)])
+    begins = np.concatenate([np.asarray(start)[r] for start, r in zip(starts, rows, strict=True)])
+    begin = np.where(np.all(np.isfinite(modes), axis=1, keepdims=True), modes, begins)
+    subset = jax.tree_util.tree_map(lambda a: np.asarray(a)[every], data)
+    lengths = (np.int32(1), np.int32(POLISH_STEPS))
+    rounds = in_star_blocks(find_mode, (begin, subset), len(every), block, lengths)
+    first = 0
+    for parts, r in zip(out, rows, strict=True):
+        for whole, part in zip(parts, rounds, strict=True):
+            whole[r] = part[first : first + len(r)]
+        first += len(r)
+    return out, len(every)
 
 
 def _evaluations(setup, n: int, config, polished: int) -> dict:
