@@ -178,10 +178,12 @@ def _cache_folder_in_a_fresh_process(env_value, tmp_path):
     script = (
         "import jax, jax.numpy as jnp\n"
         "from bayesfm.common.compile_cache import enable_compilation_cache\n"
+        "from bayesfm.common.stored_programs import stored_jit\n"
         "folder = enable_compilation_cache()\n"
         "if folder is not None:\n"
         "    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)\n"
         "    jax.jit(lambda x: jnp.sin(x) @ x.T)(jnp.ones((8, 8))).block_until_ready()\n"
+        "stored_jit(lambda x: jnp.cos(x) @ x.T, 'probe', 'test')(jnp.ones((8, 8)))\n"
         "print(folder)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
@@ -196,7 +198,10 @@ def test_the_compilation_cache_goes_where_asked_and_can_be_turned_off(tmp_path):
     asked = tmp_path / "compiled"
     assert _cache_folder_in_a_fresh_process(str(asked), tmp_path) == str(asked)
     assert any(asked.iterdir()), "no compiled program was stored"
+    assert list((asked / "programs").glob("probe-*.jaxexport")), "no traced program was stored"
     default = tmp_path / "xdg" / "bayesfm" / "jax"
     assert _cache_folder_in_a_fresh_process("", tmp_path) == str(default)
     assert any(default.iterdir())
+    stored = sorted(tmp_path.rglob("*.jaxexport"))
     assert _cache_folder_in_a_fresh_process("off", tmp_path) == "None"
+    assert sorted(tmp_path.rglob("*.jaxexport")) == stored, "off still stored a traced program"
