@@ -3,11 +3,12 @@
 A catalogue run compiles its mode search, importance sampler, NUTS fallback and checks once per
 batch shape, about a minute on a 2-core CPU (docs/performance.md); jax can keep the compiled
 programs on disk, and bayesfm keeps the traced programs next to them
-(``bayesfm.common.stored_programs``), so that a new process skips tracing them too. The command
-line turns both on (``enable_compilation_cache``); the library leaves jax's settings alone. The folder is ``$BAYESFM_COMPILATION_CACHE`` (``off`` disables it),
-by default ``$XDG_CACHE_HOME/bayesfm/jax`` (``~/.cache/bayesfm/jax``); a folder already set
-through jax's own ``JAX_COMPILATION_CACHE_DIR`` is kept. Like any compilation cache it runs
-what it holds: keep it where only you can write.
+(``bayesfm.common.stored_programs``), so that a new process skips tracing them too. The
+command line turns both on (``enable_compilation_cache``); the library leaves jax's settings
+alone. The folder is ``$BAYESFM_COMPILATION_CACHE`` (``off`` disables it), by default
+``$XDG_CACHE_HOME/bayesfm/jax`` (``~/.cache/bayesfm/jax``); a folder already set through jax's
+own ``JAX_COMPILATION_CACHE_DIR`` is kept. Like any compilation cache it runs what it holds:
+keep it where only you can write.
 """
 
 import os

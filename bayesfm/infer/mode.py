@@ -60,14 +60,14 @@ def laplace_proposal(setup, data: StarData, z_mean, z_sigma, config) -> LaplaceP
     # on a CPU in blocks of a fixed size, as fast per star as one batch of 64: one compiled
     # search serves any number of sampled stars, with at most a block's worth of padding
     block = CPU_STAR_BLOCK if jax.default_backend() == "cpu" else bucket_size(n)
-    # one search per start, each the same compiled program over the n stars
     z_mean = np.asarray(z_mean, np.float32)
     starts = [z_mean]
     starts += logg_starts(setup, z_mean, config.logg_starts, config.farthest_logg_start_only)
     if config.scout_draws:
         starts += scouted_starts(searcher, data, z_mean, z_sigma, config)
-    # the amortized start's search is the emulator's own: a proposal emulator's landscape
-    # can lead it to another mode, and a star whose main mode is missed goes to NUTS
+    # one search per start over the n stars; the amortized start's is the emulator's own: a
+    # proposal emulator's landscape can lead it to another mode, and a star whose main mode
+    # is missed goes to NUTS
     searches = [in_star_blocks(find_mode, (z_mean, data), n, block, search_lengths)]
     searches += [
         in_star_blocks(fast_find_mode, (start, data), n, block, search_lengths)
