@@ -186,7 +186,10 @@ def _cache_folder_in_a_fresh_process(env_value, tmp_path):
         "stored_jit(lambda x: jnp.cos(x) @ x.T, 'probe', 'test')(jnp.ones((8, 8)))\n"
         "print(folder)\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    # a fresh user's environment: no cache folder of jax's own, no host devices from an
+    # earlier in-process `fit` (several devices keep programs from being stored)
+    unset = ("JAX_COMPILATION_CACHE_DIR", "XLA_FLAGS")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env |= {"BAYESFM_COMPILATION_CACHE": env_value, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
