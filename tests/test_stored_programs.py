@@ -72,6 +72,16 @@ def test_a_damaged_program_file_is_traced_and_written_again(store):
     assert stored_programs._read(path) is not None  # rewritten whole
 
 
+def test_a_program_jax_cannot_export_runs_traced_as_plain_jit(store, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise ValueError("a custom call without a compatibility guarantee")
+
+    monkeypatch.setattr(stored_programs.export, "export", refuse)
+    out = stored_jit(_counting([]), "demo", "settings")(*_arguments())
+    np.testing.assert_array_equal(np.asarray(out[1]), np.sum(_arguments()[0]))
+    assert not list(store.iterdir())
+
+
 def test_without_a_store_or_a_fingerprint_or_under_a_transformation_it_is_plain_jit(tmp_path):
     traces = []
     assert isinstance(stored_jit(_counting(traces), "demo", None), type(jax.jit(len)))

@@ -73,7 +73,9 @@ class StoredProgram:
         return program(*leaves)
 
     def _exported(self, signature, leaves, tree):
-        """``jax.jit`` of the exported program for ``signature``: read, or traced and written."""
+        """``jax.jit`` of the exported program for ``signature``: read, or traced and written;
+        where jax cannot export it (a device library call without jax's stability guarantee),
+        the program of the leaves as plain ``jax.jit`` traces it in every process."""
         key = hashlib.sha256(
             "\n".join([self.name, self._settings, signature, _environment()]).encode()
         )
@@ -85,7 +87,10 @@ class StoredProgram:
             def flat(*flat_args):
                 return fn(*jax.tree_util.tree_unflatten(tree, flat_args))
 
-            exported = export.export(jax.jit(flat))(*leaves)
+            try:
+                exported = export.export(jax.jit(flat))(*leaves)
+            except ValueError:
+                return jax.jit(flat)
             _write(path, exported.serialize())
         return jax.jit(exported.call)
 
