@@ -310,8 +310,10 @@ def test_references_inside_the_posteriors_give_no_scatter(shipped_posteriors):
     # the central 68% half-width, not the sd: a two-mode posterior's sd is wider than its intervals
     low, mode, high = np.quantile(draws, [0.16, 0.5, 0.84], axis=1)
     width = (high - low) / 2
-    reference = _references(mode, width, 0.5, seed=2)
-    noise = scatter_from_draws(setup.noise, draws, level, reference, np.zeros_like(mode))
+    # five sets of references for the same posteriors: 60 alone leave the fit noisy
+    reference = np.concatenate([_references(mode, width, 0.5, seed=s) for s in range(2, 7)])
+    repeated, levels = np.concatenate([draws] * 5), np.concatenate([level] * 5)
+    noise = scatter_from_draws(setup.noise, repeated, levels, reference, np.zeros_like(reference))
     # a fitted variance can land just off zero; a fifth of the posterior width would add 2%
     assert (noise.label_scatter[:4] < 0.2 * np.median(width[:, :4], axis=0)).all()
     assert noise.label_scatter[4] == 0.0
