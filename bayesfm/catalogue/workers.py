@@ -2,12 +2,14 @@
 
 XLA runs a chunk's small batched programs on one CPU core, so one process leaves the other
 cores idle; ``workers`` processes, each with its own XLA runtime, fit that many chunks at
-once, with the same numbers as one process (XLA's threading left as it is: running each
-worker single-threaded would be 10% faster and change the last digits). Each builds the inference
-setup from the model file once and refuses to fit if it is not the run's (same
-fingerprint), and keeps its compiled programs in the parent's compilation cache. A worker
-whose fit stalls (``bayesfm.common.stall_watch``) ends itself; the chunks not yet finished
-then go to fresh workers, a few times over, so that an unattended run keeps going.
+once, with the same numbers as one process. Each keeps to its own share of the cores
+(``core_shares``): left to roam, the workers' XLA threads waited on each other, and on two
+cores a NUTS star took 20-32 s beside a busy worker instead of 14-15 s (docs/performance.md).
+Each builds the inference setup from the model file once and refuses to fit if it is not
+the run's (same fingerprint), and keeps its compiled programs in the parent's compilation
+cache. A worker whose fit stalls (``bayesfm.common.stall_watch``) ends itself; the chunks
+not yet finished then go to fresh workers, a few times over, so that an unattended run
+keeps going.
 """
 
 import functools
@@ -26,7 +28,7 @@ from bayesfm.common.errors import DataError
 from bayesfm.common.stall_watch import CHUNK_STALL_SECONDS, watch_on_cpu
 from bayesfm.infer.setup import StarInference
 
-__all__ = ["fit_in_processes", "worker_setup"]
+__all__ = ["fit_in_processes", "core_shares", "worker_setup"]
 
 _RESTARTS = 3  # fresh pools after a worker ended (a stall) before the run gives up
 
@@ -70,11 +72,13 @@ def fit_in_processes(todo, chunk_of, model_path, fingerprint: str, config, worke
 def _fit_in_pool(todo, chunk_of, model_path, fingerprint, config, workers):
     """One pool's results; at most two chunks per worker are handed over at a time."""
     cache = jax.config.jax_compilation_cache_dir or None
+    context = multiprocessing.get_context("spawn")  # jax's threads do not survive fork
+    started = context.Value("i", 0)  # workers started so far: each takes the next core share
     pool = ProcessPoolExecutor(
         workers,
-        mp_context=multiprocessing.get_context("spawn"),  # jax's threads do not survive fork
+        mp_context=context,
         initializer=_start_worker,
-        initargs=(cache,),
+        initargs=(cache, core_shares(workers), started),
     )
     queue, in_flight = iter(todo), {}
 
@@ -99,8 +103,25 @@ def _fit_in_pool(todo, chunk_of, model_path, fingerprint, config, workers):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _start_worker(cache_dir):
+def core_shares(workers: int) -> list | None:
+    """The CPU cores each of ``workers`` processes keeps to: those this process may use,
+    dealt out in turn (so that with the usual numbering each worker gets whole physical
+    cores, both hyperthreads); None where they are fewer than the workers or the system
+    cannot pin processes."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < workers:
+        return None
+    return [cores[i::workers] for i in range(workers)]
+
+
+def _start_worker(cache_dir, shares, started):
     threading.Thread(target=_end_with_parent, args=(os.getppid(),), daemon=True).start()
+    if shares is not None:
+        with started.get_lock():
+            index, started.value = started.value, started.value + 1
+        os.sched_setaffinity(0, shares[index % len(shares)])
     if cache_dir is not None:
         from bayesfm.common.compile_cache import CACHE_ENV, enable_compilation_cache
 
