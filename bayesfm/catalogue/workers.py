@@ -105,9 +105,9 @@ def _fit_in_pool(todo, chunk_of, model_path, fingerprint, config, workers):
 
 def core_shares(workers: int) -> list | None:
     """The CPU cores each of ``workers`` processes keeps to: those this process may use,
-    dealt out in turn (so that with the usual numbering each worker gets whole physical
-    cores, both hyperthreads); None where they are fewer than the workers or the system
-    cannot pin processes."""
+    dealt out in turn (with Linux's usual numbering, and workers dividing the physical
+    cores, each worker gets both hyperthreads of its cores); None where they are fewer than
+    the workers or the system cannot pin processes."""
     if not hasattr(os, "sched_getaffinity"):
         return None
     cores = sorted(os.sched_getaffinity(0))
@@ -121,7 +121,10 @@ def _start_worker(cache_dir, shares, started):
     if shares is not None:
         with started.get_lock():
             index, started.value = started.value, started.value + 1
-        os.sched_setaffinity(0, shares[index % len(shares)])
+        try:
+            os.sched_setaffinity(0, shares[index % len(shares)])
+        except OSError:  # a sandbox that refuses: the worker runs unpinned, only slower
+            pass
     if cache_dir is not None:
         from bayesfm.common.compile_cache import CACHE_ENV, enable_compilation_cache
 
