@@ -24,6 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 import jax
 
 from bayesfm.catalogue.chunk import fit_chunk
+from bayesfm.common.devices import usable_cores
 from bayesfm.common.errors import DataError
 from bayesfm.common.stall_watch import CHUNK_STALL_SECONDS, watch_on_cpu
 from bayesfm.infer.setup import StarInference
@@ -108,10 +109,8 @@ def core_shares(workers: int) -> list | None:
     dealt out in turn (with Linux's usual numbering, and workers dividing the physical
     cores, each worker gets both hyperthreads of its cores); None where they are fewer than
     the workers or the system cannot pin processes."""
-    if not hasattr(os, "sched_getaffinity"):
-        return None
-    cores = sorted(os.sched_getaffinity(0))
-    if len(cores) < workers:
+    cores = usable_cores()
+    if cores is None or len(cores) < workers:
         return None
     return [cores[i::workers] for i in range(workers)]
 

@@ -14,6 +14,7 @@ __all__ = [
     "in_star_blocks",
     "full_precision",
     "default_workers",
+    "usable_cores",
 ]
 
 
@@ -86,5 +87,12 @@ def default_workers(most: int = 8) -> int:
     ``most`` (each worker process holds about 1.5 GB), on an accelerator one."""
     if jax.default_backend() != "cpu":
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(most, cores or 1))
+    cores = usable_cores()
+    count = len(cores) if cores is not None else os.cpu_count()
+    return max(1, min(most, count or 1))
+
+
+def usable_cores() -> list | None:
+    """The CPU cores this process may use, in order, where the system says (Linux); None
+    elsewhere."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
