@@ -79,7 +79,7 @@ class FoundationModel:
         """This model with its request head removed (``head_width`` 0), every other weight kept;
         exact only where the head's gate is zero (``validation/ship_model.py`` measures it)."""
         config = replace(self.config, head_width=0)
-        graphdef, params = build_model(config)
+        graphdef, params = _zero_model(config)
         kept = {k: v for k, v in nnx.to_pure_dict(self.params).items() if not k.startswith("head_")}
         nnx.replace_by_pure_dict(params, kept)
         return replace(self, config=config, graphdef=graphdef, params=params, weights_sha256=None)
