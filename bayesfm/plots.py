@@ -9,11 +9,11 @@ import numpy as np
 
 from bayesfm.tokens.labels import LABEL_INPUTS
 
-__all__ = ["plot_corner", "plot_trace", "plot_spectrum"]
+__all__ = ["plain_plotting", "plot_corner", "plot_trace", "plot_spectrum"]
 
 
 @contextmanager
-def _plotting():
+def plain_plotting():
     """Plain-text rendering (GaiaXPy switches matplotlib to LaTeX on import, which needs a
     TeX install) and no matplotlib deprecation notices from inside ArviZ 0.23."""
     with plt.rc_context({"text.usetex": False}), warnings.catch_warnings():
@@ -28,7 +28,7 @@ def plot_corner(idata, path, reference=None, keep: float = 0.998) -> None:
     draws = {name: idata.posterior[name].values.ravel() for name in LABEL_INPUTS}
     bounds = {name: np.quantile(v, [(1 - keep) / 2, (1 + keep) / 2]) for name, v in draws.items()}
     inside = np.all([(v >= bounds[n][0]) & (v <= bounds[n][1]) for n, v in draws.items()], axis=0)
-    with _plotting():
+    with plain_plotting():
         axes = az.plot_pair(
             {name: v[inside][None, :] for name, v in draws.items()},
             var_names=list(LABEL_INPUTS),
@@ -45,7 +45,7 @@ def plot_corner(idata, path, reference=None, keep: float = 0.998) -> None:
 
 
 def plot_trace(idata, path) -> None:
-    with _plotting():
+    with plain_plotting():
         axes = az.plot_trace(idata, var_names=list(LABEL_INPUTS), compact=True, figsize=(10, 9))
         fig = np.ravel(axes)[0].figure
         fig.tight_layout()
@@ -55,7 +55,7 @@ def plot_trace(idata, path) -> None:
 
 def plot_spectrum(idata, path) -> None:
     """Observed XP flux tokens and colours against the posterior predictive, with residuals."""
-    with _plotting():
+    with plain_plotting():
         fig = _spectrum_figure(idata)
         fig.savefig(path, dpi=90)
     plt.close(fig)

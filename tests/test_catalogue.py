@@ -236,6 +236,7 @@ def test_killed_run_resumes_with_every_star_once(tiny_model_path, in_process, tm
     table = pd.read_csv(out / "catalogue.csv")
     assert len(table) == 7 and table["source_id"].is_unique
     assert np.isfinite(table["teff_median"]).all()
+    assert (out / "catalogue.png").stat().st_size > 0  # the overview figure
 
 
 @pytest.mark.slow

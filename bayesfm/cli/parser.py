@@ -66,6 +66,7 @@ def _add_catalogue_parser(commands) -> None:
     )
     cat.add_argument("--scheduler", help="address of a running Dask scheduler")
     cat.add_argument("--quiet", action="store_true", help="no progress bar")
+    cat.add_argument("--no-plots", action="store_true", help="no overview figure (catalogue.png)")
     cat.set_defaults(run=cmd_catalogue)
 
 
