@@ -14,7 +14,7 @@ import pandas as pd
 
 from bayesfm.common.errors import DataError
 from bayesfm.common.metrics import robust_sigma
-from bayesfm.plots import plain_plotting
+from bayesfm.plot_style import plain_plotting
 
 __all__ = ["plot_catalogue"]
 

@@ -1,24 +1,13 @@
 """Figures of one star's posterior: corner, trace, and the posterior-predictive spectrum."""
 
-import warnings
-from contextlib import contextmanager
-
 import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
 
+from bayesfm.plot_style import plain_plotting
 from bayesfm.tokens.labels import LABEL_INPUTS
 
-__all__ = ["plain_plotting", "plot_corner", "plot_trace", "plot_spectrum"]
-
-
-@contextmanager
-def plain_plotting():
-    """Plain-text rendering (GaiaXPy switches matplotlib to LaTeX on import, which needs a
-    TeX install) and no matplotlib deprecation notices from inside ArviZ 0.23."""
-    with plt.rc_context({"text.usetex": False}), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+__all__ = ["plot_corner", "plot_trace", "plot_spectrum"]
 
 
 def plot_corner(idata, path, reference=None, keep: float = 0.998) -> None:
