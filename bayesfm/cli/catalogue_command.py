@@ -52,20 +52,19 @@ def cmd_catalogue(args) -> None:
         + ", ".join(f"{n} by {path or 'nothing'}" for path, n in sorted(summary["paths"].items()))
         + f"; {summary['passed']} pass their checks"
     )
-    figure = "" if args.no_plots else _overview_figure(Path(args.out))
-    print(f"results in {args.out}/: catalogue.csv, {figure}" + _layout(parts))
+    figures = [] if args.no_plots else [_overview_figure(Path(args.out))]
+    print(f"results in {args.out}/: " + ", ".join(["catalogue.csv", *figures, _layout(parts)]))
 
 
 def _overview_figure(out: Path) -> str:
-    """Write catalogue.png (its Kiel diagram, medians against any reference labels); its name
-    and a separator for the listing of results."""
+    """Write catalogue.png (its Kiel diagram, medians against any reference labels); its name."""
     import matplotlib
 
     matplotlib.use("Agg")  # the command writes its figure to a file; no window is needed
     from bayesfm.catalogue_figure import plot_catalogue
 
     plot_catalogue(out / "catalogue.csv", out / "catalogue.png")
-    return "catalogue.png, "
+    return "catalogue.png"
 
 
 def _run(args, parts, stars, config, setup, client) -> dict:
