@@ -20,6 +20,7 @@ __all__ = ["plot_catalogue"]
 
 COMPARED = ("teff", "logg", "fe_h")  # labels set against their references, where present
 UNITS = {"teff": "K", "logg": "dex", "fe_h": "dex"}
+KIEL_TEFF_TICKS = (3000, 4000, 5000, 6000, 8000, 10000, 15000, 20000, 30000, 50000)
 _ROWS_PER_READ = 200_000
 
 
@@ -34,14 +35,14 @@ def plot_catalogue(csv_path, png_path, most_shown: int = 50_000, seed: int = 0) 
     compared = [n for n in COMPARED if np.isfinite(shown.get(f"{n}_ref", [np.nan])).any()]
     with plain_plotting():
         fig, axes = plt.subplots(
-            1, 1 + len(compared), figsize=(5 * (1 + len(compared)), 4.6), squeeze=False
+            1, 1 + len(compared), figsize=(6 + 5 * len(compared), 5.0), squeeze=False
         )
         _kiel(axes[0, 0], shown)
         for ax, name in zip(axes[0, 1:], compared, strict=True):
             _against_reference(ax, shown, name)
         paths = ", ".join(f"{n:,} {p}" for p, n in sorted(counts["paths"].items()))
         fig.suptitle(
-            f"{counts['stars']:,} stars ({paths}); {counts['passed']:,} pass their checks, "
+            f"{counts['stars']:,} stars ({paths})\n{counts['passed']:,} pass their checks, "
             f"{counts['trusted']:,} trusted"
             + (f"; {len(shown):,} shown at random" if len(shown) < counts["stars"] else "")
         )
@@ -100,9 +101,19 @@ def _kiel(ax, shown) -> None:
     )
     for rows, colour, marker, label in others:
         ax.scatter(teff[rows], logg[rows], s=size, c=colour, marker=marker, label=label)
-    hottest = np.nanpercentile(shown["teff_median"], 99.5) if len(shown) else 0.0
-    ax.set_xlim(float(np.clip(hottest, 7500, 15000)), 3000)
-    ax.set_ylim(5.5, -0.5)
+    # a log teff axis holds the amortized labels of stars hotter than the training domain
+    # (up to tens of thousands of K) without squeezing the cool stars
+    ax.set_xscale("log")
+    ax.set_xlim(
+        max(8000.0, np.nanmax(teff, initial=0.0) * 1.05),
+        min(3000.0, np.nanmin(teff, initial=np.inf) * 0.95),
+    )
+    ticks = [t for t in KIEL_TEFF_TICKS if ax.get_xlim()[1] <= t <= ax.get_xlim()[0]]
+    ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
+    ax.minorticks_off()
+    ax.set_ylim(
+        max(5.5, np.nanmax(logg, initial=0.0) + 0.2), min(-0.5, np.nanmin(logg, initial=0.0) - 0.2)
+    )
     ax.set_xlabel("teff median [K]")
     ax.set_ylabel("logg median [dex]")
     ax.set_title("Kiel diagram of the posterior medians")
